@@ -1,0 +1,247 @@
+//! The command line: every command, flag, environment variable, help text
+//! and example, defined once with clap.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+use semver::Version;
+
+use crate::layout::DEFAULT_LATEST_CACHE_CONTROL;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success (also an idempotent no-op)
+  1  store or network failure
+  2  bad input or usage
+  3  conflict with what is already published
+  4  the store does not honour conditional writes";
+
+/// Publish browser-SDK builds to immutable, versioned CDN paths with SHA-384 SRI.
+///
+/// Each build goes to sdk/<version>/ (never overwritten), the newest stable
+/// release is copied to sdk/latest/, and api/sdk/sri lists the Subresource
+/// Integrity hash of every published file.
+#[derive(Debug, Parser)]
+#[command(name = "sdk-cdn", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Options every command takes.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Where the CDN lives: a directory (./cdn), file:///abs/path, or s3://bucket[/prefix].
+    ///
+    /// S3 uses the standard AWS configuration chain (AWS_PROFILE, AWS_REGION,
+    /// AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, …).
+    #[arg(long, global = true, env = "SDK_CDN_STORE", default_value = "./cdn", value_name = "URL")]
+    pub store: String,
+
+    /// S3 endpoint for S3-compatible stores (R2, MinIO, Garage, …); AWS_ENDPOINT_URL also works.
+    #[arg(long, global = true, env = "SDK_CDN_ENDPOINT_URL", value_name = "URL")]
+    pub endpoint_url: Option<String>,
+
+    /// Address buckets as https://endpoint/bucket (most self-hosted S3 stores need this).
+    #[arg(long, global = true, env = "SDK_CDN_PATH_STYLE")]
+    pub path_style: bool,
+
+    /// Print one machine-readable JSON object on stdout (errors too) instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// More logging on stderr (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Only errors on stderr; no progress bars.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Upload a build to sdk/<version>/, seal it, promote it if newest, update the SRI index.
+    #[command(after_help = "\
+Examples:
+  sdk-cdn publish dist --version 1.4.0
+  sdk-cdn publish dist --version 1.5.0-rc.1            # prereleases are never promoted automatically
+  sdk-cdn --store s3://my-cdn-bucket publish dist --version 1.4.0 --json
+  sdk-cdn publish dist --version 1.4.0 --dry-run       # print the plan, touch nothing
+
+Re-running a publish of the same bytes is safe: it completes an interrupted
+run or does nothing. The same version with different bytes is refused (exit 3).")]
+    Publish(PublishArgs),
+
+    /// Make latest/ serve a published version (also rollbacks and prereleases).
+    #[command(after_help = "\
+Examples:
+  sdk-cdn promote 1.4.0
+  sdk-cdn promote 1.3.2 --allow-downgrade      # roll back
+  sdk-cdn promote 1.5.0-rc.1 --allow-prerelease")]
+    Promote(PromoteArgs),
+
+    /// Print the SRI index customers fetch, one version's entries, or one integrity value.
+    #[command(after_help = "\
+Examples:
+  sdk-cdn sri                                   # the whole index, byte for byte
+  sdk-cdn sri 1.4.0                             # one version's entries
+  sdk-cdn sri 1.4.0 --file haloagents.umd.js    # one value: sha384-…")]
+    Sri(SriArgs),
+
+    /// Print the <script integrity crossorigin> tag that pins a version.
+    #[command(after_help = "\
+Examples:
+  sdk-cdn snippet 1.4.0 --base-url https://cdn.example.com
+  sdk-cdn snippet 1.4.0 --file haloagents.css   # a <link rel=stylesheet> tag")]
+    Snippet(SnippetArgs),
+
+    /// List published versions (sealed or partial) and which one latest/ serves.
+    #[command(after_help = "Example:\n  sdk-cdn --store s3://my-cdn-bucket list")]
+    List,
+
+    /// Check the store: reachable, permissions, and that conditional writes are enforced.
+    #[command(after_help = "\
+Examples:
+  sdk-cdn doctor
+  sdk-cdn --store s3://my-cdn-bucket --endpoint-url https://ACCOUNT.r2.cloudflarestorage.com doctor
+
+Exit 4 means the store accepts If-None-Match/If-Match but ignores them: it
+cannot protect published versions from concurrent overwrites.")]
+    Doctor,
+}
+
+/// `publish` arguments.
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The build output directory (every regular file in it is published).
+    pub dir: PathBuf,
+
+    /// The version: strict SemVer 2.0 without build metadata (1.4.0, 1.5.0-rc.1).
+    #[arg(long, value_parser = parse_version)]
+    pub version: Version,
+
+    /// Where to write local copies of <version>.json and sri.json for the CI job to keep.
+    #[arg(long, default_value = "manifests", value_name = "DIR")]
+    pub manifests_dir: PathBuf,
+
+    /// Print the plan (files, sizes, integrity, keys, headers) and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Do not promote to latest/, even if this is the newest stable release.
+    #[arg(long)]
+    pub no_promote: bool,
+
+    /// Transfer options.
+    #[command(flatten)]
+    pub transfer: TransferArgs,
+}
+
+/// Options of commands that write files.
+#[derive(Debug, Args)]
+pub struct TransferArgs {
+    /// Uploads or copies in flight at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+
+    /// Cache-Control of latest/ files (short: they change on every promotion; never `immutable`).
+    #[arg(long, default_value = DEFAULT_LATEST_CACHE_CONTROL, value_name = "VALUE", value_parser = parse_latest_cache_control)]
+    pub latest_cache_control: String,
+}
+
+/// `promote` arguments.
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The published version latest/ should serve.
+    #[arg(value_parser = parse_version)]
+    pub version: Version,
+
+    /// The channel to move (only `latest` exists).
+    #[arg(long, default_value = "latest", value_parser = ["latest"])]
+    pub channel: String,
+
+    /// Allow an older version than the one latest/ serves (a rollback).
+    #[arg(long)]
+    pub allow_downgrade: bool,
+
+    /// Allow a prerelease (1.5.0-rc.1).
+    #[arg(long)]
+    pub allow_prerelease: bool,
+
+    /// Transfer options.
+    #[command(flatten)]
+    pub transfer: TransferArgs,
+}
+
+/// `sri` arguments.
+#[derive(Debug, Args)]
+pub struct SriArgs {
+    /// A version, or `latest`; without it the whole index is printed.
+    #[arg(value_parser = parse_version_or_latest)]
+    pub version: Option<String>,
+
+    /// One file of that version (path relative to sdk/<version>/); prints just its integrity.
+    #[arg(long, value_name = "PATH", requires = "version")]
+    pub file: Option<String>,
+}
+
+/// `snippet` arguments.
+#[derive(Debug, Args)]
+pub struct SnippetArgs {
+    /// The version to pin (integrity on latest/ would break at the next release).
+    #[arg(value_parser = parse_version)]
+    pub version: Version,
+
+    /// The file (default: the one top-level .js file of the version).
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<String>,
+
+    /// The CDN origin customers load from.
+    #[arg(long, env = "SDK_CDN_BASE_URL", default_value = "http://127.0.0.1:8080", value_name = "URL")]
+    pub base_url: String,
+}
+
+fn parse_version(s: &str) -> Result<Version, String> {
+    crate::version::parse(s).map_err(|e| e.reason)
+}
+
+fn parse_version_or_latest(s: &str) -> Result<String, String> {
+    if s == crate::layout::LATEST {
+        return Ok(s.to_string());
+    }
+    parse_version(s).map(|v| v.to_string())
+}
+
+fn parse_latest_cache_control(s: &str) -> Result<String, String> {
+    if s.to_ascii_lowercase().contains("immutable") {
+        return Err("latest/ changes on every promotion; `immutable` would pin browsers to a stale build".into());
+    }
+    if s.trim().is_empty() || s.chars().any(char::is_control) {
+        return Err("give a Cache-Control value such as \"public, max-age=300\"".into());
+    }
+    Ok(s.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn latest_may_not_be_cached_as_immutable() {
+        assert!(parse_latest_cache_control("public, max-age=31536000, immutable").is_err());
+        assert!(parse_latest_cache_control("public, max-age=60").is_ok());
+    }
+}

@@ -1,0 +1,261 @@
+//! Running one parsed command: open the store, call the release layer,
+//! shape the result as text for people and JSON for CI.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::cli::{Cli, Command, GlobalArgs, PromoteArgs, PublishArgs, SnippetArgs, SriArgs};
+use crate::layout;
+use crate::progress::Progress;
+use crate::release::{self, Plan, PromoteOptions, PublishOptions, PublishOutcome, ReleaseError};
+use crate::store::{self, ProbeReport, S3Options, Store, StoreError, StoreUrl, Verdict};
+
+/// What a command prints on success.
+#[derive(Debug)]
+pub struct Output {
+    /// For people.
+    pub text: String,
+    /// For machines (`--json`).
+    pub json: Value,
+}
+
+/// Why a command failed; `main` maps each kind to an exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The `--store` URL is malformed.
+    #[error(transparent)]
+    StoreUrl(#[from] store::StoreUrlError),
+    /// A release operation failed.
+    #[error(transparent)]
+    Release(#[from] ReleaseError),
+    /// `doctor` found a problem.
+    #[error("{}", doctor_text(.0))]
+    Doctor(ProbeReport),
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        Error::Release(e.into())
+    }
+}
+
+impl Error {
+    /// The error as JSON for `--json`, with its exit code.
+    pub fn to_json(&self, code: u8) -> Value {
+        let mut value = json!({ "ok": false, "exit_code": code, "error": self.to_string() });
+        match self {
+            Error::Doctor(report) => value["report"] = to_value(report),
+            Error::Release(ReleaseError::Conflict { diff, .. }) => value["diff"] = to_value(diff),
+            _ => {}
+        }
+        value
+    }
+}
+
+fn to_value(v: &impl Serialize) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// Runs `cli`'s command.
+pub async fn run(cli: &Cli) -> Result<Output, Error> {
+    let global = &cli.global;
+    let progress = Progress::new(!global.json && !global.quiet);
+    match &cli.command {
+        Command::Publish(args) if args.dry_run => dry_run(global, args, progress).await,
+        Command::Publish(args) => publish(global, args, progress).await,
+        Command::Promote(args) => promote(global, args).await,
+        Command::Sri(args) => sri(global, args).await,
+        Command::Snippet(args) => snippet(global, args).await,
+        Command::List => list(global).await,
+        Command::Doctor => doctor(global).await,
+    }
+}
+
+/// Opens the store named by the global options.
+pub async fn open_store(global: &GlobalArgs) -> Result<std::sync::Arc<dyn Store>, Error> {
+    let url = StoreUrl::parse(&global.store)?;
+    let options = S3Options { endpoint_url: global.endpoint_url.clone(), path_style: global.path_style };
+    Ok(store::open(&url, &options).await?)
+}
+
+async fn plan(store: &dyn Store, args: &PublishArgs, progress: Progress) -> Result<Plan, Error> {
+    let (dir, version, max) = (args.dir.clone(), args.version.clone(), store.max_key_len());
+    let plan = tokio::task::spawn_blocking(move || Plan::build(&dir, &version, max, progress))
+        .await
+        .map_err(|e| ReleaseError::StoreUnusable(format!("hashing was interrupted: {e}")))??;
+    Ok(plan)
+}
+
+async fn dry_run(global: &GlobalArgs, args: &PublishArgs, progress: Progress) -> Result<Output, Error> {
+    // The store is parsed (a bad URL is still an error) but never contacted.
+    let store = open_store(global).await?;
+    let plan = plan(store.as_ref(), args, progress).await?;
+    let mut text = format!(
+        "dry run: would publish {} to {} ({} files, {} bytes); nothing was written\n",
+        plan.version,
+        store.describe(),
+        plan.files.len(),
+        plan.total_bytes()
+    );
+    let mut files = Vec::new();
+    for file in &plan.files {
+        let key = layout::version_file(&plan.version, &file.path).map(|k| k.to_string()).unwrap_or_default();
+        let headers = file.headers();
+        let _ = writeln!(
+            text,
+            "  {key}\n    {} bytes  {}\n    Content-Type: {}\n    Cache-Control: {}",
+            file.size, file.integrity, headers.content_type, headers.cache_control
+        );
+        files.push(json!({
+            "path": file.path, "key": key, "size": file.size, "integrity": file.integrity,
+            "content_type": headers.content_type, "cache_control": headers.cache_control,
+        }));
+    }
+    let json =
+        json!({ "ok": true, "dry_run": true, "version": plan.version, "store": store.describe(), "files": files });
+    Ok(Output { text, json })
+}
+
+async fn publish(global: &GlobalArgs, args: &PublishArgs, progress: Progress) -> Result<Output, Error> {
+    let store = open_store(global).await?;
+    let plan = plan(store.as_ref(), args, progress).await?;
+    let options = PublishOptions {
+        no_promote: args.no_promote,
+        concurrency: usize::from(args.transfer.concurrency),
+        latest_cache_control: args.transfer.latest_cache_control.clone(),
+        manifests_dir: Some(args.manifests_dir.clone()),
+    };
+    let report = release::publish(store.as_ref(), &plan, &options, progress).await?;
+    let mut text = match report.outcome {
+        PublishOutcome::Published => format!(
+            "published {} to {}: {} files, {} bytes ({} uploaded, {} already there)\n",
+            report.version,
+            store.describe(),
+            report.files,
+            report.bytes,
+            report.uploaded,
+            report.already_present
+        ),
+        PublishOutcome::AlreadyPublished => {
+            format!(
+                "{} is already published in {} with the same files; nothing to upload\n",
+                report.version,
+                store.describe()
+            )
+        }
+    };
+    match (&report.latest, report.promoted, &report.not_promoted_reason) {
+        (Some(latest), true, _) => {
+            let _ = writeln!(text, "latest/ now serves {latest}");
+        }
+        (latest, false, Some(reason)) => {
+            let serving = latest.as_ref().map_or("nothing".to_string(), ToString::to_string);
+            let _ = writeln!(text, "not promoted: {reason}; latest/ serves {serving}");
+        }
+        (Some(latest), false, None) => {
+            let _ = writeln!(text, "latest/ serves {latest}");
+        }
+        _ => {}
+    }
+    let _ = writeln!(text, "SRI index {}", if report.index_updated { "updated" } else { "already up to date" });
+    for path in &report.local_copies {
+        let _ = writeln!(text, "wrote {}", path.display());
+    }
+    let mut json = to_value(&report);
+    json["ok"] = Value::Bool(true);
+    Ok(Output { text, json })
+}
+
+async fn promote(global: &GlobalArgs, args: &PromoteArgs) -> Result<Output, Error> {
+    let store = open_store(global).await?;
+    let options = PromoteOptions {
+        allow_downgrade: args.allow_downgrade,
+        allow_prerelease: args.allow_prerelease,
+        latest_cache_control: args.transfer.latest_cache_control.clone(),
+        concurrency: usize::from(args.transfer.concurrency),
+    };
+    let report = release::promote(store.as_ref(), &args.version, &options).await?;
+    let text = match (&report.previous, report.changed) {
+        (_, false) => format!("latest/ already serves {}; checked it is complete\n", report.version),
+        (Some(previous), true) => format!("latest/ now serves {} (was {previous})\n", report.version),
+        (None, true) => format!("latest/ now serves {}\n", report.version),
+    };
+    let mut json = to_value(&report);
+    json["ok"] = Value::Bool(true);
+    Ok(Output { text, json })
+}
+
+async fn sri(global: &GlobalArgs, args: &SriArgs) -> Result<Output, Error> {
+    let store = open_store(global).await?;
+    match (&args.version, &args.file) {
+        (None, _) => {
+            let bytes = release::sri_index(store.as_ref()).await?;
+            let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            Ok(Output { text: String::from_utf8_lossy(&bytes).into_owned(), json })
+        }
+        (Some(version), None) => {
+            let entries = release::sri_version(store.as_ref(), version).await?;
+            let json = to_value(&entries);
+            Ok(Output { text: format!("{}\n", serde_json::to_string_pretty(&json).unwrap_or_default()), json })
+        }
+        (Some(version), Some(file)) => {
+            let integrity = release::sri_file(store.as_ref(), version, file).await?;
+            let json = json!({ "file": layout::index_entry(version, file), "integrity": integrity });
+            Ok(Output { text: format!("{integrity}\n"), json })
+        }
+    }
+}
+
+async fn snippet(global: &GlobalArgs, args: &SnippetArgs) -> Result<Output, Error> {
+    let store = open_store(global).await?;
+    let tag = release::snippet(store.as_ref(), &args.version, args.file.as_deref(), &args.base_url).await?;
+    Ok(Output { text: format!("{tag}\n"), json: json!({ "version": args.version, "html": tag }) })
+}
+
+async fn list(global: &GlobalArgs) -> Result<Output, Error> {
+    let store = open_store(global).await?;
+    let report = release::list(store.as_ref()).await?;
+    let mut text = String::new();
+    if report.versions.is_empty() {
+        let _ = writeln!(text, "nothing is published in {}", report.store);
+    }
+    for v in &report.versions {
+        let state = match v.state {
+            release::VersionState::Sealed => "published",
+            release::VersionState::Partial => "partial (never sealed: rerun its publish, or discard it)",
+        };
+        let latest = if v.latest { "  <- latest" } else { "" };
+        let _ = writeln!(text, "{:<24} {state}{latest}", v.version.to_string());
+    }
+    if report.latest.is_some() && !report.latest_synced {
+        let _ = writeln!(
+            text,
+            "warning: latest/ is not fully synced (a promotion is running or was interrupted); rerun `sdk-cdn promote`"
+        );
+    }
+    Ok(Output { text, json: to_value(&report) })
+}
+
+async fn doctor(global: &GlobalArgs) -> Result<Output, Error> {
+    let store = open_store(global).await?;
+    let report = store::probe_conditional_writes(store.as_ref()).await;
+    if report.verdict != Verdict::Healthy {
+        return Err(Error::Doctor(report));
+    }
+    Ok(Output { text: doctor_text(&report), json: to_value(&report) })
+}
+
+fn doctor_text(report: &ProbeReport) -> String {
+    let mut text = format!("store {}\n", report.store);
+    for check in &report.checks {
+        let _ = writeln!(text, "  [{}] {:<17} {}", if check.ok { " ok " } else { "FAIL" }, check.name, check.detail);
+    }
+    text.push_str(match report.verdict {
+        Verdict::Healthy => "the store is ready for publishing\n",
+        Verdict::Unusable => "the store cannot be used until the failed check is fixed\n",
+        Verdict::IgnoresConditionalWrites => "the store ignores conditional writes: refusing to trust it\n",
+    });
+    text
+}

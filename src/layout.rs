@@ -1,0 +1,84 @@
+//! Every key name and header value of the store layout, in one place.
+//!
+//! ```text
+//! sdk/<version>/<path>              the build's files; written once, never overwritten
+//! sdk/latest/<path>                 copies of the files of the version `latest` points to
+//! manifests/<version>.json          per-version manifest, create-only: the seal
+//! manifests/channels/latest.json    the channel pointer (compare-and-swap)
+//! api/sdk/sri                       the SRI index customers fetch (compare-and-swap)
+//! ```
+
+use semver::Version;
+
+use crate::store::{Key, KeyError};
+
+/// Prefix of every SDK file.
+pub const SDK_PREFIX: &str = "sdk/";
+/// The one channel, served at `sdk/latest/`.
+pub const LATEST: &str = "latest";
+/// Prefix of the per-version manifests.
+pub const MANIFESTS_PREFIX: &str = "manifests/";
+/// The SRI index customers fetch.
+pub const INDEX_KEY: &str = "api/sdk/sri";
+/// The `latest` channel pointer.
+pub const LATEST_POINTER_KEY: &str = "manifests/channels/latest.json";
+
+/// `Cache-Control` of versioned files: they never change.
+pub const IMMUTABLE_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
+/// Default `Cache-Control` of `latest/` files: they change on every promotion.
+pub const DEFAULT_LATEST_CACHE_CONTROL: &str = "public, max-age=300";
+/// `Cache-Control` of the SRI index.
+pub const INDEX_CACHE_CONTROL: &str = "public, max-age=60";
+/// `Cache-Control` of internal bookkeeping objects (manifests, pointer).
+pub const INTERNAL_CACHE_CONTROL: &str = "no-cache";
+/// `Content-Type` of JSON objects.
+pub const JSON_CONTENT_TYPE: &str = "application/json";
+
+/// `sdk/<version>/<path>`.
+pub fn version_file(version: &Version, path: &str) -> Result<Key, KeyError> {
+    Key::new(format!("{SDK_PREFIX}{version}/{path}"))
+}
+
+/// `sdk/<version>/`: the prefix of one version's files.
+pub fn version_prefix(version: &Version) -> String {
+    format!("{SDK_PREFIX}{version}/")
+}
+
+/// `sdk/latest/<path>`.
+pub fn latest_file(path: &str) -> Result<Key, KeyError> {
+    Key::new(format!("{SDK_PREFIX}{LATEST}/{path}"))
+}
+
+/// `sdk/latest/`.
+pub fn latest_prefix() -> String {
+    format!("{SDK_PREFIX}{LATEST}/")
+}
+
+/// `manifests/<version>.json`.
+pub fn manifest(version: &Version) -> Key {
+    Key::trusted(format!("{MANIFESTS_PREFIX}{version}.json"))
+}
+
+/// The version a `manifests/<version>.json` key names, if it is one.
+pub fn version_of_manifest(key: &Key) -> Option<Version> {
+    let name = key.as_str().strip_prefix(MANIFESTS_PREFIX)?.strip_suffix(".json")?;
+    if name.contains('/') {
+        return None;
+    }
+    crate::version::parse(name).ok()
+}
+
+/// The SRI index key.
+pub fn index() -> Key {
+    Key::trusted(INDEX_KEY.to_string())
+}
+
+/// The `latest` pointer key.
+pub fn latest_pointer() -> Key {
+    Key::trusted(LATEST_POINTER_KEY.to_string())
+}
+
+/// The name of a file in the SRI index: `<version>/<path>` or `latest/<path>`.
+pub fn index_entry(dir: &str, path: &str) -> String {
+    format!("{dir}/{path}")
+}

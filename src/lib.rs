@@ -1,0 +1,15 @@
+//! `sdk-cdn`: publish browser-SDK builds to immutable, versioned CDN paths,
+//! promote them to `latest/`, and serve their SHA-384 Subresource Integrity
+//! manifest. The binary (`src/main.rs`) is a thin shell over this library.
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod cli;
+pub mod commands;
+pub mod content_type;
+pub mod integrity;
+pub mod layout;
+pub mod manifest;
+pub mod progress;
+pub mod release;
+pub mod store;
+pub mod version;

@@ -1,0 +1,82 @@
+//! The `sdk-cdn` binary: parse arguments, set up logging, run the command,
+//! and turn the outcome into output and an exit code. Nothing else.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use sdk_cdn::cli::Cli;
+use sdk_cdn::commands::{self, Error};
+use sdk_cdn::release::ReleaseError;
+use sdk_cdn::store::{StoreError, Verdict};
+
+/// Exit codes (documented in `--help` and the README).
+const OK: u8 = 0;
+const STORE_FAILURE: u8 = 1;
+const BAD_INPUT: u8 = 2;
+const CONFLICT: u8 = 3;
+const UNSAFE_STORE: u8 = 4;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(STORE_FAILURE);
+        }
+    };
+    match runtime.block_on(commands::run(&cli)) {
+        Ok(output) => {
+            if cli.global.json {
+                println!("{}", output.json);
+            } else {
+                print!("{}", output.text);
+            }
+            ExitCode::from(OK)
+        }
+        Err(error) => {
+            let code = exit_code(&error);
+            if cli.global.json {
+                println!("{}", error.to_json(code));
+            }
+            eprintln!("error: {error}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// The one place error kinds become exit codes.
+fn exit_code(error: &Error) -> u8 {
+    match error {
+        Error::StoreUrl(_) => BAD_INPUT,
+        Error::Doctor(report) if report.verdict == Verdict::IgnoresConditionalWrites => UNSAFE_STORE,
+        Error::Doctor(_) => STORE_FAILURE,
+        Error::Release(e) => match e {
+            ReleaseError::Version(_) | ReleaseError::Input { .. } | ReleaseError::Usage(_) => BAD_INPUT,
+            ReleaseError::Conflict { .. } => CONFLICT,
+            ReleaseError::UnsafeStore(_) => UNSAFE_STORE,
+            ReleaseError::Store(StoreError::AlreadyExists { .. } | StoreError::Precondition { .. }) => CONFLICT,
+            ReleaseError::StoreUnusable(_)
+            | ReleaseError::Store(_)
+            | ReleaseError::Corrupt(_)
+            | ReleaseError::Local { .. } => STORE_FAILURE,
+        },
+    }
+}
+
+fn init_tracing(cli: &Cli) {
+    let level = match (cli.global.quiet, cli.global.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, _) => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("sdk_cdn={level}")));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::env::var_os("NO_COLOR").is_none())
+        .init();
+}

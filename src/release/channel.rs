@@ -1,0 +1,190 @@
+//! The `latest` channel: moving the pointer (compare-and-swap) and bringing
+//! `sdk/latest/` to exactly the files of the version it names.
+//!
+//! The pointer carries a `synced` flag. A promotion first swaps the pointer
+//! to `{version, synced: false}`, then runs [`converge`]: each pass announces
+//! itself by swapping the pointer again (so any other pass in flight fails its
+//! final swap and starts over), copies the pointed-to version's files into
+//! `latest/`, deletes stale ones, and swaps `synced: true` in only if nobody
+//! touched the pointer meanwhile. Concurrent promoters therefore end with
+//! `latest/` and the pointer agreeing on one version, and an interrupted
+//! promotion leaves `synced: false`, which the next publish or promote repairs.
+
+use futures::{StreamExt, TryStreamExt};
+use semver::Version;
+
+use super::{ReleaseError, read_manifest, read_pointer};
+use crate::layout;
+use crate::manifest::{self, ChannelPointer, VersionManifest};
+use crate::store::{Body, Headers, PutMode, Store, StoreError};
+
+/// Passes before giving up when promotions keep racing.
+const MAX_ROUNDS: usize = 50;
+
+/// When a version may take over `latest`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromoteRule {
+    /// `publish`: only a stable release newer than the current one.
+    IfNewer,
+    /// `promote`: any sealed version; older ones and prereleases need a flag.
+    Explicit {
+        /// Allow rolling back to an older version.
+        allow_downgrade: bool,
+        /// Allow a prerelease.
+        allow_prerelease: bool,
+    },
+}
+
+/// What [`claim`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Claim {
+    /// The pointer now names the version; it named `previous` before.
+    Moved {
+        /// The version `latest` served before.
+        previous: Option<Version>,
+    },
+    /// The pointer already named the version.
+    AlreadyCurrent,
+    /// The rule said no (the reason is for the user).
+    Skipped(String),
+}
+
+/// Swaps the pointer to `version` if `rule` allows it.
+pub(crate) async fn claim(store: &dyn Store, version: &Version, rule: PromoteRule) -> Result<Claim, ReleaseError> {
+    for _ in 0..MAX_ROUNDS {
+        let current = read_pointer(store).await?;
+        let previous = current.as_ref().map(|(p, _)| p.version.clone());
+        if previous.as_ref() == Some(version) {
+            return Ok(Claim::AlreadyCurrent);
+        }
+        if let Some(reason) = refusal(rule, version, previous.as_ref())? {
+            return Ok(Claim::Skipped(reason));
+        }
+        let mode = match &current {
+            Some((_, etag)) => PutMode::Update { etag: etag.clone() },
+            None => PutMode::Create,
+        };
+        match write_pointer(store, version, false, mode).await {
+            Ok(_) => return Ok(Claim::Moved { previous }),
+            Err(e) if lost_race(&e) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(too_many_rounds())
+}
+
+/// `Ok(Some(reason))` to skip quietly, `Err` to refuse, `Ok(None)` to go ahead.
+fn refusal(rule: PromoteRule, version: &Version, current: Option<&Version>) -> Result<Option<String>, ReleaseError> {
+    let prerelease = crate::version::is_prerelease(version);
+    let older = current.is_some_and(|c| version < c);
+    let current_text = current.map(ToString::to_string).unwrap_or_default();
+    match rule {
+        PromoteRule::IfNewer if prerelease => Ok(Some(format!(
+            "{version} is a prerelease; prereleases are not promoted automatically (run `sdk-cdn promote {version} \
+             --allow-prerelease` to serve it from latest/)"
+        ))),
+        PromoteRule::IfNewer if older => Ok(Some(format!(
+            "latest/ serves {current_text}, which is newer (run `sdk-cdn promote {version} --allow-downgrade` to roll back)"
+        ))),
+        PromoteRule::Explicit { allow_prerelease: false, .. } if prerelease => Err(ReleaseError::Usage(format!(
+            "{version} is a prerelease; pass --allow-prerelease to serve it from latest/"
+        ))),
+        PromoteRule::Explicit { allow_downgrade: false, .. } if older => Err(ReleaseError::Usage(format!(
+            "{version} is older than {current_text}, which latest/ serves; pass --allow-downgrade to roll back"
+        ))),
+        _ => Ok(None),
+    }
+}
+
+fn lost_race(e: &StoreError) -> bool {
+    matches!(e, StoreError::Precondition { .. } | StoreError::AlreadyExists { .. } | StoreError::NotFound { .. })
+}
+
+fn too_many_rounds() -> ReleaseError {
+    ReleaseError::StoreUnusable(format!(
+        "the latest pointer kept changing for {MAX_ROUNDS} rounds (other promotions racing); rerun the command"
+    ))
+}
+
+async fn write_pointer(
+    store: &dyn Store,
+    version: &Version,
+    synced: bool,
+    mode: PutMode,
+) -> Result<String, StoreError> {
+    let body = manifest::to_bytes(&ChannelPointer { version: version.clone(), synced });
+    let headers = Headers {
+        content_type: layout::JSON_CONTENT_TYPE.into(),
+        cache_control: layout::INTERNAL_CACHE_CONTROL.into(),
+        sri: None,
+    };
+    Ok(store.put(&layout::latest_pointer(), Body::Bytes(body.into()), &headers, mode).await?.etag)
+}
+
+/// Brings `sdk/latest/` to the version the pointer names; returns that version.
+pub async fn converge(
+    store: &dyn Store,
+    latest_cache_control: &str,
+    concurrency: usize,
+) -> Result<Option<Version>, ReleaseError> {
+    let mut touched_files = false;
+    for _ in 0..MAX_ROUNDS {
+        let Some((pointer, etag)) = read_pointer(store).await? else { return Ok(None) };
+        // After this pass wrote files, a `synced` set by another pass proves
+        // nothing about our late writes: sync again.
+        if pointer.synced && !touched_files {
+            return Ok(Some(pointer.version));
+        }
+        let announced = match write_pointer(store, &pointer.version, false, PutMode::Update { etag }).await {
+            Ok(etag) => etag,
+            Err(e) if lost_race(&e) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let manifest = read_manifest(store, &pointer.version).await?.ok_or_else(|| {
+            ReleaseError::StoreUnusable(format!(
+                "the latest pointer names {}, which is not sealed (manifests/{}.json is missing); promote a \
+                 published version with `sdk-cdn promote VERSION`",
+                pointer.version, pointer.version
+            ))
+        })?;
+        touched_files = true;
+        sync_files(store, &manifest, latest_cache_control, concurrency).await?;
+        match write_pointer(store, &pointer.version, true, PutMode::Update { etag: announced }).await {
+            Ok(_) => return Ok(Some(pointer.version)),
+            Err(e) if lost_race(&e) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(too_many_rounds())
+}
+
+/// Copies every file of `manifest` into `latest/` and deletes the others.
+async fn sync_files(
+    store: &dyn Store,
+    manifest: &VersionManifest,
+    cache_control: &str,
+    concurrency: usize,
+) -> Result<(), ReleaseError> {
+    futures::stream::iter(&manifest.files)
+        .map(|(path, entry)| async move {
+            let from = layout::version_file(&manifest.version, path).map_err(|e| ReleaseError::Usage(e.to_string()))?;
+            let to = layout::latest_file(path).map_err(|e| ReleaseError::Usage(e.to_string()))?;
+            let headers = Headers {
+                content_type: entry.content_type.clone(),
+                cache_control: cache_control.to_string(),
+                sri: Some(entry.integrity.to_string()),
+            };
+            store.copy(&from, &to, &headers).await.map_err(ReleaseError::from)
+        })
+        .buffer_unordered(concurrency.max(1))
+        .try_collect::<()>()
+        .await?;
+    let prefix = layout::latest_prefix();
+    for stale in store.list(&prefix).await? {
+        let path = stale.key.as_str().strip_prefix(&prefix).unwrap_or_default();
+        if !manifest.files.contains_key(path) {
+            store.delete(&stale.key).await?;
+        }
+    }
+    Ok(())
+}

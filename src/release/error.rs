@@ -1,0 +1,62 @@
+//! Errors of the release layer; each names what is wrong and what to do.
+
+use crate::manifest::{FileDiff, FormatError};
+use crate::store::StoreError;
+use crate::version::VersionError;
+
+/// Everything that can stop a release command.
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseError {
+    /// The version argument is not a publishable version.
+    #[error(transparent)]
+    Version(#[from] VersionError),
+    /// A path given (or found in the build) cannot be published.
+    #[error("{path}: {reason}")]
+    Input {
+        /// The offending path.
+        path: String,
+        /// What is wrong with it and what to do.
+        reason: String,
+    },
+    /// The command cannot run as asked (a missing flag, an unknown version).
+    #[error("{0}")]
+    Usage(String),
+    /// The version is already published (sealed or partially uploaded) with other bytes.
+    #[error(
+        "version {version} is already {state} with different content ({diff}); published versions are \
+         immutable: publish this build under a new version{hint}"
+    )]
+    Conflict {
+        /// The version.
+        version: String,
+        /// `published` or `partially uploaded`.
+        state: &'static str,
+        /// Which files differ.
+        diff: FileDiff,
+        /// What else the user can do.
+        hint: &'static str,
+    },
+    /// The store ignores conditional writes and cannot be trusted.
+    #[error("{0}")]
+    UnsafeStore(String),
+    /// The store cannot be used (unreachable, permissions).
+    #[error("{0}")]
+    StoreUnusable(String),
+    /// A store operation failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An object in the store is corrupt.
+    #[error("{0}; run `sdk-cdn verify` to inspect the store")]
+    Corrupt(#[from] FormatError),
+    /// A local file could not be read or written.
+    #[error("{what} {path}: {source}")]
+    Local {
+        /// The operation.
+        what: &'static str,
+        /// The file.
+        path: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,27 @@
+//! The release pipeline: plan a build, publish it, promote it, keep the SRI
+//! index right, and answer questions about what is published.
+//!
+//! Every operation here is written against [`crate::store::Store`] and holds
+//! the invariants of DESIGN.md whatever runs concurrently: files are written
+//! create-only, the seal (`manifests/<v>.json`) is written last and
+//! create-only, and the pointer and index change only by compare-and-swap.
+
+mod channel;
+mod error;
+mod index;
+pub mod plan;
+mod promote;
+mod publish;
+mod query;
+mod read;
+
+pub use channel::{PromoteRule, converge};
+pub use error::ReleaseError;
+pub use index::update_index;
+pub use plan::{Plan, PlannedFile};
+pub use promote::{PromoteOptions, PromoteReport, promote};
+pub use publish::{PublishOptions, PublishOutcome, PublishReport, publish};
+pub use query::{
+    ListReport, VersionEntries, VersionState, VersionSummary, list, snippet, sri_file, sri_index, sri_version,
+};
+pub use read::{read_index, read_manifest, read_pointer};

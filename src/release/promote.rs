@@ -1,0 +1,62 @@
+//! `promote`: point `latest` at a sealed version explicitly (including
+//! rollbacks and prereleases, behind flags), sync `latest/`, update the index.
+
+use semver::Version;
+use serde::Serialize;
+
+use super::channel::{Claim, PromoteRule, claim, converge};
+use super::{ReleaseError, read_manifest, update_index};
+use crate::store::Store;
+
+/// How to promote.
+#[derive(Debug, Clone)]
+pub struct PromoteOptions {
+    /// Allow an older version (a rollback).
+    pub allow_downgrade: bool,
+    /// Allow a prerelease.
+    pub allow_prerelease: bool,
+    /// `Cache-Control` of `latest/` files.
+    pub latest_cache_control: String,
+    /// Copies made at once.
+    pub concurrency: usize,
+}
+
+/// What a promotion did.
+#[derive(Debug, Clone, Serialize)]
+pub struct PromoteReport {
+    /// The version promoted.
+    pub version: Version,
+    /// The version `latest/` served before (`None`: nothing, or unchanged).
+    pub previous: Option<Version>,
+    /// Whether the pointer moved (false: it already named the version).
+    pub changed: bool,
+    /// The version `latest/` serves now (differs only if another promotion won a race).
+    pub latest: Option<Version>,
+    /// Whether the SRI index was rewritten.
+    pub index_updated: bool,
+}
+
+/// Promotes `version` to `latest`.
+pub async fn promote(
+    store: &dyn Store,
+    version: &Version,
+    options: &PromoteOptions,
+) -> Result<PromoteReport, ReleaseError> {
+    if read_manifest(store, version).await?.is_none() {
+        return Err(ReleaseError::Usage(format!(
+            "{version} is not published in {} (no manifests/{version}.json); publish it first, or run `sdk-cdn list`",
+            store.describe()
+        )));
+    }
+    let rule =
+        PromoteRule::Explicit { allow_downgrade: options.allow_downgrade, allow_prerelease: options.allow_prerelease };
+    let (previous, changed) = match claim(store, version, rule).await? {
+        Claim::Moved { previous } => (previous, true),
+        Claim::AlreadyCurrent => (None, false),
+        // Explicit promotion refuses (Err) rather than skipping.
+        Claim::Skipped(reason) => return Err(ReleaseError::Usage(reason)),
+    };
+    let latest = converge(store, &options.latest_cache_control, options.concurrency).await?;
+    let index = update_index(store, None).await?;
+    Ok(PromoteReport { version: version.clone(), previous, changed, latest, index_updated: index.changed })
+}

@@ -1,0 +1,268 @@
+//! `publish`: upload a planned build create-only, seal it, promote it if it
+//! is the newest stable release, and update the index.
+//!
+//! Order (DESIGN.md, "Publish, in order"): the plan is complete before the
+//! store is touched; an existing seal with the same files turns the run into
+//! a repair (no file requests at all); files go up create-only and a 412 is
+//! settled by re-hashing the stored bytes; the seal is written last.
+
+use std::path::PathBuf;
+
+use futures::{StreamExt, TryStreamExt};
+use semver::Version;
+use serde::Serialize;
+
+use super::channel::{Claim, PromoteRule, claim, converge};
+use super::{Plan, PlannedFile, ReleaseError, read_manifest, update_index};
+use crate::integrity::Integrity;
+use crate::layout;
+use crate::manifest::{self, FileDiff, VersionManifest};
+use crate::progress::Progress;
+use crate::store::{Body, Headers, Key, PutMode, Store, StoreError, Verdict, probe_conditional_writes};
+
+/// How to publish.
+#[derive(Debug, Clone)]
+pub struct PublishOptions {
+    /// Skip promotion to `latest/` even for a newer stable release.
+    pub no_promote: bool,
+    /// Files uploaded at once.
+    pub concurrency: usize,
+    /// `Cache-Control` of `latest/` files.
+    pub latest_cache_control: String,
+    /// Where to write local copies of the manifest and index (`None`: don't).
+    pub manifests_dir: Option<PathBuf>,
+}
+
+/// What a publish did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PublishOutcome {
+    /// Uploaded and sealed now.
+    Published,
+    /// Already sealed with the same files; repaired what was left undone, if anything.
+    AlreadyPublished,
+}
+
+/// The result of a publish, printed as text or `--json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PublishReport {
+    /// The version.
+    pub version: Version,
+    /// What happened.
+    pub outcome: PublishOutcome,
+    /// Files uploaded by this run.
+    pub uploaded: usize,
+    /// Files that were already in the store with the same bytes (a resumed upload).
+    pub already_present: usize,
+    /// Total files in the version.
+    pub files: usize,
+    /// Total bytes in the version.
+    pub bytes: u64,
+    /// Whether this run moved `latest` to the version.
+    pub promoted: bool,
+    /// Why it was not promoted, if it was not.
+    pub not_promoted_reason: Option<String>,
+    /// The version `latest/` serves now.
+    pub latest: Option<Version>,
+    /// Whether this run changed the SRI index.
+    pub index_updated: bool,
+    /// Local copies written.
+    pub local_copies: Vec<PathBuf>,
+}
+
+/// Publishes `plan` to `store`.
+pub async fn publish(
+    store: &dyn Store,
+    plan: &Plan,
+    options: &PublishOptions,
+    progress: Progress,
+) -> Result<PublishReport, ReleaseError> {
+    let manifest = plan.manifest();
+    let (outcome, uploaded, already_present) = match read_manifest(store, &plan.version).await? {
+        Some(sealed) => {
+            refuse_if_different(&manifest, &sealed, "published")?;
+            (PublishOutcome::AlreadyPublished, 0, 0)
+        }
+        None => {
+            let (uploaded, present) = upload_and_seal(store, plan, &manifest, options.concurrency, progress).await?;
+            (PublishOutcome::Published, uploaded, present)
+        }
+    };
+
+    let (promoted, not_promoted_reason) = if options.no_promote {
+        (false, Some("--no-promote was given".to_string()))
+    } else {
+        match claim(store, &plan.version, PromoteRule::IfNewer).await? {
+            Claim::Moved { .. } => (true, None),
+            Claim::AlreadyCurrent => (false, None),
+            Claim::Skipped(reason) => (false, Some(reason)),
+        }
+    };
+    // Also finishes a promotion that an earlier run left half-done.
+    let latest = converge(store, &options.latest_cache_control, options.concurrency).await?;
+    let index = update_index(store, Some(&manifest)).await?;
+
+    let mut local_copies = Vec::new();
+    if let Some(dir) = &options.manifests_dir {
+        local_copies.push(write_local(dir, &format!("{}.json", plan.version), &manifest::to_bytes(&manifest))?);
+        local_copies.push(write_local(dir, "sri.json", &index.bytes)?);
+    }
+    Ok(PublishReport {
+        version: plan.version.clone(),
+        outcome,
+        uploaded,
+        already_present,
+        files: plan.files.len(),
+        bytes: plan.total_bytes(),
+        promoted,
+        not_promoted_reason,
+        latest,
+        index_updated: index.changed,
+        local_copies,
+    })
+}
+
+fn refuse_if_different(
+    build: &VersionManifest,
+    published: &VersionManifest,
+    state: &'static str,
+) -> Result<(), ReleaseError> {
+    let diff = build.diff_against(published);
+    if diff.is_empty() {
+        return Ok(());
+    }
+    Err(conflict(&build.version, state, diff))
+}
+
+fn conflict(version: &Version, state: &'static str, diff: FileDiff) -> ReleaseError {
+    let hint = if state == "published" {
+        ""
+    } else {
+        ", or remove the partial upload with `sdk-cdn discard VERSION` if its build cannot be reproduced"
+    };
+    ReleaseError::Conflict { version: version.to_string(), state, diff, hint }
+}
+
+/// Uploads what is missing, settles what is already there, then seals.
+/// Returns (uploaded, already present).
+async fn upload_and_seal(
+    store: &dyn Store,
+    plan: &Plan,
+    manifest: &VersionManifest,
+    concurrency: usize,
+    progress: Progress,
+) -> Result<(usize, usize), ReleaseError> {
+    let version = &plan.version;
+    // A partial upload from an interrupted run (or a racing publisher):
+    // everything already there must be ours, byte for byte.
+    let prefix = layout::version_prefix(version);
+    let existing = store.list(&prefix).await?;
+    let mut diff = FileDiff::default();
+    let mut present = std::collections::BTreeSet::new();
+    let by_path: std::collections::HashMap<&str, &PlannedFile> =
+        plan.files.iter().map(|f| (f.path.as_str(), f)).collect();
+    for object in &existing {
+        let path = object.key.as_str().strip_prefix(&prefix).unwrap_or_default();
+        match by_path.get(path) {
+            None => diff.missing.push(path.to_string()),
+            Some(file) if stored_integrity(store, &object.key).await? == Some(file.integrity) => {
+                present.insert(path.to_string());
+            }
+            Some(_) => diff.differing.push(path.to_string()),
+        }
+    }
+    if !diff.is_empty() {
+        return Err(conflict(version, "partially uploaded", diff));
+    }
+
+    let report = probe_conditional_writes(store).await;
+    if let Some(failed) = report.failure() {
+        let message =
+            format!("refusing to publish to {}: {} check failed: {}", report.store, failed.name, failed.detail);
+        return Err(match report.verdict {
+            Verdict::IgnoresConditionalWrites => ReleaseError::UnsafeStore(message),
+            _ => ReleaseError::StoreUnusable(message),
+        });
+    }
+
+    let todo: Vec<&PlannedFile> = plan.files.iter().filter(|f| !present.contains(&f.path)).collect();
+    let bar = progress.bytes("upload", todo.iter().map(|f| f.size).sum());
+    let uploaded = futures::stream::iter(todo)
+        .map(|file| {
+            let bar = bar.clone();
+            async move {
+                let uploaded = upload_one(store, version, file).await?;
+                bar.inc(file.size);
+                Ok::<_, ReleaseError>(usize::from(uploaded))
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .try_fold(0, |sum, n| async move { Ok(sum + n) })
+        .await;
+    bar.finish_and_clear();
+    let uploaded = uploaded?;
+
+    seal(store, manifest).await?;
+    Ok((uploaded, plan.files.len() - uploaded))
+}
+
+/// Uploads one file create-only; `false` if identical bytes were already there.
+async fn upload_one(store: &dyn Store, version: &Version, file: &PlannedFile) -> Result<bool, ReleaseError> {
+    let key = layout::version_file(version, &file.path).map_err(|e| ReleaseError::Usage(e.to_string()))?;
+    file.check_unchanged()?;
+    match store.put(&key, Body::File(file.source.clone()), &file.headers(), PutMode::Create).await {
+        Ok(_) => Ok(true),
+        Err(StoreError::AlreadyExists { .. }) => {
+            // Someone (an earlier run, a concurrent publisher) was first:
+            // fine if the bytes are ours, a conflict otherwise.
+            if stored_integrity(store, &key).await? == Some(file.integrity) {
+                Ok(false)
+            } else {
+                let diff = FileDiff { differing: vec![file.path.clone()], ..FileDiff::default() };
+                Err(conflict(version, "partially uploaded", diff))
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Re-hashes the stored bytes (metadata can lie).
+async fn stored_integrity(store: &dyn Store, key: &Key) -> Result<Option<Integrity>, ReleaseError> {
+    let Some((reader, _)) = store.reader(key).await? else { return Ok(None) };
+    let (integrity, _) = Integrity::of_async_reader(reader).await.map_err(|e| StoreError::Backend {
+        op: "read",
+        key: key.to_string(),
+        detail: e.to_string(),
+    })?;
+    Ok(Some(integrity))
+}
+
+/// Writes the seal create-only; a concurrent identical seal is fine.
+async fn seal(store: &dyn Store, manifest: &VersionManifest) -> Result<(), ReleaseError> {
+    let key = layout::manifest(&manifest.version);
+    let headers = Headers {
+        content_type: layout::JSON_CONTENT_TYPE.into(),
+        cache_control: layout::INTERNAL_CACHE_CONTROL.into(),
+        sri: None,
+    };
+    let body = Body::Bytes(manifest::to_bytes(manifest).into());
+    match store.put(&key, body, &headers, PutMode::Create).await {
+        Ok(_) => Ok(()),
+        Err(StoreError::AlreadyExists { .. }) => match read_manifest(store, &manifest.version).await? {
+            Some(sealed) => refuse_if_different(manifest, &sealed, "published"),
+            None => Err(ReleaseError::StoreUnusable(format!("{key} exists but cannot be read; rerun the publish"))),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn write_local(dir: &std::path::Path, name: &str, bytes: &[u8]) -> Result<PathBuf, ReleaseError> {
+    let local =
+        |what, path: &std::path::Path, source| ReleaseError::Local { what, path: path.display().to_string(), source };
+    std::fs::create_dir_all(dir).map_err(|e| local("create directory", dir, e))?;
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, bytes).map_err(|e| local("write", &tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| local("rename", &path, e))?;
+    Ok(path)
+}

@@ -1,0 +1,185 @@
+//! The storage abstraction: one async trait, two backends (a local directory
+//! and S3), identical behaviour.
+//!
+//! Correctness under concurrency comes from two primitives every backend must
+//! provide atomically, expressed as data in [`PutMode`]:
+//! - [`PutMode::Create`]: write only if the key does not exist (S3
+//!   `If-None-Match: *`; locally a hard link that the kernel refuses when the
+//!   name is taken);
+//! - [`PutMode::Update`]: write only if the object still has the given etag
+//!   (S3 `If-Match`; locally a per-key lock and a content etag).
+//!
+//! Callers never know which backend they hold; they `match` on [`StoreError`]
+//! variants, never on message text.
+
+mod key;
+mod local;
+mod probe;
+mod s3;
+mod url;
+
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::io::AsyncRead;
+
+pub use key::{Key, KeyError};
+pub use local::LocalStore;
+pub use probe::{Check, ProbeReport, Verdict, probe_conditional_writes};
+pub use s3::{S3Options, S3Store};
+pub use url::{StoreUrl, StoreUrlError};
+
+/// How a write treats an object that may already exist under the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutMode {
+    /// Fail with [`StoreError::AlreadyExists`] if the key exists.
+    Create,
+    /// Fail with [`StoreError::Precondition`] unless the current etag matches,
+    /// or [`StoreError::NotFound`] if the object is gone.
+    Update {
+        /// The etag read before the write, exactly as the store returned it.
+        etag: String,
+    },
+    /// Replace whatever is there.
+    Overwrite,
+}
+
+/// Headers stored with an object and served with it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Headers {
+    /// `Content-Type`.
+    pub content_type: String,
+    /// `Cache-Control`.
+    pub cache_control: String,
+    /// The SRI integrity of the bytes (`sha384-…`), kept as user metadata.
+    pub sri: Option<String>,
+}
+
+/// What a store knows about an object without reading its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// The object's key.
+    pub key: Key,
+    /// Size in bytes.
+    pub size: u64,
+    /// Opaque version tag; pass it back in [`PutMode::Update`].
+    pub etag: String,
+    /// Stored headers; `None` where the backend does not return them (listings).
+    pub headers: Option<Headers>,
+}
+
+/// The bytes to write: small payloads in memory, large ones streamed from a file.
+#[derive(Debug, Clone)]
+pub enum Body {
+    /// An in-memory payload (manifests, the index).
+    Bytes(Bytes),
+    /// A file streamed from disk; memory does not grow with its size.
+    File(PathBuf),
+}
+
+/// A streaming reader over an object's bytes.
+pub type ObjectReader = Pin<Box<dyn AsyncRead + Send>>;
+
+/// Errors from any backend, each naming the condition and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A create-only write found the key taken.
+    #[error("{key} already exists")]
+    AlreadyExists {
+        /// The key.
+        key: String,
+    },
+    /// A compare-and-swap write found the object changed.
+    #[error("{key} changed since it was read (etag mismatch)")]
+    Precondition {
+        /// The key.
+        key: String,
+    },
+    /// The object does not exist.
+    #[error("{key} does not exist")]
+    NotFound {
+        /// The key.
+        key: String,
+    },
+    /// The credentials may not do this.
+    #[error("access denied for {op} on {key}: {detail}")]
+    Denied {
+        /// The operation attempted.
+        op: &'static str,
+        /// The key.
+        key: String,
+        /// What the store said.
+        detail: String,
+    },
+    /// The store could not be reached or failed.
+    #[error("{op} {key} failed: {detail}")]
+    Backend {
+        /// The operation attempted.
+        op: &'static str,
+        /// The key.
+        key: String,
+        /// What went wrong, for a human.
+        detail: String,
+    },
+    /// A local filesystem error.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// The operation attempted.
+        op: &'static str,
+        /// The file involved.
+        path: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl StoreError {
+    pub(crate) fn io(op: &'static str, path: &std::path::Path, source: std::io::Error) -> Self {
+        StoreError::Io { op, path: path.display().to_string(), source }
+    }
+}
+
+/// The storage trait every backend implements with the same behaviour.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// A human-readable location for messages (`./cdn`, `s3://bucket/prefix`).
+    fn describe(&self) -> String;
+
+    /// The longest key this store accepts, in bytes (S3: 1,024 including the prefix).
+    fn max_key_len(&self) -> usize {
+        key::MAX_KEY_BYTES
+    }
+
+    /// Metadata of one object, or `None` if it does not exist.
+    async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>, StoreError>;
+
+    /// The whole object in memory (for small objects: manifests, the index).
+    async fn get(&self, key: &Key) -> Result<Option<(Bytes, ObjectMeta)>, StoreError>;
+
+    /// A streaming reader over the object (for large objects).
+    async fn reader(&self, key: &Key) -> Result<Option<(ObjectReader, ObjectMeta)>, StoreError>;
+
+    /// Writes `body` under `key` with `headers`, honouring `mode` atomically.
+    async fn put(&self, key: &Key, body: Body, headers: &Headers, mode: PutMode) -> Result<ObjectMeta, StoreError>;
+
+    /// Server-side copy of `from` to `to`, replacing the headers (overwrites `to`).
+    async fn copy(&self, from: &Key, to: &Key, headers: &Headers) -> Result<(), StoreError>;
+
+    /// Every object whose key starts with `prefix`, sorted by key; `headers` is `None`.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError>;
+
+    /// Removes the object; deleting a missing key is not an error.
+    async fn delete(&self, key: &Key) -> Result<(), StoreError>;
+}
+
+/// Opens the store a URL names.
+pub async fn open(url: &StoreUrl, s3: &S3Options) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match url {
+        StoreUrl::Local(path) => Arc::new(LocalStore::new(path.clone())),
+        StoreUrl::S3 { bucket, prefix } => Arc::new(S3Store::connect(bucket, prefix, s3).await?),
+    })
+}

@@ -1,0 +1,470 @@
+//! The S3 backend (AWS S3 and S3-compatible stores) on `aws-sdk-s3`.
+//!
+//! Write modes map to S3 conditional writes: [`PutMode::Create`] sends
+//! `If-None-Match: *`, [`PutMode::Update`] sends `If-Match: <etag>`; for
+//! multipart uploads the condition goes on `CompleteMultipartUpload`. A 412
+//! becomes a typed error; a 409 (`ConditionalRequestConflict`, a concurrent
+//! write raced ours) is retried here, because the SDK's retry policy does not
+//! cover it. Throttling, 5xx and connection errors are retried by the SDK's
+//! standard retry config.
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::primitives::{ByteStream, Length};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, MetadataDirective};
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+
+use super::{Body, Headers, Key, ObjectMeta, ObjectReader, PutMode, Store, StoreError, key::MAX_KEY_BYTES};
+
+/// User-metadata name under which the SRI is stored (`x-amz-meta-sri`).
+const SRI_METADATA: &str = "sri";
+/// Files at least this large are uploaded in parts.
+pub(crate) const MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;
+/// Part size for multipart uploads (grown for huge files to stay under 10,000 parts).
+const PART_SIZE: u64 = 8 * 1024 * 1024;
+/// Parts of one file uploaded at once.
+const PART_CONCURRENCY: usize = 4;
+/// How many times a 409 `ConditionalRequestConflict` is retried.
+const CONFLICT_RETRIES: u32 = 5;
+/// Total attempts for throttling, 5xx and transport errors (SDK standard mode).
+const MAX_ATTEMPTS: u32 = 5;
+
+/// Connection options beyond the standard AWS config chain.
+#[derive(Debug, Clone, Default)]
+pub struct S3Options {
+    /// Custom endpoint for S3-compatible stores (`--endpoint-url`).
+    pub endpoint_url: Option<String>,
+    /// Path-style addressing (`--path-style`), needed by most self-hosted stores.
+    pub path_style: bool,
+}
+
+/// A store in an S3 bucket, under an optional key prefix.
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+    prefix: String,
+}
+
+type HttpStatus = Option<u16>;
+
+impl S3Store {
+    /// Builds a client from the AWS config chain plus `options`.
+    pub async fn connect(bucket: &str, prefix: &str, options: &S3Options) -> Result<Self, StoreError> {
+        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        let mut config = aws_sdk_s3::config::Builder::from(&shared)
+            .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+            .force_path_style(options.path_style);
+        if let Some(endpoint) = &options.endpoint_url {
+            config = config.endpoint_url(endpoint);
+        }
+        if shared.region().is_none() {
+            // S3-compatible stores rarely care, but the SDK refuses to sign without one.
+            config = config.region(aws_sdk_s3::config::Region::new("us-east-1"));
+        }
+        Ok(S3Store {
+            client: Client::from_conf(config.build()),
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+        })
+    }
+
+    fn full_key(&self, key: &Key) -> Result<String, StoreError> {
+        let full = self.full_prefix(key.as_str());
+        if full.len() > MAX_KEY_BYTES {
+            return Err(StoreError::Backend {
+                op: "address",
+                key: full.clone(),
+                detail: format!("the key is {} bytes with the store prefix; S3 allows {MAX_KEY_BYTES}", full.len()),
+            });
+        }
+        Ok(full)
+    }
+
+    fn full_prefix(&self, s: &str) -> String {
+        if self.prefix.is_empty() { s.to_string() } else { format!("{}/{s}", self.prefix) }
+    }
+
+    fn strip_prefix<'a>(&self, full: &'a str) -> Option<&'a str> {
+        if self.prefix.is_empty() { Some(full) } else { full.strip_prefix(&self.prefix)?.strip_prefix('/') }
+    }
+
+    async fn put_once(
+        &self,
+        key: &Key,
+        body: &Body,
+        headers: &Headers,
+        mode: &PutMode,
+    ) -> Result<Option<String>, StoreError> {
+        let full = self.full_key(key)?;
+        if let Body::File(path) = body {
+            let size = file_size(path).await?;
+            if size >= MULTIPART_THRESHOLD {
+                return self.put_multipart(key, &full, path, size, headers, mode).await;
+            }
+        }
+        let stream = match body {
+            Body::Bytes(b) => ByteStream::from(b.clone()),
+            Body::File(path) => ByteStream::from_path(path).await.map_err(|e| StoreError::Io {
+                op: "read",
+                path: path.display().to_string(),
+                source: std::io::Error::other(e),
+            })?,
+        };
+        let mut req = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&full)
+            .body(stream)
+            .content_type(&headers.content_type)
+            .cache_control(&headers.cache_control);
+        if let Some(sri) = &headers.sri {
+            req = req.metadata(SRI_METADATA, sri);
+        }
+        req = match mode {
+            PutMode::Create => req.if_none_match("*"),
+            PutMode::Update { etag } => req.if_match(etag),
+            PutMode::Overwrite => req,
+        };
+        let out = req.send().await.map_err(|e| write_error("put", key, mode, e))?;
+        Ok(out.e_tag().map(str::to_string))
+    }
+
+    async fn put_multipart(
+        &self,
+        key: &Key,
+        full: &str,
+        path: &Path,
+        size: u64,
+        headers: &Headers,
+        mode: &PutMode,
+    ) -> Result<Option<String>, StoreError> {
+        let mut create = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(full)
+            .content_type(&headers.content_type)
+            .cache_control(&headers.cache_control);
+        if let Some(sri) = &headers.sri {
+            create = create.metadata(SRI_METADATA, sri);
+        }
+        let upload = create.send().await.map_err(|e| backend("create multipart upload", key, e))?;
+        let Some(upload_id) = upload.upload_id().map(str::to_string) else {
+            return Err(StoreError::Backend {
+                op: "create multipart upload",
+                key: key.to_string(),
+                detail: "the store returned no upload id".into(),
+            });
+        };
+        let result = self.upload_parts_and_complete(key, full, path, size, &upload_id, mode).await;
+        if result.is_err() {
+            // Best effort: a leftover upload costs storage, not correctness.
+            let _ =
+                self.client.abort_multipart_upload().bucket(&self.bucket).key(full).upload_id(&upload_id).send().await;
+        }
+        result
+    }
+
+    async fn upload_parts_and_complete(
+        &self,
+        key: &Key,
+        full: &str,
+        path: &Path,
+        size: u64,
+        upload_id: &str,
+        mode: &PutMode,
+    ) -> Result<Option<String>, StoreError> {
+        let part_size = PART_SIZE.max(size.div_ceil(10_000));
+        let count = size.div_ceil(part_size);
+        let parts: Vec<CompletedPart> = futures::stream::iter(0..count)
+            .map(|i| async move {
+                let offset = i * part_size;
+                let length = part_size.min(size - offset);
+                let body = ByteStream::read_from()
+                    .path(path)
+                    .offset(offset)
+                    .length(Length::Exact(length))
+                    .build()
+                    .await
+                    .map_err(|e| StoreError::Io {
+                        op: "read",
+                        path: path.display().to_string(),
+                        source: std::io::Error::other(e),
+                    })?;
+                let number = i32::try_from(i + 1).unwrap_or(i32::MAX);
+                let out = self
+                    .client
+                    .upload_part()
+                    .bucket(&self.bucket)
+                    .key(full)
+                    .upload_id(upload_id)
+                    .part_number(number)
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(|e| backend("upload part", key, e))?;
+                Ok::<_, StoreError>(
+                    CompletedPart::builder().part_number(number).set_e_tag(out.e_tag().map(str::to_string)).build(),
+                )
+            })
+            .buffered(PART_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let mut complete = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(full)
+            .upload_id(upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build());
+        complete = match mode {
+            PutMode::Create => complete.if_none_match("*"),
+            PutMode::Update { etag } => complete.if_match(etag),
+            PutMode::Overwrite => complete,
+        };
+        let out = complete.send().await.map_err(|e| write_error("complete multipart upload", key, mode, e))?;
+        Ok(out.e_tag().map(str::to_string))
+    }
+}
+
+async fn file_size(path: &Path) -> Result<u64, StoreError> {
+    Ok(tokio::fs::metadata(path).await.map_err(|e| StoreError::io("stat", path, e))?.len())
+}
+
+fn status<E, R: HasStatus>(e: &SdkError<E, R>) -> HttpStatus {
+    e.raw_response().map(HasStatus::status_code)
+}
+
+/// Lets the error mappers read the HTTP status of any SDK response type.
+trait HasStatus {
+    fn status_code(&self) -> u16;
+}
+
+impl HasStatus for aws_sdk_s3::config::http::HttpResponse {
+    fn status_code(&self) -> u16 {
+        self.status().as_u16()
+    }
+}
+
+fn describe<E: std::error::Error + 'static, R: std::fmt::Debug>(e: &SdkError<E, R>) -> String {
+    let text = DisplayErrorContext(e).to_string();
+    match e {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+            format!("the store is unreachable ({text}); check --endpoint-url, the network and AWS_REGION")
+        }
+        _ => text,
+    }
+}
+
+fn backend<E, R>(op: &'static str, key: &Key, e: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug + HasStatus,
+{
+    match status(&e) {
+        Some(403) => StoreError::Denied {
+            op,
+            key: key.to_string(),
+            detail: format!("{}; check the credentials and the bucket policy", describe(&e)),
+        },
+        _ => StoreError::Backend { op, key: key.to_string(), detail: describe(&e) },
+    }
+}
+
+fn write_error<E, R>(op: &'static str, key: &Key, mode: &PutMode, e: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug + HasStatus,
+{
+    match (status(&e), mode) {
+        (Some(412), PutMode::Create) => StoreError::AlreadyExists { key: key.to_string() },
+        (Some(412), _) => StoreError::Precondition { key: key.to_string() },
+        (Some(404), PutMode::Update { .. }) => StoreError::NotFound { key: key.to_string() },
+        (Some(409), _) => StoreError::Backend { op: "conflict", key: key.to_string(), detail: describe(&e) },
+        _ => backend(op, key, e),
+    }
+}
+
+/// Percent-encodes a `CopySource` (`bucket/key`), keeping `/` as is.
+fn encode_copy_source(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn missing_etag(key: &Key) -> String {
+    // Stores that omit the ETag header still work for Create and Overwrite.
+    tracing::debug!(%key, "store returned no etag");
+    String::new()
+}
+
+#[async_trait]
+impl Store for S3Store {
+    fn describe(&self) -> String {
+        if self.prefix.is_empty() {
+            format!("s3://{}", self.bucket)
+        } else {
+            format!("s3://{}/{}", self.bucket, self.prefix)
+        }
+    }
+
+    fn max_key_len(&self) -> usize {
+        if self.prefix.is_empty() { MAX_KEY_BYTES } else { MAX_KEY_BYTES - self.prefix.len() - 1 }
+    }
+
+    async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>, StoreError> {
+        let full = self.full_key(key)?;
+        match self.client.head_object().bucket(&self.bucket).key(&full).send().await {
+            Ok(out) => Ok(Some(ObjectMeta {
+                key: key.clone(),
+                size: out.content_length().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+                etag: out.e_tag().map_or_else(|| missing_etag(key), str::to_string),
+                headers: Some(Headers {
+                    content_type: out.content_type().unwrap_or_default().to_string(),
+                    cache_control: out.cache_control().unwrap_or_default().to_string(),
+                    sri: out.metadata().and_then(|m| m.get(SRI_METADATA)).cloned(),
+                }),
+            })),
+            Err(e) if status(&e) == Some(404) => Ok(None),
+            Err(e) => Err(backend("head", key, e)),
+        }
+    }
+
+    async fn get(&self, key: &Key) -> Result<Option<(Bytes, ObjectMeta)>, StoreError> {
+        let Some((reader, meta)) = self.reader(key).await? else { return Ok(None) };
+        let mut buf = Vec::with_capacity(usize::try_from(meta.size).unwrap_or(0));
+        let mut reader = reader;
+        tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut buf).await.map_err(|e| StoreError::Backend {
+            op: "get",
+            key: key.to_string(),
+            detail: e.to_string(),
+        })?;
+        Ok(Some((Bytes::from(buf), meta)))
+    }
+
+    async fn reader(&self, key: &Key) -> Result<Option<(ObjectReader, ObjectMeta)>, StoreError> {
+        let full = self.full_key(key)?;
+        match self.client.get_object().bucket(&self.bucket).key(&full).send().await {
+            Ok(out) => {
+                let meta = ObjectMeta {
+                    key: key.clone(),
+                    size: out.content_length().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+                    etag: out.e_tag().map_or_else(|| missing_etag(key), str::to_string),
+                    headers: Some(Headers {
+                        content_type: out.content_type().unwrap_or_default().to_string(),
+                        cache_control: out.cache_control().unwrap_or_default().to_string(),
+                        sri: out.metadata().and_then(|m| m.get(SRI_METADATA)).cloned(),
+                    }),
+                };
+                Ok(Some((Box::pin(out.body.into_async_read()) as ObjectReader, meta)))
+            }
+            Err(e) if status(&e) == Some(404) => Ok(None),
+            Err(e) => Err(backend("get", key, e)),
+        }
+    }
+
+    async fn put(&self, key: &Key, body: Body, headers: &Headers, mode: PutMode) -> Result<ObjectMeta, StoreError> {
+        let size = match &body {
+            Body::Bytes(b) => b.len() as u64,
+            Body::File(path) => file_size(path).await?,
+        };
+        let mut attempt = 0;
+        loop {
+            match self.put_once(key, &body, headers, &mode).await {
+                Ok(etag) => {
+                    let etag = etag.unwrap_or_else(|| missing_etag(key));
+                    return Ok(ObjectMeta { key: key.clone(), size, etag, headers: Some(headers.clone()) });
+                }
+                Err(StoreError::Backend { op: "conflict", .. }) if attempt < CONFLICT_RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn copy(&self, from: &Key, to: &Key, headers: &Headers) -> Result<(), StoreError> {
+        let source = encode_copy_source(&format!("{}/{}", self.bucket, self.full_key(from)?));
+        let mut req = self
+            .client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(self.full_key(to)?)
+            .copy_source(source)
+            .metadata_directive(MetadataDirective::Replace)
+            .content_type(&headers.content_type)
+            .cache_control(&headers.cache_control);
+        if let Some(sri) = &headers.sri {
+            req = req.metadata(SRI_METADATA, sri);
+        }
+        match req.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if status(&e) == Some(404) => Err(StoreError::NotFound { key: from.to_string() }),
+            Err(e) => Err(backend("copy", to, e)),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        let full_prefix = self.full_prefix(prefix);
+        let mut pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(&full_prefix).into_paginator().send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| match status(&e) {
+                Some(403) => StoreError::Denied {
+                    op: "list",
+                    key: full_prefix.clone(),
+                    detail: format!("{}; check the credentials and the bucket policy", describe(&e)),
+                },
+                _ => StoreError::Backend { op: "list", key: full_prefix.clone(), detail: describe(&e) },
+            })?;
+            for object in page.contents() {
+                let Some(key) = object.key().and_then(|k| self.strip_prefix(k)).and_then(|k| Key::new(k).ok()) else {
+                    continue;
+                };
+                out.push(ObjectMeta {
+                    size: object.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+                    etag: object.e_tag().map_or_else(|| missing_etag(&key), str::to_string),
+                    key,
+                    headers: None,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    async fn delete(&self, key: &Key) -> Result<(), StoreError> {
+        let full = self.full_key(key)?;
+        match self.client.delete_object().bucket(&self.bucket).key(&full).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if status(&e) == Some(404) => Ok(()),
+            Err(e) => Err(backend("delete", key, e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_source_is_percent_encoded_but_keeps_slashes() {
+        assert_eq!(encode_copy_source("b/sdk/1.0.0/a b+c.js"), "b/sdk/1.0.0/a%20b%2Bc.js");
+        assert_eq!(encode_copy_source("b/é"), "b/%C3%A9");
+    }
+}
