@@ -105,7 +105,7 @@ pub enum StoreError {
         key: String,
     },
     /// The credentials may not do this.
-    #[error("access denied for {op} on {key}: {detail}")]
+    #[error("access denied for {op} {key}: {detail}")]
     Denied {
         /// The operation attempted.
         op: &'static str,

@@ -72,13 +72,17 @@ pub async fn probe_conditional_writes(store: &dyn Store) -> ProbeReport {
         return report.fail("write", Verdict::Unusable, "could not form a probe key");
     };
     let headers = Headers { content_type: "text/plain".into(), cache_control: "no-store".into(), sri: None };
-    let unusable = |e: &StoreError, what: &str| format!("{e}; {what}");
+    // The permission hint only helps when the store said "denied".
+    let unusable = |e: &StoreError, what: &str| match e {
+        StoreError::Denied { .. } => format!("{e}; {what}"),
+        _ => e.to_string(),
+    };
 
     if let Err(e) = store.list(PROBE_PREFIX).await {
         return report.fail(
             "list",
             Verdict::Unusable,
-            unusable(&e, "check the store URL, endpoint and list permission"),
+            unusable(&e, "the credentials need list permission on the store prefix"),
         );
     }
     report.pass("list", "the store answers and listing is allowed");

@@ -14,7 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::retry::RetryConfig;
-use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, MetadataDirective};
 use bytes::Bytes;
@@ -73,6 +73,11 @@ impl S3Store {
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
         })
+    }
+
+    /// A store over an already configured client (tests, embedding).
+    pub fn from_client(client: Client, bucket: &str, prefix: &str) -> Self {
+        S3Store { client, bucket: bucket.to_string(), prefix: prefix.trim_end_matches('/').to_string() }
     }
 
     fn full_key(&self, key: &Key) -> Result<String, StoreError> {
@@ -254,35 +259,73 @@ impl HasStatus for aws_sdk_s3::config::http::HttpResponse {
     }
 }
 
-fn describe<E: std::error::Error + 'static, R: std::fmt::Debug>(e: &SdkError<E, R>) -> String {
-    let text = DisplayErrorContext(e).to_string();
+/// A one-line account of an SDK error with what to do about it (no debug dumps).
+fn describe<E, R>(e: &SdkError<E, R>) -> String
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug + HasStatus + 'static,
+{
     match e {
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-            format!("the store is unreachable ({text}); check --endpoint-url, the network and AWS_REGION")
+        SdkError::DispatchFailure(failure) if !failure.is_io() && !failure.is_timeout() => {
+            let text = root_cause(e);
+            if format!("{failure:?}").contains("CredentialsNotLoaded") {
+                "no AWS credentials found (tried the environment, AWS_PROFILE/~/.aws, web identity, ECS and EC2 \
+                 metadata); set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+                    .to_string()
+            } else {
+                text
+            }
         }
-        _ => text,
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => format!(
+            "the store is unreachable ({}); check --endpoint-url / AWS_ENDPOINT_URL, the network and AWS_REGION",
+            root_cause(e)
+        ),
+        SdkError::ConstructionFailure(_) => format!(
+            "{}; are AWS credentials configured (AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)?",
+            root_cause(e)
+        ),
+        SdkError::ServiceError(service) => {
+            let err = service.err();
+            let status = status(e).map_or(String::new(), |s| format!("HTTP {s} "));
+            let code = err.code().unwrap_or("error");
+            let message = err.message().map_or(String::new(), |m| format!(": {m}"));
+            let hint = match (code, status.trim()) {
+                ("NoSuchBucket", _) => "; create the bucket or fix the --store URL",
+                ("InvalidAccessKeyId" | "SignatureDoesNotMatch" | "AccessDenied", _) | (_, "HTTP 403") => {
+                    "; check the credentials (AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) and the bucket policy"
+                }
+                _ => "",
+            };
+            format!("{status}{code}{message}{hint}")
+        }
+        _ => root_cause(e),
     }
+}
+
+/// The innermost error message: the part a person can act on.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = e;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    current.to_string()
 }
 
 fn backend<E, R>(op: &'static str, key: &Key, e: SdkError<E, R>) -> StoreError
 where
-    E: std::error::Error + 'static,
-    R: std::fmt::Debug + HasStatus,
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug + HasStatus + 'static,
 {
     match status(&e) {
-        Some(403) => StoreError::Denied {
-            op,
-            key: key.to_string(),
-            detail: format!("{}; check the credentials and the bucket policy", describe(&e)),
-        },
+        Some(403) => StoreError::Denied { op, key: key.to_string(), detail: describe(&e) },
         _ => StoreError::Backend { op, key: key.to_string(), detail: describe(&e) },
     }
 }
 
 fn write_error<E, R>(op: &'static str, key: &Key, mode: &PutMode, e: SdkError<E, R>) -> StoreError
 where
-    E: std::error::Error + 'static,
-    R: std::fmt::Debug + HasStatus,
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug + HasStatus + 'static,
 {
     match (status(&e), mode) {
         (Some(412), PutMode::Create) => StoreError::AlreadyExists { key: key.to_string() },
@@ -425,11 +468,7 @@ impl Store for S3Store {
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| match status(&e) {
-                Some(403) => StoreError::Denied {
-                    op: "list",
-                    key: full_prefix.clone(),
-                    detail: format!("{}; check the credentials and the bucket policy", describe(&e)),
-                },
+                Some(403) => StoreError::Denied { op: "list", key: full_prefix.clone(), detail: describe(&e) },
                 _ => StoreError::Backend { op: "list", key: full_prefix.clone(), detail: describe(&e) },
             })?;
             for object in page.contents() {
