@@ -63,7 +63,10 @@ fn compare_and_swap_refuses_a_stale_etag() {
         assert_eq!(meta.etag, v2.etag, "{name}: get returns the etag a CAS needs");
         // A CAS on a missing key never creates it (S3 says 404, some servers 412).
         let missing = store.put(&key("nope"), bytes("x"), &h, PutMode::Update { etag: v2.etag }).await.unwrap_err();
-        assert!(matches!(missing, StoreError::NotFound { .. } | StoreError::Precondition { .. }), "{name}: {missing:?}");
+        assert!(
+            matches!(missing, StoreError::NotFound { .. } | StoreError::Precondition { .. }),
+            "{name}: {missing:?}"
+        );
         assert!(store.head(&key("nope")).await.unwrap().is_none(), "{name}");
     });
 }
@@ -94,7 +97,8 @@ fn metadata_round_trips_through_head_get_and_reader() {
 fn copy_keeps_bytes_and_sets_new_headers() {
     each(|store, name| async move {
         let (from, to) = (key("sdk/1.0.0/a.js"), key("sdk/latest/a.js"));
-        let immutable = headers("text/javascript; charset=utf-8", "public, max-age=31536000, immutable", Some("sha384-a"));
+        let immutable =
+            headers("text/javascript; charset=utf-8", "public, max-age=31536000, immutable", Some("sha384-a"));
         let short = headers("text/javascript; charset=utf-8", "public, max-age=300", Some("sha384-a"));
         store.put(&from, bytes("alert(1)"), &immutable, PutMode::Create).await.unwrap();
         store.put(&to, bytes("old latest"), &short, PutMode::Overwrite).await.unwrap();
@@ -118,7 +122,8 @@ fn list_filters_by_prefix_sorted_and_delete_removes() {
         for k in ["sdk/1.0.0/b.js", "sdk/1.0.0/a.js", "sdk/1.0.0/sub/c.js", "sdk/1.0.1/a.js", "manifests/1.0.0.json"] {
             store.put(&key(k), bytes("x"), &h, PutMode::Create).await.unwrap();
         }
-        let listed: Vec<String> = store.list("sdk/1.0.0/").await.unwrap().into_iter().map(|m| m.key.to_string()).collect();
+        let listed: Vec<String> =
+            store.list("sdk/1.0.0/").await.unwrap().into_iter().map(|m| m.key.to_string()).collect();
         assert_eq!(listed, ["sdk/1.0.0/a.js", "sdk/1.0.0/b.js", "sdk/1.0.0/sub/c.js"], "{name}");
         assert_eq!(store.list("sdk/").await.unwrap().len(), 4, "{name}");
         assert!(store.list("nothing/").await.unwrap().is_empty(), "{name}");
@@ -148,7 +153,10 @@ fn a_multi_mib_file_streams_in_and_out() {
             let meta = store.put(&k, Body::File(path.to_path_buf()), &h, PutMode::Create).await.unwrap();
             assert_eq!(meta.size, 40 * 1024 * 1024, "{name}");
             let err = store.put(&k, Body::File(path.to_path_buf()), &h, PutMode::Create).await.unwrap_err();
-            assert!(matches!(err, StoreError::AlreadyExists { .. }), "{name}: create-only holds for large files: {err:?}");
+            assert!(
+                matches!(err, StoreError::AlreadyExists { .. }),
+                "{name}: create-only holds for large files: {err:?}"
+            );
             let (reader, meta) = store.reader(&k).await.unwrap().unwrap();
             assert_eq!(meta.headers.unwrap().sri.as_deref(), Some(expected.as_str()), "{name}");
             let (integrity, size) = sdk_cdn::integrity::Integrity::of_async_reader(reader).await.unwrap();
@@ -250,7 +258,8 @@ fn child_create_only_writer() {
     }
     let store = sdk_cdn::store::LocalStore::new(std::path::PathBuf::from(&root).join("store"));
     let h = headers("text/plain; charset=utf-8", "no-cache", None);
-    let result = backends::runtime().block_on(store.put(&key("race/key"), Body::Bytes(Bytes::from(tag)), &h, PutMode::Create));
+    let result =
+        backends::runtime().block_on(store.put(&key("race/key"), Body::Bytes(Bytes::from(tag)), &h, PutMode::Create));
     match result {
         Ok(_) => println!("RESULT=WON"),
         Err(StoreError::AlreadyExists { .. }) => println!("RESULT=LOST"),

@@ -23,7 +23,8 @@ const V1: Files = &[
     ("chunks/worker.wasm", b"\0asm\x01\0\0\0"),
     ("data/config.json", b"{\"a\":1}"),
 ];
-const V2: Files = &[("haloagents.umd.js", b"window.HaloAgents={v:2};"), ("haloagents.css", b".ha-launcher{color:blue}")];
+const V2: Files =
+    &[("haloagents.umd.js", b"window.HaloAgents={v:2};"), ("haloagents.css", b".ha-launcher{color:blue}")];
 
 fn publish(backend: &Backend, cwd: &Path, dir: &Path, version: &str, extra: &[&str]) -> support::cli::Run {
     let dir = dir.to_str().unwrap();
@@ -149,9 +150,12 @@ fn an_interrupted_upload_is_completed_by_rerunning() {
         assert_eq!(list.expect_code(0).json()["versions"][0]["state"], "partial", "{name}");
         let out = publish(&backend, cwd.path(), build.path(), "1.0.0", &["--json"]);
         out.expect_code(0);
-        assert_eq!((out.json()["uploaded"].as_u64(), out.json()["already_present"].as_u64()), (Some(4), Some(1)), "{name}");
+        assert_eq!(
+            (out.json()["uploaded"].as_u64(), out.json()["already_present"].as_u64()),
+            (Some(4), Some(1)),
+            "{name}"
+        );
         assert!(index(&backend)["files"]["1.0.0/haloagents.css"].is_string(), "{name}");
-
     }
 }
 
@@ -169,7 +173,11 @@ fn a_partial_upload_with_other_bytes_is_refused_naming_the_file() {
         let build = build_dir(V1);
         let out = publish(&backend, cwd.path(), build.path(), "3.0.0", &[]);
         out.expect_code(3);
-        assert!(out.stderr.contains("partially uploaded") && out.stderr.contains("haloagents.umd.js"), "{name}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("partially uploaded") && out.stderr.contains("haloagents.umd.js"),
+            "{name}: {}",
+            out.stderr
+        );
         assert!(out.stderr.contains("sdk-cdn discard"), "{name}: the message says how to recover: {}", out.stderr);
         assert_eq!(backend.snapshot(), before, "{name}: nothing was written");
     }
@@ -226,9 +234,15 @@ fn promote_rolls_back_only_with_a_flag_and_removes_stale_latest_files() {
         assert_eq!(latest_keys(&backend), expected, "{name}: latest/ holds exactly 0.9.0's files");
         let idx = index(&backend);
         assert_eq!(idx["version"], "0.9.0", "{name}");
-        let latest_entries: BTreeMap<String, Value> =
-            idx["files"].as_object().unwrap().iter().filter(|(k, _)| k.starts_with("latest/")).map(|(k, v)| (k.clone(), v.clone())).collect();
-        let want: BTreeMap<String, Value> = expected_entries("latest", V2).into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+        let latest_entries: BTreeMap<String, Value> = idx["files"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| k.starts_with("latest/"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let want: BTreeMap<String, Value> =
+            expected_entries("latest", V2).into_iter().map(|(k, v)| (k, Value::String(v))).collect();
         assert_eq!(latest_entries, want, "{name}: the index agrees with latest/");
         assert_eq!(backend.read("sdk/latest/haloagents.umd.js").unwrap(), V2[0].1, "{name}");
         assert!(idx["files"]["1.0.0/haloagents.umd.js"].is_string(), "{name}: versions stay listed");
@@ -279,8 +293,11 @@ fn bad_input_is_refused_with_exit_2_and_writes_nothing() {
         assert!(out.stderr.contains(hint), "{args:?}: message should mention {hint:?}: {}", out.stderr);
         assert_eq!(backend.snapshot(), before, "{args:?} wrote to the store");
     }
-    for (store, hint) in [("gs://bucket", "unsupported scheme"), ("s3://Bad_Bucket", "not a valid bucket name"), ("", "empty")] {
-        let out = support::cli::run_without_store(cwd.path(), &["--store", store, "publish", good, "--version", "2.0.0"]);
+    for (store, hint) in
+        [("gs://bucket", "unsupported scheme"), ("s3://Bad_Bucket", "not a valid bucket name"), ("", "empty")]
+    {
+        let out =
+            support::cli::run_without_store(cwd.path(), &["--store", store, "publish", good, "--version", "2.0.0"]);
         assert_eq!(out.code, 2, "--store {store:?} should exit 2: {}", out.stderr);
         assert!(out.stderr.contains(hint), "--store {store:?}: {}", out.stderr);
     }
@@ -322,7 +339,13 @@ fn concurrent_publishes_of_different_versions_lose_no_index_entry() {
         let children: Vec<_> = versions
             .iter()
             .zip(&builds)
-            .map(|(v, b)| spawn(&backend, cwd.path(), &["publish", b.path().to_str().unwrap(), "--version", v, "--manifests-dir", &format!("m-{v}")]))
+            .map(|(v, b)| {
+                spawn(
+                    &backend,
+                    cwd.path(),
+                    &["publish", b.path().to_str().unwrap(), "--version", v, "--manifests-dir", &format!("m-{v}")],
+                )
+            })
             .collect();
         for (v, child) in versions.iter().zip(children) {
             let out = wait(child);
@@ -368,13 +391,23 @@ fn sri_snippet_and_list_print_what_customers_get() {
             ),
             "{name}"
         );
-        let css = run(&backend, cwd.path(), &["snippet", "1.0.0", "--file", "haloagents.css", "--base-url", "https://c.example"]);
-        assert!(css.expect_code(0).stdout.starts_with(r#"<link rel="stylesheet" href="https://c.example/sdk/1.0.0/haloagents.css""#), "{name}");
+        let css = run(
+            &backend,
+            cwd.path(),
+            &["snippet", "1.0.0", "--file", "haloagents.css", "--base-url", "https://c.example"],
+        );
+        assert!(
+            css.expect_code(0)
+                .stdout
+                .starts_with(r#"<link rel="stylesheet" href="https://c.example/sdk/1.0.0/haloagents.css""#),
+            "{name}"
+        );
 
         let list = run(&backend, cwd.path(), &["list", "--json"]);
         let list = list.expect_code(0).json();
         assert_eq!(list["latest"], "1.0.0", "{name}");
-        let versions: Vec<&str> = list["versions"].as_array().unwrap().iter().map(|v| v["version"].as_str().unwrap()).collect();
+        let versions: Vec<&str> =
+            list["versions"].as_array().unwrap().iter().map(|v| v["version"].as_str().unwrap()).collect();
         assert_eq!(versions, ["1.1.0-rc.1", "1.0.0"], "{name}: newest first");
     }
 }

@@ -32,7 +32,7 @@ pub enum ReleaseError {
         /// `published` or `partially uploaded`.
         state: &'static str,
         /// Which files differ.
-        diff: FileDiff,
+        diff: Box<FileDiff>,
         /// What else the user can do.
         hint: &'static str,
     },

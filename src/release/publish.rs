@@ -140,7 +140,7 @@ fn conflict(version: &Version, state: &'static str, diff: FileDiff) -> ReleaseEr
     } else {
         ", or remove the partial upload with `sdk-cdn discard VERSION` if its build cannot be reproduced"
     };
-    ReleaseError::Conflict { version: version.to_string(), state, diff, hint }
+    ReleaseError::Conflict { version: version.to_string(), state, diff: Box::new(diff), hint }
 }
 
 /// Uploads what is missing, settles what is already there, then seals.

@@ -103,10 +103,22 @@ impl Backend {
         match self {
             Backend::Local(dir) => vec!["--store".into(), dir.path().display().to_string()],
             Backend::InProcess(server) => {
-                vec!["--store".into(), server.store_url(), "--endpoint-url".into(), server.endpoint.clone(), "--path-style".into()]
+                vec![
+                    "--store".into(),
+                    server.store_url(),
+                    "--endpoint-url".into(),
+                    server.endpoint.clone(),
+                    "--path-style".into(),
+                ]
             }
             Backend::External { endpoint, bucket } => {
-                vec!["--store".into(), format!("s3://{bucket}"), "--endpoint-url".into(), endpoint.clone(), "--path-style".into()]
+                vec![
+                    "--store".into(),
+                    format!("s3://{bucket}"),
+                    "--endpoint-url".into(),
+                    endpoint.clone(),
+                    "--path-style".into(),
+                ]
             }
         }
     }
