@@ -143,7 +143,9 @@ mod tests {
             b64.clone(),
             format!("sha256-{b64}"),
             format!("sha384-{}", &b64[..40]),
-            format!("sha384-{}", b64.trim_end_matches('=')),
+            format!("SHA384-{b64}"),
+            format!("sha384-{b64}="),
+            format!("sha384-{b64} "),
             "sha384-".to_string(),
         ] {
             assert!(bad.parse::<Integrity>().is_err(), "{bad} was accepted");
