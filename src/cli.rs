@@ -105,6 +105,34 @@ Examples:
     #[command(after_help = "Example:\n  sdk-cdn --store s3://my-cdn-bucket list")]
     List,
 
+    /// Re-download and re-hash published files; check latest/ and the SRI index against the manifests.
+    #[command(after_help = "\
+Examples:
+  sdk-cdn verify                  # every published version, latest/ and the whole index
+  sdk-cdn verify 1.4.0 1.3.2      # just these versions (and latest/)
+  sdk-cdn verify --json           # findings by key, for CI
+
+Exit 0 when everything matches, 3 when anything is missing, extra or different.
+Repairs: rerun the publish (restores missing files), `promote` (latest/), `reindex` (the index).")]
+    Verify(VerifyArgs),
+
+    /// Rebuild the SRI index from the sealed per-version manifests and the latest pointer.
+    #[command(after_help = "\
+Example:
+  sdk-cdn --store s3://my-cdn-bucket reindex
+
+Use it when api/sdk/sri was lost or damaged; it writes only if the rebuilt index differs.")]
+    Reindex(ReindexArgs),
+
+    /// Delete a partial upload that was never sealed (refused for published versions).
+    #[command(after_help = "\
+Example:
+  sdk-cdn discard 1.4.0
+
+For a publish that was interrupted and whose build cannot be reproduced. A
+published (sealed) version is refused with exit 3 and nothing is deleted.")]
+    Discard(DiscardArgs),
+
     /// Check the store: reachable, permissions, and that conditional writes are enforced.
     #[command(after_help = "\
 Examples:
@@ -114,6 +142,20 @@ Examples:
 Exit 4 means the store accepts If-None-Match/If-Match but ignores them: it
 cannot protect published versions from concurrent overwrites.")]
     Doctor,
+
+    /// Serve the SRI index and the files over HTTP: a local CDN + API over any store.
+    #[command(after_help = "\
+Examples:
+  sdk-cdn serve                                 # ./cdn as a CDN + API on http://127.0.0.1:8080
+  sdk-cdn serve --addr 127.0.0.1:0              # any free port (printed on stderr)
+  sdk-cdn --store s3://my-cdn-bucket serve --addr 0.0.0.0:8080 --refresh 5
+  curl -s http://127.0.0.1:8080/api/sdk/sri | jq -r '.files[\"0.1.0/haloagents.umd.js\"]'
+
+Endpoints: GET|HEAD /api/sdk/sri, /api/sdk/sri/<version|latest>,
+/sdk/<version|latest>/<path> and /healthz. The index is revalidated every
+--refresh seconds; a publish shows up without a restart. SIGTERM or Ctrl-C
+stops accepting and lets in-flight requests finish.")]
+    Serve(ServeArgs),
 }
 
 /// `publish` arguments.
@@ -153,6 +195,54 @@ pub struct TransferArgs {
     /// Cache-Control of latest/ files (short: they change on every promotion; never `immutable`).
     #[arg(long, default_value = DEFAULT_LATEST_CACHE_CONTROL, value_name = "VALUE", value_parser = parse_latest_cache_control)]
     pub latest_cache_control: String,
+}
+
+/// `verify` arguments.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Versions to verify (default: every published version).
+    #[arg(value_parser = parse_version, conflicts_with = "all")]
+    pub versions: Vec<Version>,
+
+    /// Verify every published version (the default when no version is given).
+    #[arg(long)]
+    pub all: bool,
+
+    /// Objects re-hashed at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+}
+
+/// `reindex` arguments.
+#[derive(Debug, Args)]
+pub struct ReindexArgs {
+    /// Transfer options (used when an interrupted promotion must be finished first).
+    #[command(flatten)]
+    pub transfer: TransferArgs,
+}
+
+/// `discard` arguments.
+#[derive(Debug, Args)]
+pub struct DiscardArgs {
+    /// The version whose partial upload should be removed.
+    #[arg(value_parser = parse_version)]
+    pub version: Version,
+}
+
+/// `serve` arguments.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free one. The bound address is printed on stderr.
+    #[arg(long, default_value = crate::serve::DEFAULT_ADDR, value_name = "HOST:PORT")]
+    pub addr: std::net::SocketAddr,
+
+    /// Seconds between revalidations of the in-memory SRI index against the store.
+    #[arg(long, default_value = "2", value_name = "SECONDS", value_parser = parse_refresh)]
+    pub refresh: std::time::Duration,
+
+    /// Cache-Control of /api/sdk/sri (never `immutable`: the index changes on every publish).
+    #[arg(long, default_value = crate::layout::INDEX_CACHE_CONTROL, value_name = "VALUE", value_parser = parse_index_cache_control)]
+    pub index_cache_control: String,
 }
 
 /// `promote` arguments.
@@ -224,6 +314,23 @@ fn parse_latest_cache_control(s: &str) -> Result<String, String> {
     }
     if s.trim().is_empty() || s.chars().any(char::is_control) {
         return Err("give a Cache-Control value such as \"public, max-age=300\"".into());
+    }
+    Ok(s.to_string())
+}
+
+fn parse_refresh(s: &str) -> Result<std::time::Duration, String> {
+    match s.parse::<f64>() {
+        Ok(secs) if (0.1..=3600.0).contains(&secs) => Ok(std::time::Duration::from_secs_f64(secs)),
+        _ => Err("give a number of seconds between 0.1 and 3600, such as 2".into()),
+    }
+}
+
+fn parse_index_cache_control(s: &str) -> Result<String, String> {
+    if s.to_ascii_lowercase().contains("immutable") {
+        return Err("the index changes on every publish; `immutable` would pin clients to a stale index".into());
+    }
+    if s.trim().is_empty() || s.chars().any(|c| c.is_control() || !c.is_ascii()) {
+        return Err("give a Cache-Control value such as \"public, max-age=60\"".into());
     }
     Ok(s.to_string())
 }

@@ -6,7 +6,9 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::cli::{Cli, Command, GlobalArgs, PromoteArgs, PublishArgs, SnippetArgs, SriArgs};
+use crate::cli::{
+    Cli, Command, DiscardArgs, GlobalArgs, PromoteArgs, PublishArgs, ReindexArgs, SnippetArgs, SriArgs, VerifyArgs,
+};
 use crate::layout;
 use crate::progress::Progress;
 use crate::release::{self, Plan, PromoteOptions, PublishOptions, PublishOutcome, ReleaseError};
@@ -30,9 +32,15 @@ pub enum Error {
     /// A release operation failed.
     #[error(transparent)]
     Release(#[from] ReleaseError),
+    /// `verify` found problems.
+    #[error("{}", verify_text(.0))]
+    Verify(release::VerifyReport),
     /// `doctor` found a problem.
     #[error("{}", doctor_text(.0))]
     Doctor(ProbeReport),
+    /// `serve` could not start.
+    #[error(transparent)]
+    Serve(#[from] crate::serve::ServeError),
 }
 
 impl From<StoreError> for Error {
@@ -47,6 +55,7 @@ impl Error {
         let mut value = json!({ "ok": false, "exit_code": code, "error": self.to_string() });
         match self {
             Error::Doctor(report) => value["report"] = to_value(report),
+            Error::Verify(report) => value["report"] = to_value(report),
             Error::Release(ReleaseError::Conflict { diff, .. }) => value["diff"] = to_value(diff),
             _ => {}
         }
@@ -69,7 +78,11 @@ pub async fn run(cli: &Cli) -> Result<Output, Error> {
         Command::Sri(args) => sri(global, args).await,
         Command::Snippet(args) => snippet(global, args).await,
         Command::List => list(global).await,
+        Command::Verify(args) => verify(global, args).await,
+        Command::Reindex(args) => reindex(global, args).await,
+        Command::Discard(args) => discard(global, args).await,
         Command::Doctor => doctor(global).await,
+        Command::Serve(args) => serve(global, args).await,
     }
 }
 
@@ -238,6 +251,69 @@ async fn list(global: &GlobalArgs) -> Result<Output, Error> {
     Ok(Output { text, json: to_value(&report) })
 }
 
+async fn verify(global: &GlobalArgs, args: &VerifyArgs) -> Result<Output, Error> {
+    let store = open_store(global).await?;
+    let selection = if args.versions.is_empty() {
+        release::Selection::All
+    } else {
+        release::Selection::Versions(args.versions.clone())
+    };
+    let report = release::verify(store.as_ref(), selection, usize::from(args.concurrency)).await?;
+    if !report.is_clean() {
+        return Err(Error::Verify(report));
+    }
+    let mut json = to_value(&report);
+    json["ok"] = Value::Bool(true);
+    Ok(Output { text: verify_text(&report), json })
+}
+
+fn verify_text(report: &release::VerifyReport) -> String {
+    let versions: Vec<String> = report.versions.iter().map(ToString::to_string).collect();
+    let latest = report.latest.as_ref().map_or("nothing".into(), ToString::to_string);
+    let mut text = format!(
+        "verified {} in {}: {} versions ({}), latest/ = {latest}, {} files, {} bytes re-hashed\n",
+        if report.is_clean() { "OK" } else { "with problems" },
+        report.store,
+        versions.len(),
+        versions.join(", "),
+        report.files_checked,
+        report.bytes_checked
+    );
+    for finding in &report.findings {
+        let _ = writeln!(text, "  {:?}: {}: {}", finding.problem, finding.key, finding.detail);
+    }
+    text
+}
+
+async fn reindex(global: &GlobalArgs, args: &ReindexArgs) -> Result<Output, Error> {
+    let store = open_store(global).await?;
+    let cache = &args.transfer.latest_cache_control;
+    let report = release::reindex(store.as_ref(), cache, usize::from(args.transfer.concurrency)).await?;
+    let text = format!(
+        "{} the SRI index of {} from {} published versions (latest: {})\n",
+        if report.changed { "rebuilt" } else { "checked" },
+        store.describe(),
+        report.versions.len(),
+        report.latest.as_ref().map_or("none".into(), ToString::to_string)
+    );
+    let mut json = to_value(&report);
+    json["ok"] = Value::Bool(true);
+    Ok(Output { text, json })
+}
+
+async fn discard(global: &GlobalArgs, args: &DiscardArgs) -> Result<Output, Error> {
+    let store = open_store(global).await?;
+    let report = release::discard(store.as_ref(), &args.version).await?;
+    let text = if report.deleted.is_empty() {
+        format!("{} has no partial upload in {}; nothing to discard\n", args.version, store.describe())
+    } else {
+        format!("discarded the partial upload of {}: {} files deleted\n", args.version, report.deleted.len())
+    };
+    let mut json = to_value(&report);
+    json["ok"] = Value::Bool(true);
+    Ok(Output { text, json })
+}
+
 async fn doctor(global: &GlobalArgs) -> Result<Output, Error> {
     let store = open_store(global).await?;
     let report = store::probe_conditional_writes(store.as_ref()).await;
@@ -258,4 +334,16 @@ fn doctor_text(report: &ProbeReport) -> String {
         Verdict::IgnoresConditionalWrites => "the store ignores conditional writes: refusing to trust it\n",
     });
     text
+}
+
+async fn serve(global: &GlobalArgs, args: &crate::cli::ServeArgs) -> Result<Output, Error> {
+    let store = open_store(global).await?;
+    let options = crate::serve::ServeOptions {
+        addr: args.addr,
+        refresh: args.refresh,
+        index_cache_control: args.index_cache_control.clone(),
+        ..crate::serve::ServeOptions::default()
+    };
+    crate::serve::run(store, options).await?;
+    Ok(Output { text: String::new(), json: json!({ "ok": true, "stopped": true }) })
 }

@@ -11,5 +11,6 @@ pub mod layout;
 pub mod manifest;
 pub mod progress;
 pub mod release;
+pub mod serve;
 pub mod store;
 pub mod version;

@@ -52,9 +52,12 @@ fn exit_code(error: &Error) -> u8 {
         Error::StoreUrl(_) => BAD_INPUT,
         Error::Doctor(report) if report.verdict == Verdict::IgnoresConditionalWrites => UNSAFE_STORE,
         Error::Doctor(_) => STORE_FAILURE,
+        Error::Serve(sdk_cdn::serve::ServeError::Bind { .. }) => STORE_FAILURE,
+        Error::Serve(sdk_cdn::serve::ServeError::Options(_)) => BAD_INPUT,
+        Error::Verify(_) => CONFLICT,
         Error::Release(e) => match e {
             ReleaseError::Version(_) | ReleaseError::Input { .. } | ReleaseError::Usage(_) => BAD_INPUT,
-            ReleaseError::Conflict { .. } => CONFLICT,
+            ReleaseError::Conflict { .. } | ReleaseError::Refused(_) => CONFLICT,
             ReleaseError::UnsafeStore(_) => UNSAFE_STORE,
             ReleaseError::Store(StoreError::AlreadyExists { .. } | StoreError::Precondition { .. }) => CONFLICT,
             ReleaseError::StoreUnusable(_)

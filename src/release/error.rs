@@ -36,6 +36,9 @@ pub enum ReleaseError {
         /// What else the user can do.
         hint: &'static str,
     },
+    /// The operation would change what is published (e.g. discard a sealed version).
+    #[error("{0}")]
+    Refused(String),
     /// The store ignores conditional writes and cannot be trusted.
     #[error("{0}")]
     UnsafeStore(String),
@@ -46,7 +49,7 @@ pub enum ReleaseError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// An object in the store is corrupt.
-    #[error("{0}; run `sdk-cdn verify` to inspect the store")]
+    #[error("{0}; run `sdk-cdn verify` to inspect the store (`sdk-cdn reindex` rebuilds a damaged index)")]
     Corrupt(#[from] FormatError),
     /// A local file could not be read or written.
     #[error("{what} {path}: {source}")]

@@ -9,15 +9,18 @@
 mod channel;
 mod error;
 mod index;
+mod maintain;
 pub mod plan;
 mod promote;
 mod publish;
 mod query;
 mod read;
+mod verify;
 
 pub use channel::{PromoteRule, converge};
 pub use error::ReleaseError;
 pub use index::update_index;
+pub use maintain::{DiscardReport, ReindexReport, discard, reindex};
 pub use plan::{Plan, PlannedFile};
 pub use promote::{PromoteOptions, PromoteReport, promote};
 pub use publish::{PublishOptions, PublishOutcome, PublishReport, publish};
@@ -25,3 +28,4 @@ pub use query::{
     ListReport, VersionEntries, VersionState, VersionSummary, list, snippet, sri_file, sri_index, sri_version,
 };
 pub use read::{read_index, read_manifest, read_pointer};
+pub use verify::{Finding, Problem, Selection, VerifyReport, verify};

@@ -13,7 +13,7 @@ use semver::Version;
 use serde::Serialize;
 
 use super::channel::{Claim, PromoteRule, claim, converge};
-use super::{Plan, PlannedFile, ReleaseError, read_manifest, update_index};
+use super::{Plan, PlannedFile, ReleaseError, read_index, read_manifest, read_pointer, update_index};
 use crate::integrity::Integrity;
 use crate::layout;
 use crate::manifest::{self, FileDiff, VersionManifest};
@@ -81,9 +81,14 @@ pub async fn publish(
     let (outcome, uploaded, already_present) = match read_manifest(store, &plan.version).await? {
         Some(sealed) => {
             refuse_if_different(&manifest, &sealed, "published")?;
-            (PublishOutcome::AlreadyPublished, 0, 0)
+            let restored = restore_missing(store, plan, options.concurrency, progress).await?;
+            (PublishOutcome::AlreadyPublished, restored, plan.files.len() - restored)
         }
         None => {
+            // The pointer and the index are read again later; reading them now
+            // refuses a corrupt store before the first file is written.
+            read_pointer(store).await?;
+            read_index(store).await?;
             let (uploaded, present) = upload_and_seal(store, plan, &manifest, options.concurrency, progress).await?;
             (PublishOutcome::Published, uploaded, present)
         }
@@ -186,8 +191,47 @@ async fn upload_and_seal(
     }
 
     let todo: Vec<&PlannedFile> = plan.files.iter().filter(|f| !present.contains(&f.path)).collect();
-    let bar = progress.bytes("upload", todo.iter().map(|f| f.size).sum());
-    let uploaded = futures::stream::iter(todo)
+    let uploaded = upload_all(store, version, todo, concurrency, progress).await?;
+
+    seal(store, manifest).await?;
+    Ok((uploaded, plan.files.len() - uploaded))
+}
+
+/// Re-uploads files of a sealed version that are missing from the store
+/// (deleted by hand, or by a `discard` that raced the seal). The bytes are
+/// the sealed ones (the plan equals the manifest), so this restores, never
+/// changes, what was published. Costs one listing, not a request per file.
+async fn restore_missing(
+    store: &dyn Store,
+    plan: &Plan,
+    concurrency: usize,
+    progress: Progress,
+) -> Result<usize, ReleaseError> {
+    let prefix = layout::version_prefix(&plan.version);
+    let present: std::collections::HashSet<String> = store
+        .list(&prefix)
+        .await?
+        .into_iter()
+        .map(|m| m.key.as_str().strip_prefix(&prefix).unwrap_or_default().to_string())
+        .collect();
+    let missing: Vec<&PlannedFile> = plan.files.iter().filter(|f| !present.contains(&f.path)).collect();
+    if missing.is_empty() {
+        return Ok(0);
+    }
+    tracing::warn!(version = %plan.version, count = missing.len(), "restoring files missing from a published version");
+    upload_all(store, &plan.version, missing, concurrency, progress).await
+}
+
+/// Uploads `files` create-only, `concurrency` at a time; returns how many were new.
+async fn upload_all(
+    store: &dyn Store,
+    version: &Version,
+    files: Vec<&PlannedFile>,
+    concurrency: usize,
+    progress: Progress,
+) -> Result<usize, ReleaseError> {
+    let bar = progress.bytes("upload", files.iter().map(|f| f.size).sum());
+    let uploaded = futures::stream::iter(files)
         .map(|file| {
             let bar = bar.clone();
             async move {
@@ -200,10 +244,7 @@ async fn upload_and_seal(
         .try_fold(0, |sum, n| async move { Ok(sum + n) })
         .await;
     bar.finish_and_clear();
-    let uploaded = uploaded?;
-
-    seal(store, manifest).await?;
-    Ok((uploaded, plan.files.len() - uploaded))
+    uploaded
 }
 
 /// Uploads one file create-only; `false` if identical bytes were already there.

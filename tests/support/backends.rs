@@ -38,8 +38,15 @@ pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
 }
 
+/// Set (with `SDK_CDN_TEST_S3_ENDPOINT`) to run the suites against the
+/// external server only: CI's second pass, after `cargo test` covered the others.
+pub const EXTERNAL_ONLY_ENV: &str = "SDK_CDN_TEST_EXTERNAL_ONLY";
+
 /// Local + in-process S3, plus the external server when configured.
 pub fn all() -> Vec<Backend> {
+    if std::env::var_os(EXTERNAL_ONLY_ENV).is_some() {
+        return external().into_iter().collect();
+    }
     let mut out = vec![local(), in_process()];
     if let Some(external) = external() {
         out.push(external);
@@ -49,6 +56,9 @@ pub fn all() -> Vec<Backend> {
 
 /// The two S3 backends (in-process, and external when configured).
 pub fn s3_only() -> Vec<Backend> {
+    if std::env::var_os(EXTERNAL_ONLY_ENV).is_some() {
+        return external().into_iter().collect();
+    }
     let mut out = vec![in_process()];
     if let Some(external) = external() {
         out.push(external);

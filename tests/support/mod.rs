@@ -4,6 +4,7 @@
 pub mod backends;
 pub mod cli;
 pub mod s3_server;
+pub mod serve;
 
 /// SRI of `bytes`, computed independently of the crate (sha2 + base64 directly).
 pub fn sri_of(bytes: &[u8]) -> String {

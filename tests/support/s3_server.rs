@@ -195,6 +195,7 @@ pub struct S3Server {
     shutdown: Option<oneshot::Sender<()>>,
     runner: Option<Runner>,
     counters: Arc<Counters>,
+    faults: Arc<Faults>,
 }
 
 /// Requests the server has answered, by kind, so tests can prove that an
@@ -205,6 +206,54 @@ pub struct Counters {
     pub requests: std::sync::atomic::AtomicU64,
     /// Requests that can change an object: put, copy, delete, multipart.
     pub writes: std::sync::atomic::AtomicU64,
+}
+
+/// Fault injection, off until [`S3Server::set_fault_rate`] turns it on: a
+/// share of object requests gets 503 SlowDown or 500 InternalError before the
+/// operation runs, 500 *after* it ran (the response is lost, so a retry sees
+/// its own write), or a delay. Deterministic: a counter drives the choice.
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// Percentage of requests that get a fault (0 = off).
+    pub rate_percent: std::sync::atomic::AtomicU64,
+    /// Requests seen while faults were on.
+    seen: std::sync::atomic::AtomicU64,
+    /// Faults injected so far.
+    pub injected: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    SlowDownBefore,
+    InternalBefore,
+    InternalAfter,
+    Delay(u64),
+}
+
+impl Faults {
+    fn roll(&self) -> Option<Fault> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let rate = self.rate_percent.load(SeqCst);
+        if rate == 0 {
+            return None;
+        }
+        let n = self.seen.fetch_add(1, SeqCst);
+        // A cheap, well-mixed hash of the counter (splitmix64).
+        let mut z = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        if z % 100 >= rate {
+            return None;
+        }
+        self.injected.fetch_add(1, SeqCst);
+        Some(match (z / 100) % 4 {
+            0 => Fault::SlowDownBefore,
+            1 => Fault::InternalBefore,
+            2 => Fault::InternalAfter,
+            _ => Fault::Delay(50 + (z / 400) % 200),
+        })
+    }
 }
 
 impl Counters {
@@ -270,6 +319,16 @@ impl S3Server {
         self.counters.requests.load(std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// Turns fault injection on (`percent` of object requests) or off (0).
+    pub fn set_fault_rate(&self, percent: u64) {
+        self.faults.rate_percent.store(percent, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Faults injected so far.
+    pub fn faults_injected(&self) -> u64 {
+        self.faults.injected.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Write requests answered so far.
     pub fn writes(&self) -> u64 {
         self.counters.writes.load(std::sync::atomic::Ordering::SeqCst)
@@ -297,7 +356,7 @@ impl S3Server {
 
 /// Starts a server on the current tokio runtime (which must outlive it).
 pub async fn start(conditional: Conditional) -> S3Server {
-    let (root, service, counters) = prepare(conditional);
+    let (root, service, counters, faults) = prepare(conditional);
     let listener = TcpListener::bind(("127.0.0.1", 0)).await.expect("bind 127.0.0.1:0");
     let port = listener.local_addr().expect("local_addr").port();
     let (tx, rx) = oneshot::channel();
@@ -309,6 +368,7 @@ pub async fn start(conditional: Conditional) -> S3Server {
         shutdown: Some(tx),
         runner: Some(Runner::Task(handle)),
         counters,
+        faults,
     }
 }
 
@@ -316,7 +376,7 @@ pub async fn start(conditional: Conditional) -> S3Server {
 /// runtime, for synchronous tests. Does not need (or use) a caller runtime.
 /// Dropping the returned server joins that thread (a brief blocking wait).
 pub fn start_blocking(conditional: Conditional) -> S3Server {
-    let (root, service, counters) = prepare(conditional);
+    let (root, service, counters, faults) = prepare(conditional);
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind 127.0.0.1:0");
     listener.set_nonblocking(true).expect("set_nonblocking");
     let port = listener.local_addr().expect("local_addr").port();
@@ -344,22 +404,25 @@ pub fn start_blocking(conditional: Conditional) -> S3Server {
         shutdown: Some(tx),
         runner: Some(Runner::Thread(thread)),
         counters,
+        faults,
     }
 }
 
-fn prepare(conditional: Conditional) -> (tempfile::TempDir, S3Service, Arc<Counters>) {
+fn prepare(conditional: Conditional) -> (tempfile::TempDir, S3Service, Arc<Counters>, Arc<Faults>) {
     let root = tempfile::Builder::new().prefix("sdk-cdn-s3-").tempdir().expect("create s3s-fs root");
     // A bucket in s3s-fs is just a directory under the root (this is all its
     // CreateBucket does).
     std::fs::create_dir(root.path().join(BUCKET)).expect("create bucket dir");
     let counters = Arc::new(Counters::default());
-    let service = build_service(root.path(), conditional, Arc::clone(&counters));
-    (root, service, counters)
+    let faults = Arc::new(Faults::default());
+    let service = build_service(root.path(), conditional, Arc::clone(&counters), Arc::clone(&faults));
+    (root, service, counters, faults)
 }
 
-fn build_service(root: &Path, conditional: Conditional, counters: Arc<Counters>) -> S3Service {
+fn build_service(root: &Path, conditional: Conditional, counters: Arc<Counters>, faults: Arc<Faults>) -> S3Service {
     let fs = FileSystem::new(root).expect("s3s-fs FileSystem::new");
-    let wrapper = Serialised { fs, root: root.to_owned(), locks: Mutex::new(HashMap::new()), conditional, counters };
+    let wrapper =
+        Serialised { fs, root: root.to_owned(), locks: Mutex::new(HashMap::new()), conditional, counters, faults };
     let mut builder = S3ServiceBuilder::new(wrapper);
     builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
     builder.build()
@@ -382,10 +445,31 @@ async fn serve(listener: TcpListener, service: S3Service, mut shutdown: oneshot:
             },
         };
         while connections.try_join_next().is_some() {}
-        let service = service.clone();
+        let service = Detached(service.clone());
         connections.spawn(async move {
             let _ = ConnBuilder::new(TokioExecutor::new()).serve_connection(TokioIo::new(socket), service).await;
         });
+    }
+}
+
+/// Runs each request's handler in its own task, so a client that disconnects
+/// (or is killed) mid-request cannot cancel a write half-way. s3s-fs puts the
+/// body in place and *then* writes its metadata; a cancelled handler left
+/// objects without Content-Type, Cache-Control or user metadata, which real S3
+/// never does (an object appears whole or not at all). A body that never fully
+/// arrived still fails the write, as on S3.
+#[derive(Clone)]
+struct Detached(S3Service);
+
+impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Detached {
+    type Response = <S3Service as hyper::service::Service<hyper::Request<hyper::body::Incoming>>>::Response;
+    type Error = <S3Service as hyper::service::Service<hyper::Request<hyper::body::Incoming>>>::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn call(&self, req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+        let service = self.0.clone();
+        let handler = tokio::spawn(async move { hyper::service::Service::call(&service, req).await });
+        Box::pin(async move { handler.await.expect("the S3 handler task panicked") })
     }
 }
 
@@ -398,9 +482,27 @@ struct Serialised {
     locks: Mutex<HashMap<(String, String), KeyLock>>,
     conditional: Conditional,
     counters: Arc<Counters>,
+    faults: Arc<Faults>,
 }
 
 impl Serialised {
+    /// Runs `op` through fault injection (see [`Faults`]).
+    async fn faulty<T>(&self, op: impl std::future::Future<Output = S3Result<T>>) -> S3Result<T> {
+        match self.faults.roll() {
+            None => op.await,
+            Some(Fault::SlowDownBefore) => Err(s3_error!(SlowDown, "injected fault")),
+            Some(Fault::InternalBefore) => Err(s3_error!(InternalError, "injected fault")),
+            Some(Fault::InternalAfter) => {
+                let _ = op.await;
+                Err(s3_error!(InternalError, "injected fault after the operation ran"))
+            }
+            Some(Fault::Delay(ms)) => {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                op.await
+            }
+        }
+    }
+
     async fn lock(&self, bucket: &str, key: &str) -> OwnedMutexGuard<()> {
         let lock = {
             let mut map = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
@@ -541,18 +643,18 @@ impl S3 for Serialised {
     async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
         self.counters.read();
         let _guard = self.lock(&req.input.bucket, &req.input.key).await;
-        self.fs.get_object(req).await
+        self.faulty(self.fs.get_object(req)).await
     }
 
     async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
         self.counters.read();
         let _guard = self.lock(&req.input.bucket, &req.input.key).await;
-        self.fs.head_object(req).await
+        self.faulty(self.fs.head_object(req)).await
     }
 
     async fn list_objects_v2(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
         self.counters.read();
-        self.fs.list_objects_v2(req).await
+        self.faulty(self.fs.list_objects_v2(req)).await
     }
 
     // --- writes (serialised per key) ---
@@ -564,7 +666,7 @@ impl S3 for Serialised {
             req.input.if_none_match = None;
             req.input.if_match = None;
         }
-        self.fs.put_object(req).await
+        self.faulty(self.fs.put_object(req)).await
     }
 
     async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
@@ -578,13 +680,13 @@ impl S3 for Serialised {
         if self.conditional == Conditional::Atomic {
             self.check_copy_destination(&req, &dst.0, &dst.1).await?;
         }
-        self.fs.copy_object(req).await
+        self.faulty(self.fs.copy_object(req)).await
     }
 
     async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
         self.counters.write();
         let _guard = self.lock(&req.input.bucket, &req.input.key).await;
-        self.fs.delete_object(req).await
+        self.faulty(self.fs.delete_object(req)).await
     }
 
     async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
@@ -592,7 +694,7 @@ impl S3 for Serialised {
         let bucket = &req.input.bucket;
         let keys = req.input.delete.objects.iter().map(|o| (bucket.clone(), o.key.clone())).collect();
         let _guards = self.lock_many(keys).await;
-        self.fs.delete_objects(req).await
+        self.faulty(self.fs.delete_objects(req)).await
     }
 
     // --- multipart ---
@@ -602,12 +704,12 @@ impl S3 for Serialised {
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         self.counters.write();
-        self.fs.create_multipart_upload(req).await
+        self.faulty(self.fs.create_multipart_upload(req)).await
     }
 
     async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
         self.counters.write();
-        self.fs.upload_part(req).await
+        self.faulty(self.fs.upload_part(req)).await
     }
 
     async fn complete_multipart_upload(
@@ -623,7 +725,7 @@ impl S3 for Serialised {
         let probe = head_probe(&req, &req.input.bucket, &req.input.key);
         // s3s-fs does all the work before returning; the `future` in its
         // output only builds the response body.
-        let resp = self.fs.complete_multipart_upload(req).await?;
+        let resp = self.faulty(self.fs.complete_multipart_upload(req)).await?;
         self.reset_internal_info(probe).await?;
         Ok(resp)
     }
@@ -633,11 +735,11 @@ impl S3 for Serialised {
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
         self.counters.write();
-        self.fs.abort_multipart_upload(req).await
+        self.faulty(self.fs.abort_multipart_upload(req)).await
     }
 
     async fn list_parts(&self, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
         self.counters.read();
-        self.fs.list_parts(req).await
+        self.faulty(self.fs.list_parts(req)).await
     }
 }

@@ -1,0 +1,284 @@
+//! `verify`: re-read every object of the selected versions and `latest/`,
+//! re-hash the bytes (metadata can lie), and check the index against the
+//! sealed manifests. Read-only: it reports, `publish`/`promote`/`reindex`
+//! repair.
+
+use futures::StreamExt;
+use semver::Version;
+use serde::Serialize;
+
+use super::{ReleaseError, read_index, read_manifest, read_pointer};
+use crate::integrity::Integrity;
+use crate::layout;
+use crate::manifest::{SriIndex, VersionManifest};
+use crate::store::{Key, Store};
+
+/// What kind of problem a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Problem {
+    /// A file the manifest lists is not in the store.
+    Missing,
+    /// A file in the store that the manifest does not list.
+    Extra,
+    /// The stored bytes do not hash to the manifest's integrity.
+    Mismatch,
+    /// Content-Type, Cache-Control or the stored SRI metadata is wrong.
+    Headers,
+    /// The SRI index disagrees with the sealed manifests or the channel.
+    Index,
+    /// The `latest` channel is not in a settled state.
+    Channel,
+}
+
+/// One problem found, by key.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// The object (or index entry) concerned.
+    pub key: String,
+    /// The kind of problem.
+    pub problem: Problem,
+    /// What exactly differs.
+    pub detail: String,
+}
+
+/// The result of a verification.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    /// The store verified.
+    pub store: String,
+    /// Versions whose files were re-hashed.
+    pub versions: Vec<Version>,
+    /// The version `latest/` serves (its files were re-hashed too).
+    pub latest: Option<Version>,
+    /// Objects re-hashed.
+    pub files_checked: usize,
+    /// Bytes re-hashed.
+    pub bytes_checked: u64,
+    /// Every problem found; empty means the store is sound.
+    pub findings: Vec<Finding>,
+}
+
+impl VerifyReport {
+    /// Whether nothing was found.
+    pub fn is_clean(&self) -> bool {
+        self.findings.is_empty()
+    }
+}
+
+/// Which versions to verify.
+#[derive(Debug, Clone)]
+pub enum Selection {
+    /// Every sealed version, `latest/` and the whole index.
+    All,
+    /// These versions (and `latest/`), and their index entries.
+    Versions(Vec<Version>),
+}
+
+/// Sealed versions, from the manifest keys.
+pub(crate) async fn sealed_versions(store: &dyn Store) -> Result<Vec<Version>, ReleaseError> {
+    let mut versions: Vec<Version> = store
+        .list(layout::MANIFESTS_PREFIX)
+        .await?
+        .iter()
+        .filter_map(|m| layout::version_of_manifest(&m.key))
+        .collect();
+    versions.sort();
+    Ok(versions)
+}
+
+/// Verifies `selection` in `store`, re-hashing up to `concurrency` objects at once.
+pub async fn verify(store: &dyn Store, selection: Selection, concurrency: usize) -> Result<VerifyReport, ReleaseError> {
+    let sealed = sealed_versions(store).await?;
+    let versions = match &selection {
+        Selection::All => sealed.clone(),
+        Selection::Versions(list) => {
+            if let Some(missing) = list.iter().find(|v| !sealed.contains(v)) {
+                return Err(ReleaseError::Usage(format!(
+                    "{missing} is not published in {} (no manifests/{missing}.json); run `sdk-cdn list`",
+                    store.describe()
+                )));
+            }
+            list.clone()
+        }
+    };
+    let mut report = VerifyReport {
+        store: store.describe(),
+        versions: versions.clone(),
+        latest: None,
+        files_checked: 0,
+        bytes_checked: 0,
+        findings: Vec::new(),
+    };
+    let mut manifests = Vec::new();
+    for version in &versions {
+        let manifest = sealed_manifest(store, version).await?;
+        check_files(store, &layout::version_prefix(version), &manifest, CacheRule::Immutable, concurrency, &mut report)
+            .await?;
+        manifests.push(manifest);
+    }
+
+    let pointer = read_pointer(store).await?.map(|(p, _)| p);
+    let mut latest_manifest = None;
+    if let Some(pointer) = &pointer {
+        report.latest = Some(pointer.version.clone());
+        if !pointer.synced {
+            report.findings.push(Finding {
+                key: layout::LATEST_POINTER_KEY.into(),
+                problem: Problem::Channel,
+                detail: format!(
+                    "a promotion of {} is incomplete (running now, or interrupted): run `sdk-cdn promote {}`",
+                    pointer.version, pointer.version
+                ),
+            });
+        }
+        let manifest = sealed_manifest(store, &pointer.version).await?;
+        check_files(store, &layout::latest_prefix(), &manifest, CacheRule::Short, concurrency, &mut report).await?;
+        latest_manifest = Some(manifest);
+    }
+
+    let stored = read_index(store).await?.map(|(index, _, _)| index);
+    let mut expected = SriIndex::default();
+    for manifest in &manifests {
+        expected.add_version(manifest);
+    }
+    if let Some(manifest) = latest_manifest.as_ref().filter(|_| pointer.as_ref().is_some_and(|p| p.synced)) {
+        expected.set_latest(manifest);
+    }
+    check_index(stored.as_ref(), &expected, &selection, &mut report);
+    Ok(report)
+}
+
+async fn sealed_manifest(store: &dyn Store, version: &Version) -> Result<VersionManifest, ReleaseError> {
+    read_manifest(store, version).await?.ok_or_else(|| {
+        ReleaseError::StoreUnusable(format!("manifests/{version}.json disappeared while verifying; rerun verify"))
+    })
+}
+
+#[derive(Clone, Copy)]
+enum CacheRule {
+    Immutable,
+    Short,
+}
+
+async fn check_files(
+    store: &dyn Store,
+    prefix: &str,
+    manifest: &VersionManifest,
+    cache: CacheRule,
+    concurrency: usize,
+    report: &mut VerifyReport,
+) -> Result<(), ReleaseError> {
+    for object in store.list(prefix).await? {
+        let path = object.key.as_str().strip_prefix(prefix).unwrap_or_default();
+        if !manifest.files.contains_key(path) {
+            report.findings.push(Finding {
+                key: object.key.to_string(),
+                problem: Problem::Extra,
+                detail: format!("not a file of {} (per its manifest)", manifest.version),
+            });
+        }
+    }
+    let checks: Vec<Result<(Vec<Finding>, u64), ReleaseError>> = futures::stream::iter(&manifest.files)
+        .map(|(path, entry)| async move {
+            let key = Key::new(format!("{prefix}{path}")).map_err(|e| ReleaseError::Usage(e.to_string()))?;
+            let mut findings = Vec::new();
+            let Some((reader, meta)) = store.reader(&key).await? else {
+                findings.push(Finding {
+                    key: key.to_string(),
+                    problem: Problem::Missing,
+                    detail: "not in the store".into(),
+                });
+                return Ok((findings, 0));
+            };
+            let (actual, size) = Integrity::of_async_reader(reader)
+                .await
+                .map_err(|e| ReleaseError::StoreUnusable(format!("reading {key} failed: {e}; rerun verify")))?;
+            if actual != entry.integrity {
+                findings.push(Finding {
+                    key: key.to_string(),
+                    problem: Problem::Mismatch,
+                    detail: format!(
+                        "stored bytes hash to {actual} ({size} bytes); the manifest says {}",
+                        entry.integrity
+                    ),
+                });
+            }
+            let headers = meta.headers.unwrap_or_default();
+            let mut wrong = Vec::new();
+            if headers.content_type != entry.content_type {
+                wrong.push(format!("Content-Type {:?} (expected {:?})", headers.content_type, entry.content_type));
+            }
+            if headers.sri.as_deref() != Some(entry.integrity.to_string().as_str()) {
+                wrong.push(format!("SRI metadata {:?}", headers.sri));
+            }
+            let immutable = headers.cache_control.contains("immutable");
+            match cache {
+                CacheRule::Immutable if !immutable => {
+                    wrong.push(format!(
+                        "Cache-Control {:?} (expected {:?})",
+                        headers.cache_control,
+                        layout::IMMUTABLE_CACHE_CONTROL
+                    ));
+                }
+                CacheRule::Short if immutable || headers.cache_control.is_empty() => {
+                    wrong.push(format!("Cache-Control {:?} (latest/ must be short-lived)", headers.cache_control));
+                }
+                _ => {}
+            }
+            if !wrong.is_empty() {
+                findings.push(Finding { key: key.to_string(), problem: Problem::Headers, detail: wrong.join("; ") });
+            }
+            Ok((findings, size))
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    for check in checks {
+        let (findings, size) = check?;
+        report.files_checked += 1;
+        report.bytes_checked += size;
+        report.findings.extend(findings);
+    }
+    Ok(())
+}
+
+fn check_index(stored: Option<&SriIndex>, expected: &SriIndex, selection: &Selection, report: &mut VerifyReport) {
+    let Some(stored) = stored else {
+        if !expected.files.is_empty() {
+            report.findings.push(Finding {
+                key: layout::INDEX_KEY.into(),
+                problem: Problem::Index,
+                detail: "the SRI index is missing: run `sdk-cdn reindex`".into(),
+            });
+        }
+        return;
+    };
+    let in_scope = |name: &str| match selection {
+        Selection::All => true,
+        Selection::Versions(list) => {
+            name.starts_with(&format!("{}/", layout::LATEST)) || list.iter().any(|v| name.starts_with(&format!("{v}/")))
+        }
+    };
+    let mut push = |key: &str, detail: String| {
+        report.findings.push(Finding { key: format!("{}#{key}", layout::INDEX_KEY), problem: Problem::Index, detail });
+    };
+    for (name, integrity) in &expected.files {
+        match stored.files.get(name) {
+            None => push(name, "missing from the index: run `sdk-cdn reindex`".into()),
+            Some(listed) if listed != integrity => {
+                push(name, format!("the index says {listed}; the manifest says {integrity}: run `sdk-cdn reindex`"))
+            }
+            Some(_) => {}
+        }
+    }
+    for name in stored.files.keys().filter(|n| in_scope(n) && !expected.files.contains_key(*n)) {
+        push(name, "listed in the index but not sealed (or not served by latest/): run `sdk-cdn reindex`".into());
+    }
+    if stored.version != expected.version && expected.version.is_some() {
+        push(
+            "version",
+            format!("the index says latest is {:?}; the channel says {:?}", stored.version, expected.version),
+        );
+    }
+}

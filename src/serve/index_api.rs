@@ -1,0 +1,132 @@
+//! `/api/sdk/sri` (the whole index) and `/api/sdk/sri/<version|latest>`
+//! (one version's entries), answered from memory.
+//!
+//! The index is sent byte for byte as the store holds it, or its gzip/br
+//! form when the client asks (`Vary: Accept-Encoding`, one strong ETag per
+//! representation, see snapshot.rs). A version's entries are immutable once
+//! it is sealed, so they are cached for a year; `latest` moves, so it gets
+//! the index's short `Cache-Control`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::Response;
+
+use super::error::ApiError;
+use super::negotiate::{choose_coding, content_etag, not_modified};
+use super::request_path::{Dir, parse_dir};
+use super::snapshot::IndexSnapshot;
+use super::state::{Loaded, ServeState};
+use crate::layout::{self, IMMUTABLE_CACHE_CONTROL, JSON_CONTENT_TYPE};
+use crate::manifest;
+use crate::release::VersionEntries;
+
+/// `GET|HEAD /api/sdk/sri`.
+pub(super) async fn index(
+    State(state): State<Arc<ServeState>>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let snapshot = require_index(&state)?;
+    let representation = snapshot.representation(choose_coding(&headers, &snapshot.codings()));
+    let mut response = if not_modified(&headers, &representation.etag) {
+        not_modified_response()
+    } else {
+        let mut response = body_response(&method, representation.bytes.clone());
+        if let Some(token) = representation.coding.token() {
+            response.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static(token));
+        }
+        response
+    };
+    let out = response.headers_mut();
+    out.insert(header::ETAG, header_value(&representation.etag));
+    out.insert(header::CACHE_CONTROL, state.index_cache_control.clone());
+    out.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    Ok(response)
+}
+
+/// `GET|HEAD /api/sdk/sri/<version|latest>`.
+pub(super) async fn version(
+    State(state): State<Arc<ServeState>>,
+    method: Method,
+    headers: HeaderMap,
+    Path(dir): Path<String>,
+) -> Result<Response, ApiError> {
+    let dir = parse_dir(&dir)?;
+    let entries = match &dir {
+        Dir::Latest => {
+            let snapshot = require_index(&state)?;
+            let files = snapshot.index.for_version(layout::LATEST);
+            match (&snapshot.index.version, files.is_empty()) {
+                (Some(v), false) => VersionEntries { version: v.to_string(), files },
+                _ => return Err(ApiError::not_found("no version is promoted to latest yet")),
+            }
+        }
+        Dir::Version(v) => {
+            let name = v.to_string();
+            let from_index = match state.loaded() {
+                Loaded::Index(snapshot) => snapshot.index.for_version(&name),
+                Loaded::NoIndex | Loaded::Nothing => BTreeMap::new(),
+            };
+            let files = if from_index.is_empty() {
+                let Some(sealed) = state.sealed_manifest(v).await? else {
+                    return Err(ApiError::not_found(format!("version {name} is not published")));
+                };
+                sealed.files.iter().map(|(path, f)| (layout::index_entry(&name, path), f.integrity)).collect()
+            } else {
+                from_index
+            };
+            VersionEntries { version: name, files }
+        }
+    };
+    let bytes = bytes::Bytes::from(manifest::to_bytes(&entries));
+    let etag = content_etag(&bytes);
+    let mut response =
+        if not_modified(&headers, &etag) { not_modified_response() } else { body_response(&method, bytes) };
+    let cache_control = match dir {
+        Dir::Latest => state.index_cache_control.clone(),
+        Dir::Version(_) => HeaderValue::from_static(IMMUTABLE_CACHE_CONTROL),
+    };
+    let out = response.headers_mut();
+    out.insert(header::ETAG, header_value(&etag));
+    out.insert(header::CACHE_CONTROL, cache_control);
+    Ok(response)
+}
+
+/// The index in service, or why there is none.
+fn require_index(state: &ServeState) -> Result<Arc<IndexSnapshot>, ApiError> {
+    match state.loaded() {
+        Loaded::Index(snapshot) => Ok(snapshot),
+        Loaded::NoIndex => Err(ApiError::not_found(
+            "nothing is published yet: the store has no SRI index (run `sdk-cdn publish DIR --version V`)",
+        )),
+        Loaded::Nothing => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the SRI index could not be loaded from the store yet; see /healthz",
+        )),
+    }
+}
+
+/// A JSON body (empty for HEAD, with the length the GET would have).
+fn body_response(method: &Method, bytes: bytes::Bytes) -> Response {
+    let length = HeaderValue::from(bytes.len());
+    let body = if method == Method::HEAD { Body::empty() } else { Body::from(bytes) };
+    let mut response = Response::new(body);
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
+    response.headers_mut().insert(header::CONTENT_LENGTH, length);
+    response
+}
+
+pub(super) fn not_modified_response() -> Response {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::NOT_MODIFIED;
+    response
+}
+
+/// Our etags are built from hex digits and quotes: always valid header values.
+pub(super) fn header_value(etag: &str) -> HeaderValue {
+    HeaderValue::from_str(etag).unwrap_or_else(|_| HeaderValue::from_static("\"\""))
+}

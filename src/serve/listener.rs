@@ -1,0 +1,161 @@
+//! The socket side: accept connections, serve each with hyper's HTTP/1
+//! implementation under the [`Limits`], and shut down gracefully.
+//!
+//! axum's own `serve` does not expose hyper's limits, so connections are
+//! driven here:
+//! - a semaphore of `max_connections` permits: the accept loop takes a
+//!   permit before accepting, so excess clients wait in the kernel backlog
+//!   instead of costing memory; each connection task holds its permit;
+//! - hyper's `max_buf_size`/`max_headers` bound a request head (431 beyond),
+//!   and `header_read_timeout` bounds both a slow head and an idle
+//!   keep-alive connection;
+//! - a connection older than `max_connection_age` is asked to close after
+//!   its current response.
+//!
+//! Shutdown: stop accepting, ask every connection to finish its in-flight
+//! response and close, wait for all permits to come back (at most
+//! `shutdown_grace`), then stop the refresh task.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+
+use super::{Limits, ServeError, ServeOptions, ServeState, app};
+use crate::store::Store;
+
+/// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// A bound, not yet serving, service.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    state: Arc<ServeState>,
+    limits: Limits,
+}
+
+impl Server {
+    /// Binds `options.addr` and prepares the state (nothing is read from the store yet).
+    pub async fn bind(store: Arc<dyn Store>, options: ServeOptions) -> Result<Self, ServeError> {
+        if options.limits.max_connections == 0 || options.limits.max_header_bytes < 8192 {
+            return Err(ServeError::Options("max_connections must be positive and max_header_bytes >= 8192".into()));
+        }
+        let state = ServeState::new(store, &options)?;
+        let listener =
+            TcpListener::bind(options.addr).await.map_err(|source| ServeError::Bind { addr: options.addr, source })?;
+        Ok(Server { listener, state, limits: options.limits })
+    }
+
+    /// The bound address (the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// Loads the index, then serves until `shutdown` completes and in-flight
+    /// requests have finished (or `shutdown_grace` ran out).
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+        let Server { listener, state, limits } = self;
+        // Clients that connect meanwhile wait in the backlog: they never see
+        // a half-started service.
+        let _ = state.refresh().await;
+        let refresher = state.spawn_refresh();
+        let app = app(state);
+        let permits = Arc::new(Semaphore::new(limits.max_connections as usize));
+        let (stop, stopping) = watch::channel(false);
+        tokio::pin!(shutdown);
+        loop {
+            let permit = tokio::select! {
+                () = &mut shutdown => break,
+                permit = Arc::clone(&permits).acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+            };
+            let stream = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        tracing::warn!("accepting a connection failed: {e}");
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                        continue;
+                    }
+                },
+            };
+            let (app, limits, stopping) = (app.clone(), limits.clone(), stopping.clone());
+            tokio::spawn(async move {
+                connection(stream, app, &limits, stopping).await;
+                drop(permit);
+            });
+        }
+        drop(listener);
+        tracing::info!("shutting down: letting in-flight requests finish");
+        let _ = stop.send(true);
+        let all = limits.max_connections;
+        if tokio::time::timeout(limits.shutdown_grace, permits.acquire_many(all)).await.is_err() {
+            tracing::warn!("some connections did not finish within {:?}; closing them", limits.shutdown_grace);
+        }
+        refresher.abort();
+        Ok(())
+    }
+}
+
+/// Serves one connection until the client leaves, it grows too old, or the
+/// server stops; the last two let the in-flight response finish first.
+async fn connection(stream: TcpStream, app: Router, limits: &Limits, mut stopping: watch::Receiver<bool>) {
+    let _ = stream.set_nodelay(true);
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes)
+        .max_headers(limits.max_headers);
+    let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => return log_end(result),
+        _ = stopping.wait_for(|stop| *stop) => {}
+        () = tokio::time::sleep(limits.max_connection_age) => {}
+    }
+    // Finishes the response in flight (if any), then closes.
+    conn.as_mut().graceful_shutdown();
+    match tokio::time::timeout(limits.shutdown_grace, conn).await {
+        Ok(result) => log_end(result),
+        Err(_) => tracing::debug!("dropping a connection whose response did not finish in time"),
+    }
+}
+
+fn log_end(result: Result<(), hyper::Error>) {
+    if let Err(e) = result {
+        tracing::debug!("connection ended with an error: {e}");
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C (SIGINT).
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = interrupt => tracing::info!("Ctrl-C received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
+}

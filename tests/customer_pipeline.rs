@@ -1,0 +1,57 @@
+//! The install guide's pipeline with the real tools customers use:
+//! `curl -s $API/api/sdk/sri | jq -r '.files["0.1.0/haloagents.umd.js"]'`
+//! against `sdk-cdn serve` must print exactly
+//! `sha384-` + `openssl dgst -sha384 -binary F | openssl base64 -A`.
+//!
+//! Needs curl, jq and openssl. Without them the test prints a skip notice,
+//! unless `SDK_CDN_REQUIRE_TOOLS=1` (CI sets it), which makes it a failure.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use support::backends;
+use support::cli::run;
+use support::serve::{Served, tools_present};
+
+/// Runs `script` with bash (`pipefail`, so a failing curl is not hidden by jq) and returns stdout.
+fn sh(script: &str, cwd: &Path) -> String {
+    let out = Command::new("bash").args(["-o", "pipefail", "-c", script]).current_dir(cwd).output().expect("run bash");
+    assert!(out.status.success(), "{script}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn curl_and_jq_from_the_install_guide_print_the_hash_openssl_computes() {
+    if !tools_present(&["curl", "jq", "openssl", "bash"], "SDK_CDN_REQUIRE_TOOLS") {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let backend = backends::local();
+    let cwd = tempfile::tempdir().unwrap();
+    run(&backend, cwd.path(), &["publish", root.join("dist").to_str().unwrap(), "--version", "0.1.0"]).expect_code(0);
+    let served = Served::start(&backend, cwd.path(), &[]);
+    let url = served.base_url();
+
+    let from_api = sh(&format!("curl -s {url}/api/sdk/sri | jq -r '.files[\"0.1.0/haloagents.umd.js\"]'"), root);
+    let digest = sh("openssl dgst -sha384 -binary dist/haloagents.umd.js | openssl base64 -A", root);
+    assert_eq!(from_api.trim_end(), format!("sha384-{digest}"));
+
+    // The bytes the CDN serves have that hash too, and so does latest/.
+    let served_digest = sh(
+        &format!("curl -sf {url}/sdk/0.1.0/haloagents.umd.js | openssl dgst -sha384 -binary | openssl base64 -A"),
+        root,
+    );
+    assert_eq!(served_digest, digest);
+    let latest = sh(&format!("curl -s {url}/api/sdk/sri | jq -r '.files[\"latest/haloagents.umd.js\"]'"), root);
+    assert_eq!(latest.trim_end(), format!("sha384-{digest}"));
+
+    // The index arrives byte for byte as stored, also through curl's decompression.
+    let stored = backend.read("api/sdk/sri").unwrap();
+    let plain = Command::new("curl").args(["-sf", &format!("{url}/api/sdk/sri")]).output().unwrap().stdout;
+    let compressed =
+        Command::new("curl").args(["-sf", "--compressed", &format!("{url}/api/sdk/sri")]).output().unwrap();
+    assert_eq!(plain, stored);
+    assert_eq!(compressed.stdout, stored);
+}
