@@ -9,6 +9,12 @@ use semver::Version;
 use crate::layout::DEFAULT_LATEST_CACHE_CONTROL;
 
 const EXIT_CODES: &str = "\
+Examples:
+  sdk-cdn publish dist --version 1.4.0          # upload, seal, promote, update the SRI index (./cdn)
+  sdk-cdn --store s3://my-cdn-bucket doctor     # is this bucket safe to publish to?
+  sdk-cdn sri 1.4.0 --file haloagents.umd.js    # the integrity customers pin
+  sdk-cdn serve                                 # local CDN + /api/sdk/sri on 127.0.0.1:8080
+
 Exit codes:
   0  success (also an idempotent no-op)
   1  store or network failure
@@ -156,6 +162,23 @@ Endpoints: GET|HEAD /api/sdk/sri, /api/sdk/sri/<version|latest>,
 --refresh seconds; a publish shows up without a restart. SIGTERM or Ctrl-C
 stops accepting and lets in-flight requests finish.")]
     Serve(ServeArgs),
+
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    #[command(after_help = "\
+Examples:
+  sdk-cdn completions bash > ~/.local/share/bash-completion/completions/sdk-cdn
+  sdk-cdn completions zsh > \"${fpath[1]}/_sdk-cdn\"
+  sdk-cdn completions fish > ~/.config/fish/completions/sdk-cdn.fish")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the man page (roff) to stdout.
+    #[command(after_help = "\
+Example:
+  sdk-cdn man > /usr/local/share/man/man1/sdk-cdn.1 && man sdk-cdn")]
+    Man,
 }
 
 /// `publish` arguments.
@@ -183,6 +206,10 @@ pub struct PublishArgs {
     /// Transfer options.
     #[command(flatten)]
     pub transfer: TransferArgs,
+
+    /// CDN purge options.
+    #[command(flatten)]
+    pub purge: PurgeArgs,
 }
 
 /// Options of commands that write files.
@@ -219,6 +246,10 @@ pub struct ReindexArgs {
     /// Transfer options (used when an interrupted promotion must be finished first).
     #[command(flatten)]
     pub transfer: TransferArgs,
+
+    /// CDN purge options.
+    #[command(flatten)]
+    pub purge: PurgeArgs,
 }
 
 /// `discard` arguments.
@@ -245,6 +276,19 @@ pub struct ServeArgs {
     pub index_cache_control: String,
 }
 
+/// CDN purge options of commands that can change `latest/` or the index.
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    /// When latest/ or the index changed, invalidate /sdk/latest/* and /api/sdk/sri in this CloudFront distribution.
+    #[arg(long, value_name = "DISTRIBUTION_ID", env = "SDK_CDN_CLOUDFRONT_DISTRIBUTION")]
+    pub invalidate_cloudfront: Option<String>,
+
+    /// When latest/ or the index changed, run this shell command with the changed paths as its
+    /// arguments ("$@", also newline-separated in $SDK_CDN_CHANGED_PATHS). For CDNs other than CloudFront.
+    #[arg(long, value_name = "COMMAND", env = "SDK_CDN_PURGE_COMMAND")]
+    pub purge_command: Option<String>,
+}
+
 /// `promote` arguments.
 #[derive(Debug, Args)]
 pub struct PromoteArgs {
@@ -267,6 +311,10 @@ pub struct PromoteArgs {
     /// Transfer options.
     #[command(flatten)]
     pub transfer: TransferArgs,
+
+    /// CDN purge options.
+    #[command(flatten)]
+    pub purge: PurgeArgs,
 }
 
 /// `sri` arguments.

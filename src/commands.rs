@@ -34,10 +34,10 @@ pub enum Error {
     Release(#[from] ReleaseError),
     /// `verify` found problems.
     #[error("{}", verify_text(.0))]
-    Verify(release::VerifyReport),
+    Verify(Box<release::VerifyReport>),
     /// `doctor` found a problem.
     #[error("{}", doctor_text(.0))]
-    Doctor(ProbeReport),
+    Doctor(Box<ProbeReport>),
     /// `serve` could not start.
     #[error(transparent)]
     Serve(#[from] crate::serve::ServeError),
@@ -67,8 +67,18 @@ fn to_value(v: &impl Serialize) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
-/// Runs `cli`'s command.
+/// Runs `cli`'s command. Every `--json` success object carries `"ok": true`,
+/// except `sri` without a version, which prints the index exactly as served.
 pub async fn run(cli: &Cli) -> Result<Output, Error> {
+    let mut output = dispatch(cli).await?;
+    let whole_index = matches!(&cli.command, Command::Sri(SriArgs { version: None, .. }));
+    if let (false, Some(object)) = (whole_index, output.json.as_object_mut()) {
+        object.insert("ok".into(), Value::Bool(true));
+    }
+    Ok(output)
+}
+
+async fn dispatch(cli: &Cli) -> Result<Output, Error> {
     let global = &cli.global;
     let progress = Progress::new(!global.json && !global.quiet);
     match &cli.command {
@@ -82,6 +92,8 @@ pub async fn run(cli: &Cli) -> Result<Output, Error> {
         Command::Reindex(args) => reindex(global, args).await,
         Command::Discard(args) => discard(global, args).await,
         Command::Doctor => doctor(global).await,
+        Command::Completions { shell } => Ok(completions(*shell)),
+        Command::Man => man(),
         Command::Serve(args) => serve(global, args).await,
     }
 }
@@ -141,6 +153,7 @@ async fn publish(global: &GlobalArgs, args: &PublishArgs, progress: Progress) ->
         manifests_dir: Some(args.manifests_dir.clone()),
     };
     let report = release::publish(store.as_ref(), &plan, &options, progress).await?;
+    let (latest_changed, index_changed) = (report.promoted, report.index_updated);
     let mut text = match report.outcome {
         PublishOutcome::Published => format!(
             "published {} to {}: {} files, {} bytes ({} uploaded, {} already there)\n",
@@ -176,9 +189,10 @@ async fn publish(global: &GlobalArgs, args: &PublishArgs, progress: Progress) ->
     for path in &report.local_copies {
         let _ = writeln!(text, "wrote {}", path.display());
     }
-    let mut json = to_value(&report);
-    json["ok"] = Value::Bool(true);
-    Ok(Output { text, json })
+    let json = to_value(&report);
+    let mut output = Output { text, json };
+    purge_and_report(&args.purge, latest_changed, index_changed, &mut output).await;
+    Ok(output)
 }
 
 async fn promote(global: &GlobalArgs, args: &PromoteArgs) -> Result<Output, Error> {
@@ -195,9 +209,10 @@ async fn promote(global: &GlobalArgs, args: &PromoteArgs) -> Result<Output, Erro
         (Some(previous), true) => format!("latest/ now serves {} (was {previous})\n", report.version),
         (None, true) => format!("latest/ now serves {}\n", report.version),
     };
-    let mut json = to_value(&report);
-    json["ok"] = Value::Bool(true);
-    Ok(Output { text, json })
+    let json = to_value(&report);
+    let mut output = Output { text, json };
+    purge_and_report(&args.purge, report.changed, report.index_updated, &mut output).await;
+    Ok(output)
 }
 
 async fn sri(global: &GlobalArgs, args: &SriArgs) -> Result<Output, Error> {
@@ -260,10 +275,9 @@ async fn verify(global: &GlobalArgs, args: &VerifyArgs) -> Result<Output, Error>
     };
     let report = release::verify(store.as_ref(), selection, usize::from(args.concurrency)).await?;
     if !report.is_clean() {
-        return Err(Error::Verify(report));
+        return Err(Error::Verify(Box::new(report)));
     }
-    let mut json = to_value(&report);
-    json["ok"] = Value::Bool(true);
+    let json = to_value(&report);
     Ok(Output { text: verify_text(&report), json })
 }
 
@@ -296,9 +310,10 @@ async fn reindex(global: &GlobalArgs, args: &ReindexArgs) -> Result<Output, Erro
         report.versions.len(),
         report.latest.as_ref().map_or("none".into(), ToString::to_string)
     );
-    let mut json = to_value(&report);
-    json["ok"] = Value::Bool(true);
-    Ok(Output { text, json })
+    let json = to_value(&report);
+    let mut output = Output { text, json };
+    purge_and_report(&args.purge, false, report.changed, &mut output).await;
+    Ok(output)
 }
 
 async fn discard(global: &GlobalArgs, args: &DiscardArgs) -> Result<Output, Error> {
@@ -309,8 +324,7 @@ async fn discard(global: &GlobalArgs, args: &DiscardArgs) -> Result<Output, Erro
     } else {
         format!("discarded the partial upload of {}: {} files deleted\n", args.version, report.deleted.len())
     };
-    let mut json = to_value(&report);
-    json["ok"] = Value::Bool(true);
+    let json = to_value(&report);
     Ok(Output { text, json })
 }
 
@@ -318,7 +332,7 @@ async fn doctor(global: &GlobalArgs) -> Result<Output, Error> {
     let store = open_store(global).await?;
     let report = store::probe_conditional_writes(store.as_ref()).await;
     if report.verdict != Verdict::Healthy {
-        return Err(Error::Doctor(report));
+        return Err(Error::Doctor(Box::new(report)));
     }
     Ok(Output { text: doctor_text(&report), json: to_value(&report) })
 }
@@ -346,4 +360,52 @@ async fn serve(global: &GlobalArgs, args: &crate::cli::ServeArgs) -> Result<Outp
     };
     crate::serve::run(store, options).await?;
     Ok(Output { text: String::new(), json: json!({ "ok": true, "stopped": true }) })
+}
+
+fn completions(shell: clap_complete::Shell) -> Output {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "sdk-cdn", &mut script);
+    let script = String::from_utf8_lossy(&script).into_owned();
+    Output { json: json!({ "shell": shell.to_string(), "script": script }), text: script }
+}
+
+fn man() -> Result<Output, Error> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+        .render(&mut page)
+        .map_err(|e| ReleaseError::Local { what: "render", path: "the man page".into(), source: e })?;
+    let page = String::from_utf8_lossy(&page).into_owned();
+    Ok(Output { json: json!({ "man": page }), text: page })
+}
+
+fn purge_options(args: &crate::cli::PurgeArgs) -> crate::purge::PurgeOptions {
+    crate::purge::PurgeOptions {
+        cloudfront_distribution: args.invalidate_cloudfront.clone(),
+        command: args.purge_command.clone(),
+    }
+}
+
+/// Runs the configured CDN purges and records them in the output.
+async fn purge_and_report(
+    args: &crate::cli::PurgeArgs,
+    latest_changed: bool,
+    index_changed: bool,
+    output: &mut Output,
+) {
+    let paths = crate::purge::changed_paths(latest_changed, index_changed);
+    let Some(report) = crate::purge::purge(&purge_options(args), paths).await else { return };
+    for (method, outcome) in [("CloudFront", &report.cloudfront), ("purge command", &report.command)] {
+        match outcome {
+            Some(o) if o.ok => {
+                let _ = writeln!(output.text, "purged {} via {method} {}", report.paths.join(" "), o.detail);
+            }
+            Some(o) => {
+                let _ = writeln!(output.text, "warning: {}", o.detail);
+                eprintln!("warning: {}", o.detail);
+            }
+            None => {}
+        }
+    }
+    output.json["purge"] = to_value(&report);
 }

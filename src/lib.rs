@@ -10,6 +10,7 @@ pub mod integrity;
 pub mod layout;
 pub mod manifest;
 pub mod progress;
+pub mod purge;
 pub mod release;
 pub mod serve;
 pub mod store;

@@ -1,0 +1,40 @@
+//! The in-process S3 test server (tests/support/s3_server.rs) as a standalone
+//! process, for `scripts/bench.sh`: it lets `sdk-cdn`, `aws s3 cp` and
+//! `rclone` upload to the same server and counts the requests each makes.
+//!
+//! ```text
+//! cargo run --release --example s3_bench_server
+//! ```
+//!
+//! Prints `endpoint=http://127.0.0.1:PORT bucket=NAME access_key=.. secret_key=..`
+//! on the first stdout line, then answers each stdin line `stats` with
+//! `requests=N writes=M` (object requests answered so far). Stops at EOF on
+//! stdin, deleting its data.
+
+#[path = "../tests/support/s3_server.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod s3_server;
+
+use std::io::{BufRead, Write};
+
+fn main() {
+    let server = s3_server::start_blocking(s3_server::Conditional::Atomic);
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "endpoint={} bucket={} access_key={} secret_key={} root={}",
+        server.endpoint,
+        server.bucket,
+        s3_server::ACCESS_KEY,
+        s3_server::SECRET_KEY,
+        server.root.path().display()
+    );
+    let _ = out.flush();
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        if line.trim() == "stats" {
+            let _ = writeln!(out, "requests={} writes={}", server.requests(), server.writes());
+            let _ = out.flush();
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! Telling the CDN in front of the store that mutable paths changed.
+//!
+//! Versioned paths never change, so only `sdk/latest/*` (after a promotion)
+//! and `api/sdk/sri` (after an index change) ever need purging. Two ways,
+//! both optional: a CloudFront invalidation, and a shell hook for any other
+//! CDN. A failed purge is reported, never undoes the publish: the new bytes
+//! are already correct in the store, and CDN caches expire on their own
+//! (`latest/` and the index have short `Cache-Control`).
+
+use serde::Serialize;
+
+/// Paths purged after a promotion.
+pub const LATEST_PATHS: &str = "/sdk/latest/*";
+/// Path purged after an index change.
+pub const INDEX_PATH: &str = "/api/sdk/sri";
+
+/// Which purges to run.
+#[derive(Debug, Clone, Default)]
+pub struct PurgeOptions {
+    /// CloudFront distribution to invalidate.
+    pub cloudfront_distribution: Option<String>,
+    /// Shell command run with the changed paths as arguments.
+    pub command: Option<String>,
+}
+
+impl PurgeOptions {
+    /// Whether any purge is configured.
+    pub fn is_enabled(&self) -> bool {
+        self.cloudfront_distribution.is_some() || self.command.is_some()
+    }
+}
+
+/// The outcome of one purge method.
+#[derive(Debug, Clone, Serialize)]
+pub struct PurgeOutcome {
+    /// Whether it succeeded.
+    pub ok: bool,
+    /// The invalidation id, or what the command printed / what went wrong.
+    pub detail: String,
+}
+
+/// What was purged and how it went.
+#[derive(Debug, Clone, Serialize)]
+pub struct PurgeReport {
+    /// The CDN paths that changed.
+    pub paths: Vec<String>,
+    /// CloudFront, if configured.
+    pub cloudfront: Option<PurgeOutcome>,
+    /// The purge command, if configured.
+    pub command: Option<PurgeOutcome>,
+}
+
+impl PurgeReport {
+    /// Whether every configured purge succeeded.
+    pub fn ok(&self) -> bool {
+        self.cloudfront.iter().chain(&self.command).all(|o| o.ok)
+    }
+}
+
+/// The CDN paths that changed, given what a command did.
+pub fn changed_paths(latest_changed: bool, index_changed: bool) -> Vec<String> {
+    let mut paths = Vec::new();
+    if latest_changed {
+        paths.push(LATEST_PATHS.to_string());
+    }
+    if index_changed {
+        paths.push(INDEX_PATH.to_string());
+    }
+    paths
+}
+
+/// Purges `paths` (nothing to do if empty or nothing is configured).
+pub async fn purge(options: &PurgeOptions, paths: Vec<String>) -> Option<PurgeReport> {
+    if paths.is_empty() || !options.is_enabled() {
+        return None;
+    }
+    let cloudfront = match &options.cloudfront_distribution {
+        Some(id) => Some(invalidate_cloudfront(id, &paths).await),
+        None => None,
+    };
+    let command = match &options.command {
+        Some(cmd) => Some(run_command(cmd, &paths).await),
+        None => None,
+    };
+    let report = PurgeReport { paths, cloudfront, command };
+    if !report.ok() {
+        tracing::warn!(?report, "CDN purge failed; the publish itself succeeded");
+    }
+    Some(report)
+}
+
+async fn invalidate_cloudfront(distribution: &str, paths: &[String]) -> PurgeOutcome {
+    use aws_sdk_cloudfront::types::{InvalidationBatch, Paths};
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    let client = aws_sdk_cloudfront::Client::new(&config);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let batch = Paths::builder()
+        .quantity(i32::try_from(paths.len()).unwrap_or(i32::MAX))
+        .set_items(Some(paths.to_vec()))
+        .build()
+        .and_then(|p| InvalidationBatch::builder().paths(p).caller_reference(format!("sdk-cdn-{nanos}")).build());
+    let batch = match batch {
+        Ok(b) => b,
+        Err(e) => return PurgeOutcome { ok: false, detail: format!("could not build the invalidation: {e}") },
+    };
+    match client.create_invalidation().distribution_id(distribution).invalidation_batch(batch).send().await {
+        Ok(out) => PurgeOutcome {
+            ok: true,
+            detail: out.invalidation().map_or_else(String::new, |i| format!("invalidation {}", i.id())),
+        },
+        Err(e) => {
+            use aws_sdk_cloudfront::error::ProvideErrorMetadata;
+            let code = e.code().unwrap_or("error");
+            let message = e.message().map(str::to_string).unwrap_or_else(|| e.to_string());
+            PurgeOutcome {
+                ok: false,
+                detail: format!(
+                    "CloudFront invalidation of {distribution} failed: {code}: {message}; the publish succeeded; \
+                     invalidate {} by hand or wait for the short cache lifetimes",
+                    paths.join(" ")
+                ),
+            }
+        }
+    }
+}
+
+async fn run_command(command: &str, paths: &[String]) -> PurgeOutcome {
+    // `sh -c CMD sdk-cdn PATH…`: the paths are "$@" in the command, and also
+    // in SDK_CDN_CHANGED_PATHS, one per line.
+    let output = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .arg("sdk-cdn")
+        .args(paths)
+        .env("SDK_CDN_CHANGED_PATHS", paths.join("\n"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await;
+    match output {
+        Ok(out) if out.status.success() => {
+            PurgeOutcome { ok: true, detail: String::from_utf8_lossy(&out.stdout).trim().to_string() }
+        }
+        Ok(out) => PurgeOutcome {
+            ok: false,
+            detail: format!(
+                "the purge command exited with {}: {}; the publish succeeded",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        },
+        Err(e) => PurgeOutcome { ok: false, detail: format!("could not run the purge command: {e}") },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_mutable_paths_are_purged() {
+        assert_eq!(changed_paths(true, true), ["/sdk/latest/*", "/api/sdk/sri"]);
+        assert_eq!(changed_paths(false, true), ["/api/sdk/sri"]);
+        assert!(changed_paths(false, false).is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_purge_command_gets_the_paths_and_failures_are_reported() {
+        let options = PurgeOptions { command: Some("echo \"$@\"; test \"$#\" = 2".into()), ..Default::default() };
+        let report = purge(&options, changed_paths(true, true)).await.unwrap();
+        assert!(report.ok());
+        assert_eq!(report.command.unwrap().detail, "/sdk/latest/* /api/sdk/sri");
+        let failing = PurgeOptions { command: Some("echo nope >&2; exit 7".into()), ..Default::default() };
+        let report = purge(&failing, changed_paths(false, true)).await.unwrap();
+        assert!(!report.ok());
+        assert!(report.command.unwrap().detail.contains("nope"));
+        assert!(purge(&options, Vec::new()).await.is_none(), "nothing changed: nothing to purge");
+    }
+}

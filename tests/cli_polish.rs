@@ -1,0 +1,270 @@
+//! The CLI as users and CI systems meet it: completions, man page, help with
+//! examples, one JSON object per command, the public formats against their
+//! JSON Schemas, and the CDN purge hooks.
+
+mod support;
+
+use std::path::Path;
+
+use serde_json::Value;
+use support::backends::{self, Backend};
+use support::cli::{build_dir, run, run_without_store};
+
+const SCHEMA_BASE: &str = "https://github.com/haloagents/sdk-cdn/docs/schemas/";
+
+#[test]
+fn completions_are_generated_for_every_major_shell() {
+    let cwd = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let out = run_without_store(cwd.path(), &["completions", shell]);
+        out.expect_code(0);
+        for command in ["publish", "promote", "verify", "serve"] {
+            assert!(out.stdout.contains(command), "{shell} completions lack {command}");
+        }
+    }
+    run_without_store(cwd.path(), &["completions", "tcsh"]).expect_code(2);
+}
+
+#[test]
+fn the_man_page_documents_every_command() {
+    let cwd = tempfile::tempdir().unwrap();
+    let out = run_without_store(cwd.path(), &["man"]);
+    out.expect_code(0);
+    assert!(out.stdout.contains(".TH sdk-cdn 1"), "not a man page");
+    for command in ["publish", "promote", "verify", "reindex", "discard", "doctor"] {
+        assert!(out.stdout.contains(command), "the man page lacks {command}");
+    }
+}
+
+#[test]
+fn every_help_teaches_with_an_example() {
+    let cwd = tempfile::tempdir().unwrap();
+    let top = run_without_store(cwd.path(), &["--help"]);
+    assert!(top.expect_code(0).stdout.contains("Examples:"), "{}", top.stdout);
+    assert!(top.stdout.contains("Exit codes:"));
+    let commands = [
+        "publish",
+        "promote",
+        "sri",
+        "snippet",
+        "list",
+        "verify",
+        "reindex",
+        "discard",
+        "doctor",
+        "serve",
+        "completions",
+        "man",
+    ];
+    for command in commands {
+        let out = run_without_store(cwd.path(), &[command, "--help"]);
+        out.expect_code(0);
+        assert!(out.stdout.contains("Example"), "`sdk-cdn {command} --help` has no example:\n{}", out.stdout);
+    }
+}
+
+#[test]
+fn every_command_prints_one_json_object_with_json() {
+    let backend = backends::local();
+    let cwd = tempfile::tempdir().unwrap();
+    let build = build_dir(&[("a.js", b"1"), ("a.css", b"2")]);
+    let b = build.path().to_str().unwrap();
+    let commands: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["publish", b, "--version", "1.0.0", "--dry-run"], "dry_run"),
+        (vec!["publish", b, "--version", "1.0.0"], "outcome"),
+        (vec!["promote", "1.0.0"], "changed"),
+        (vec!["sri"], "files"),
+        (vec!["sri", "1.0.0"], "files"),
+        (vec!["sri", "1.0.0", "--file", "a.js"], "integrity"),
+        (vec!["snippet", "1.0.0", "--file", "a.js"], "html"),
+        (vec!["list"], "versions"),
+        (vec!["verify"], "findings"),
+        (vec!["reindex"], "changed"),
+        (vec!["discard", "2.0.0"], "deleted"),
+        (vec!["doctor"], "checks"),
+        (vec!["completions", "bash"], "script"),
+        (vec!["man"], "man"),
+    ];
+    for (args, field) in commands {
+        let mut with_json = args.clone();
+        with_json.push("--json");
+        let out = run(&backend, cwd.path(), &with_json);
+        out.expect_code(0);
+        let value = out.json();
+        assert!(value.is_object() && value.get(field).is_some(), "{args:?}: no {field:?} in {value}");
+        assert_eq!(out.stdout.trim().lines().count(), 1, "{args:?}: one object, one line");
+    }
+    // Errors too: one object with the exit code and the message.
+    let out = run(&backend, cwd.path(), &["promote", "9.9.9", "--json"]);
+    let value = out.expect_code(2).json();
+    assert_eq!((value["ok"].as_bool(), value["exit_code"].as_u64()), (Some(false), Some(2)));
+    assert!(value["error"].as_str().unwrap().contains("9.9.9"));
+}
+
+fn schemas() -> (boon::Schemas, [boon::SchemaIndex; 3]) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schemas");
+    let mut compiler = boon::Compiler::new();
+    let names = ["sri-index.schema.json", "version-manifest.schema.json", "channel-pointer.schema.json"];
+    for name in names {
+        let value: Value = serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap();
+        compiler.add_resource(&format!("{SCHEMA_BASE}{name}"), value).unwrap();
+    }
+    let mut schemas = boon::Schemas::new();
+    let idx = names.map(|name| compiler.compile(&format!("{SCHEMA_BASE}{name}"), &mut schemas).unwrap());
+    (schemas, idx)
+}
+
+#[test]
+fn published_formats_match_their_json_schemas() {
+    let (schemas, [index, manifest, pointer]) = schemas();
+    for backend in backends::all() {
+        let cwd = tempfile::tempdir().unwrap();
+        for (v, body) in [("1.0.0", "a"), ("1.1.0-rc.1", "b"), ("1.1.0", "c")] {
+            let build = build_dir(&[("sdk.js", body.as_bytes()), ("sub/dir/x.wasm", b"\0asm")]);
+            run(&backend, cwd.path(), &["publish", build.path().to_str().unwrap(), "--version", v]).expect_code(0);
+        }
+        let json = |key: &str| -> Value { serde_json::from_slice(&backend.read(key).unwrap()).unwrap() };
+        let check = |value: &Value, idx: boon::SchemaIndex, what: &str| {
+            if let Err(e) = schemas.validate(value, idx) {
+                panic!("{}: {what} does not match its schema: {e:#}\n{value:#}", backend.name());
+            }
+        };
+        check(&json("api/sdk/sri"), index, "the SRI index");
+        check(&json("manifests/1.1.0-rc.1.json"), manifest, "a manifest");
+        check(&json("manifests/channels/latest.json"), pointer, "the pointer");
+    }
+    // The checked-in sample copies, and the schemas really reject bad shapes.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sample: Value = serde_json::from_slice(&std::fs::read(root.join("manifests/sri.json")).unwrap()).unwrap();
+    assert!(schemas.validate(&sample, index).is_ok());
+    let bad = serde_json::json!({"version": "v1.0.0", "files": {"1.0.0/a.js": "sha256-abc"}});
+    assert!(schemas.validate(&bad, index).is_err(), "the schema must refuse a bad index");
+    let bad = serde_json::json!({"version": "1.0.0", "files": {}});
+    assert!(schemas.validate(&bad, manifest).is_err(), "a manifest lists at least one file");
+}
+
+fn purge_script(dir: &Path) -> String {
+    format!(
+        "printf '%s\\n' \"$@\" >> {}/purged; printf '%s' \"$SDK_CDN_CHANGED_PATHS\" > {}/env",
+        dir.display(),
+        dir.display()
+    )
+}
+
+#[test]
+fn the_purge_command_gets_exactly_the_paths_that_changed() {
+    let backend = backends::local();
+    let cwd = tempfile::tempdir().unwrap();
+    let log = tempfile::tempdir().unwrap();
+    let script = purge_script(log.path());
+    let purged = || std::fs::read_to_string(log.path().join("purged")).unwrap_or_default();
+    let (v1, v2) = (build_dir(&[("a.js", b"1")]), build_dir(&[("a.js", b"2")]));
+    let publish = |dir: &Path, v: &str| {
+        run(&backend, cwd.path(), &["publish", dir.to_str().unwrap(), "--version", v, "--purge-command", &script])
+    };
+    publish(v1.path(), "1.0.0").expect_code(0);
+    assert_eq!(purged(), "/sdk/latest/*\n/api/sdk/sri\n");
+    assert_eq!(std::fs::read_to_string(log.path().join("env")).unwrap(), "/sdk/latest/*\n/api/sdk/sri");
+    // Identical re-publish: nothing changed, nothing purged.
+    publish(v1.path(), "1.0.0").expect_code(0);
+    assert_eq!(purged(), "/sdk/latest/*\n/api/sdk/sri\n");
+    // An older version: only the index changed.
+    publish(v2.path(), "0.9.0").expect_code(0);
+    assert_eq!(purged(), "/sdk/latest/*\n/api/sdk/sri\n/api/sdk/sri\n");
+    // A failing hook is reported, and the publish still succeeds.
+    let out =
+        run(&backend, cwd.path(), &["promote", "0.9.0", "--allow-downgrade", "--purge-command", "exit 9", "--json"]);
+    let value = out.expect_code(0).json();
+    assert_eq!(value["purge"]["command"]["ok"], false);
+    assert!(out.stderr.contains("warning:") && out.stderr.contains("exited"), "{}", out.stderr);
+    assert_eq!(value["version"], "0.9.0", "the promotion itself happened");
+}
+
+#[test]
+fn cloudfront_invalidation_runs_against_moto() {
+    let Some(endpoint) = std::env::var(support::backends::EXTERNAL_ENDPOINT_ENV).ok().filter(|e| !e.is_empty()) else {
+        println!(
+            "skipped: set {} to a moto server to test CloudFront invalidations",
+            support::backends::EXTERNAL_ENDPOINT_ENV
+        );
+        return;
+    };
+    let distribution = support::backends::runtime().block_on(create_distribution(&endpoint));
+    let backend = support::backends::external().unwrap();
+    let cwd = tempfile::tempdir().unwrap();
+    let build = build_dir(&[("a.js", b"1")]);
+    let out =
+        support::cli::command(&backend, cwd.path(), &["publish", build.path().to_str().unwrap(), "--version", "1.0.0"])
+            .args(["--invalidate-cloudfront", &distribution, "--json"])
+            .env("AWS_ENDPOINT_URL_CLOUDFRONT", &endpoint)
+            .output()
+            .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let value: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(value["purge"]["cloudfront"]["ok"], true, "{value}");
+    let paths = support::backends::runtime().block_on(invalidated_paths(&endpoint, &distribution));
+    assert_eq!(paths, ["/sdk/latest/*", "/api/sdk/sri"]);
+
+    // An unknown distribution: reported, the publish still succeeds.
+    let again = build_dir(&[("a.js", b"2")]);
+    let out =
+        support::cli::command(&backend, cwd.path(), &["publish", again.path().to_str().unwrap(), "--version", "1.1.0"])
+            .args(["--invalidate-cloudfront", "ENOSUCHDIST", "--json"])
+            .env("AWS_ENDPOINT_URL_CLOUDFRONT", &endpoint)
+            .output()
+            .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let value: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value["purge"]["cloudfront"]["ok"], false, "{value}");
+    let _: &Backend = &backend;
+}
+
+fn cloudfront_client(endpoint: &str) -> aws_sdk_cloudfront::Client {
+    use aws_sdk_cloudfront::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_cloudfront::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+        .build();
+    aws_sdk_cloudfront::Client::from_conf(config)
+}
+
+async fn create_distribution(endpoint: &str) -> String {
+    use aws_sdk_cloudfront::types::{
+        DefaultCacheBehavior, DistributionConfig, Origin, Origins, S3OriginConfig, ViewerProtocolPolicy,
+    };
+    let origin = Origin::builder()
+        .id("cdn-bucket")
+        .domain_name("cdn-bucket.s3.amazonaws.com")
+        .s3_origin_config(S3OriginConfig::builder().origin_access_identity("").build())
+        .build()
+        .unwrap();
+    let config = DistributionConfig::builder()
+        .caller_reference(format!("sdk-cdn-test-{}", std::process::id()))
+        .comment("sdk-cdn test")
+        .enabled(true)
+        .origins(Origins::builder().quantity(1).items(origin).build().unwrap())
+        .default_cache_behavior(
+            DefaultCacheBehavior::builder()
+                .target_origin_id("cdn-bucket")
+                .viewer_protocol_policy(ViewerProtocolPolicy::RedirectToHttps)
+                .cache_policy_id("658327ea-f89d-4fab-a63d-7e88639e58f6")
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let out = cloudfront_client(endpoint).create_distribution().distribution_config(config).send().await.unwrap();
+    out.distribution().unwrap().id().to_string()
+}
+
+async fn invalidated_paths(endpoint: &str, distribution: &str) -> Vec<String> {
+    let client = cloudfront_client(endpoint);
+    let list = client.list_invalidations().distribution_id(distribution).send().await.unwrap();
+    let summary = list.invalidation_list().unwrap().items();
+    assert_eq!(summary.len(), 1, "one invalidation");
+    let got = client.get_invalidation().distribution_id(distribution).id(summary[0].id()).send().await.unwrap();
+    got.invalidation().unwrap().invalidation_batch().unwrap().paths().unwrap().items().to_vec()
+}
