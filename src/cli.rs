@@ -117,6 +117,7 @@ Examples:
   sdk-cdn verify                  # every published version, latest/ and the whole index
   sdk-cdn verify 1.4.0 1.3.2      # just these versions (and latest/)
   sdk-cdn verify --json           # findings by key, for CI
+  sdk-cdn verify 1.4.0 --base-url https://cdn.example.com   # also what browsers get through the CDN
 
 Exit 0 when everything matches, 3 when anything is missing, extra or different.
 Repairs: rerun the publish (restores missing files), `promote` (latest/), `reindex` (the index).")]
@@ -234,6 +235,11 @@ pub struct VerifyArgs {
     /// Verify every published version (the default when no version is given).
     #[arg(long)]
     pub all: bool,
+
+    /// Also fetch every file through this CDN or origin over HTTP(S), with an Origin header, and check
+    /// status, bytes, Access-Control-Allow-Origin, Content-Type and Cache-Control.
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
 
     /// Objects re-hashed at once.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]

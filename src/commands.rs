@@ -273,7 +273,8 @@ async fn verify(global: &GlobalArgs, args: &VerifyArgs) -> Result<Output, Error>
     } else {
         release::Selection::Versions(args.versions.clone())
     };
-    let report = release::verify(store.as_ref(), selection, usize::from(args.concurrency)).await?;
+    let report =
+        release::verify(store.as_ref(), selection, usize::from(args.concurrency), args.base_url.as_deref()).await?;
     if !report.is_clean() {
         return Err(Error::Verify(Box::new(report)));
     }

@@ -17,6 +17,8 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 const PREFIX: &str = "sha384-";
 const DIGEST_LEN: usize = 48;
+/// Base64 characters of a digest: 48 bytes, 384 bits, 64 six-bit characters, no padding.
+const B64_LEN: usize = 64;
 /// Read buffer: big enough to amortise syscalls, small enough to keep memory flat.
 const BUF_LEN: usize = 64 * 1024;
 
@@ -30,25 +32,44 @@ pub struct Integrity([u8; DIGEST_LEN]);
 pub struct IntegrityError(pub String);
 
 impl Integrity {
+    /// The integrity of a SHA-384 digest computed elsewhere (e.g. while streaming).
+    pub fn of_digest(digest: [u8; DIGEST_LEN]) -> Self {
+        Integrity(digest)
+    }
+
     /// The integrity of an in-memory byte slice.
     pub fn of_bytes(bytes: &[u8]) -> Self {
         Integrity(Sha384::digest(bytes).into())
     }
 
     /// The integrity of a reader, streamed in 64 KiB chunks; also returns the byte count.
-    pub fn of_reader(mut reader: impl Read) -> std::io::Result<(Self, u64)> {
+    pub fn of_reader(reader: impl Read) -> std::io::Result<(Self, u64)> {
+        Self::of_reader_with(reader, &mut vec![0u8; BUF_LEN])
+    }
+
+    /// Like [`Integrity::of_reader`], streaming through the caller's `buf`, so
+    /// that hashing many small files allocates nothing per file.
+    pub fn of_reader_with(mut reader: impl Read, buf: &mut [u8]) -> std::io::Result<(Self, u64)> {
         let mut hasher = Sha384::new();
-        let mut buf = vec![0u8; BUF_LEN];
         let mut size = 0u64;
         loop {
-            let n = reader.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
+            let n = match reader.read(buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
             hasher.update(&buf[..n]);
             size += n as u64;
         }
         Ok((Integrity(hasher.finalize().into()), size))
+    }
+
+    /// The first 16 bytes of the digest: enough to tell contents apart for an etag.
+    pub fn short(&self) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&self.0[..16]);
+        out
     }
 
     /// The integrity of a file, streamed.
@@ -91,14 +112,18 @@ impl FromStr for Integrity {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || IntegrityError(s.to_string());
         let b64 = s.strip_prefix(PREFIX).ok_or_else(bad)?;
-        let raw = STANDARD.decode(b64).map_err(|_| bad())?;
-        let digest: [u8; DIGEST_LEN] = raw.try_into().map_err(|_| bad())?;
-        // Only the canonical encoding is accepted, so equal values are equal strings.
-        let parsed = Integrity(digest);
-        if parsed.to_string() != s {
+        // Only the canonical encoding is accepted, so equal values are equal
+        // strings. 48 bytes are exactly 64 base64 characters with no padding
+        // and no spare bits, and the decoder refuses non-zero trailing bits:
+        // whatever decodes from 64 characters to 48 bytes is canonical.
+        if b64.len() != B64_LEN {
             return Err(bad());
         }
-        Ok(parsed)
+        let mut digest = [0u8; DIGEST_LEN];
+        match STANDARD.decode_slice(b64, &mut digest) {
+            Ok(DIGEST_LEN) => Ok(Integrity(digest)),
+            _ => Err(bad()),
+        }
     }
 }
 

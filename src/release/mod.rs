@@ -16,6 +16,7 @@ mod publish;
 mod query;
 mod read;
 mod verify;
+mod verify_http;
 
 pub use channel::{PromoteRule, converge};
 pub use error::ReleaseError;

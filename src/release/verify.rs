@@ -7,6 +7,7 @@ use futures::StreamExt;
 use semver::Version;
 use serde::Serialize;
 
+use super::verify_http::CdnCheck;
 use super::{ReleaseError, read_index, read_manifest, read_pointer};
 use crate::integrity::Integrity;
 use crate::layout;
@@ -29,6 +30,8 @@ pub enum Problem {
     Index,
     /// The `latest` channel is not in a settled state.
     Channel,
+    /// Fetched through the CDN (`--base-url`): wrong status, bytes or headers.
+    Http,
 }
 
 /// One problem found, by key.
@@ -88,7 +91,17 @@ pub(crate) async fn sealed_versions(store: &dyn Store) -> Result<Vec<Version>, R
 }
 
 /// Verifies `selection` in `store`, re-hashing up to `concurrency` objects at once.
-pub async fn verify(store: &dyn Store, selection: Selection, concurrency: usize) -> Result<VerifyReport, ReleaseError> {
+///
+/// With `base_url`, every file is also fetched through the CDN or origin over
+/// HTTP (with an `Origin` header) and its bytes, status, CORS, Content-Type
+/// and Cache-Control are checked: what browsers will actually get.
+pub async fn verify(
+    store: &dyn Store,
+    selection: Selection,
+    concurrency: usize,
+    base_url: Option<&str>,
+) -> Result<VerifyReport, ReleaseError> {
+    let cdn = base_url.map(CdnCheck::new).transpose()?;
     let sealed = sealed_versions(store).await?;
     let versions = match &selection {
         Selection::All => sealed.clone(),
@@ -115,6 +128,10 @@ pub async fn verify(store: &dyn Store, selection: Selection, concurrency: usize)
         let manifest = sealed_manifest(store, version).await?;
         check_files(store, &layout::version_prefix(version), &manifest, CacheRule::Immutable, concurrency, &mut report)
             .await?;
+        if let Some(cdn) = &cdn {
+            let dir = version.to_string();
+            cdn.check_files(&dir, &manifest, CacheRule::Immutable, concurrency, &mut report.findings).await;
+        }
         manifests.push(manifest);
     }
 
@@ -134,6 +151,9 @@ pub async fn verify(store: &dyn Store, selection: Selection, concurrency: usize)
         }
         let manifest = sealed_manifest(store, &pointer.version).await?;
         check_files(store, &layout::latest_prefix(), &manifest, CacheRule::Short, concurrency, &mut report).await?;
+        if let Some(cdn) = &cdn {
+            cdn.check_files(layout::LATEST, &manifest, CacheRule::Short, concurrency, &mut report.findings).await;
+        }
         latest_manifest = Some(manifest);
     }
 
@@ -155,10 +175,29 @@ async fn sealed_manifest(store: &dyn Store, version: &Version) -> Result<Version
     })
 }
 
+/// What `Cache-Control` a file must have.
 #[derive(Clone, Copy)]
-enum CacheRule {
+pub(super) enum CacheRule {
+    /// Versioned files: cached forever.
     Immutable,
+    /// `latest/`: short-lived, never `immutable`.
     Short,
+}
+
+impl CacheRule {
+    /// What is wrong with `cache_control` under this rule, if anything.
+    pub(super) fn problem(self, cache_control: &str) -> Option<String> {
+        let immutable = cache_control.contains("immutable");
+        match self {
+            CacheRule::Immutable if !immutable => {
+                Some(format!("Cache-Control {cache_control:?} (expected {:?})", layout::IMMUTABLE_CACHE_CONTROL))
+            }
+            CacheRule::Short if immutable || cache_control.is_empty() => {
+                Some(format!("Cache-Control {cache_control:?} (latest/ must be short-lived, never immutable)"))
+            }
+            _ => None,
+        }
+    }
 }
 
 async fn check_files(
@@ -212,20 +251,7 @@ async fn check_files(
             if headers.sri.as_deref() != Some(entry.integrity.to_string().as_str()) {
                 wrong.push(format!("SRI metadata {:?}", headers.sri));
             }
-            let immutable = headers.cache_control.contains("immutable");
-            match cache {
-                CacheRule::Immutable if !immutable => {
-                    wrong.push(format!(
-                        "Cache-Control {:?} (expected {:?})",
-                        headers.cache_control,
-                        layout::IMMUTABLE_CACHE_CONTROL
-                    ));
-                }
-                CacheRule::Short if immutable || headers.cache_control.is_empty() => {
-                    wrong.push(format!("Cache-Control {:?} (latest/ must be short-lived)", headers.cache_control));
-                }
-                _ => {}
-            }
+            wrong.extend(cache.problem(&headers.cache_control));
             if !wrong.is_empty() {
                 findings.push(Finding { key: key.to_string(), problem: Problem::Headers, detail: wrong.join("; ") });
             }
