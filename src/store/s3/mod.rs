@@ -14,11 +14,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::retry::RetryConfig;
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, MetadataDirective};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
+
+mod errors;
+
+use errors::{backend, describe, status, write_error};
 
 use super::{Body, Headers, Key, ObjectMeta, ObjectReader, PutMode, Store, StoreError, key::MAX_KEY_BYTES};
 
@@ -51,8 +54,6 @@ pub struct S3Store {
     bucket: String,
     prefix: String,
 }
-
-type HttpStatus = Option<u16>;
 
 impl S3Store {
     /// Builds a client from the AWS config chain plus `options`.
@@ -242,98 +243,6 @@ impl S3Store {
 
 async fn file_size(path: &Path) -> Result<u64, StoreError> {
     Ok(tokio::fs::metadata(path).await.map_err(|e| StoreError::io("stat", path, e))?.len())
-}
-
-fn status<E, R: HasStatus>(e: &SdkError<E, R>) -> HttpStatus {
-    e.raw_response().map(HasStatus::status_code)
-}
-
-/// Lets the error mappers read the HTTP status of any SDK response type.
-trait HasStatus {
-    fn status_code(&self) -> u16;
-}
-
-impl HasStatus for aws_sdk_s3::config::http::HttpResponse {
-    fn status_code(&self) -> u16 {
-        self.status().as_u16()
-    }
-}
-
-/// A one-line account of an SDK error with what to do about it (no debug dumps).
-fn describe<E, R>(e: &SdkError<E, R>) -> String
-where
-    E: std::error::Error + ProvideErrorMetadata + 'static,
-    R: std::fmt::Debug + HasStatus + 'static,
-{
-    match e {
-        SdkError::DispatchFailure(failure) if !failure.is_io() && !failure.is_timeout() => {
-            let text = root_cause(e);
-            if format!("{failure:?}").contains("CredentialsNotLoaded") {
-                "no AWS credentials found (tried the environment, AWS_PROFILE/~/.aws, web identity, ECS and EC2 \
-                 metadata); set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
-                    .to_string()
-            } else {
-                text
-            }
-        }
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => format!(
-            "the store is unreachable ({}); check --endpoint-url / AWS_ENDPOINT_URL, the network and AWS_REGION",
-            root_cause(e)
-        ),
-        SdkError::ConstructionFailure(_) => format!(
-            "{}; are AWS credentials configured (AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)?",
-            root_cause(e)
-        ),
-        SdkError::ServiceError(service) => {
-            let err = service.err();
-            let status = status(e).map_or(String::new(), |s| format!("HTTP {s} "));
-            let code = err.code().unwrap_or("error");
-            let message = err.message().map_or(String::new(), |m| format!(": {m}"));
-            let hint = match (code, status.trim()) {
-                ("NoSuchBucket", _) => "; create the bucket or fix the --store URL",
-                ("InvalidAccessKeyId" | "SignatureDoesNotMatch" | "AccessDenied", _) | (_, "HTTP 403") => {
-                    "; check the credentials (AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) and the bucket policy"
-                }
-                _ => "",
-            };
-            format!("{status}{code}{message}{hint}")
-        }
-        _ => root_cause(e),
-    }
-}
-
-/// The innermost error message: the part a person can act on.
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut current = e;
-    while let Some(next) = current.source() {
-        current = next;
-    }
-    current.to_string()
-}
-
-fn backend<E, R>(op: &'static str, key: &Key, e: SdkError<E, R>) -> StoreError
-where
-    E: std::error::Error + ProvideErrorMetadata + 'static,
-    R: std::fmt::Debug + HasStatus + 'static,
-{
-    match status(&e) {
-        Some(403) => StoreError::Denied { op, key: key.to_string(), detail: describe(&e) },
-        _ => StoreError::Backend { op, key: key.to_string(), detail: describe(&e) },
-    }
-}
-
-fn write_error<E, R>(op: &'static str, key: &Key, mode: &PutMode, e: SdkError<E, R>) -> StoreError
-where
-    E: std::error::Error + ProvideErrorMetadata + 'static,
-    R: std::fmt::Debug + HasStatus + 'static,
-{
-    match (status(&e), mode) {
-        (Some(412), PutMode::Create) => StoreError::AlreadyExists { key: key.to_string() },
-        (Some(412), _) => StoreError::Precondition { key: key.to_string() },
-        (Some(404), PutMode::Update { .. }) => StoreError::NotFound { key: key.to_string() },
-        (Some(409), _) => StoreError::Backend { op: "conflict", key: key.to_string(), detail: describe(&e) },
-        _ => backend(op, key, e),
-    }
 }
 
 /// Percent-encodes a `CopySource` (`bucket/key`), keeping `/` as is.
