@@ -304,3 +304,33 @@ fn local_store_is_a_plain_browsable_tree() {
     assert_eq!(std::fs::read(dir.path().join("sdk/1.0.0/a.js")).unwrap(), b"alert(1)");
     assert!(std::fs::read_dir(dir.path().join(".sdk-cdn/tmp")).unwrap().next().is_none(), "no temp file is left");
 }
+
+#[test]
+fn an_s3_store_prefix_confines_every_key() {
+    let server = s3_server::start_blocking(Conditional::Atomic);
+    let rt = backends::runtime();
+    let client = rt.block_on(server.client());
+    let store = sdk_cdn::store::S3Store::from_client(client.clone(), &server.bucket, "team/cdn/");
+    let h = headers("text/plain; charset=utf-8", "no-cache", None);
+    rt.block_on(async {
+        store.put(&key("sdk/1.0.0/a.js"), bytes("a"), &h, PutMode::Create).await.unwrap();
+        store.copy(&key("sdk/1.0.0/a.js"), &key("sdk/latest/a.js"), &h).await.unwrap();
+        store.put(&key("api/sdk/sri"), bytes("{}"), &h, PutMode::Create).await.unwrap();
+        let listed: Vec<String> = store.list("").await.unwrap().into_iter().map(|m| m.key.to_string()).collect();
+        assert_eq!(listed, ["api/sdk/sri", "sdk/1.0.0/a.js", "sdk/latest/a.js"], "keys are relative to the prefix");
+        let raw = client.list_objects_v2().bucket(&server.bucket).send().await.unwrap();
+        let raw: Vec<&str> = raw.contents().iter().filter_map(|o| o.key()).collect();
+        assert_eq!(raw, ["team/cdn/api/sdk/sri", "team/cdn/sdk/1.0.0/a.js", "team/cdn/sdk/latest/a.js"]);
+        // A sibling prefix that merely starts with the same letters is not ours.
+        client
+            .put_object()
+            .bucket(&server.bucket)
+            .key("team/cdnx/evil")
+            .body(Vec::from(&b"x"[..]).into())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(store.list("").await.unwrap().len(), 3);
+        assert_eq!(store.max_key_len(), 1024 - "team/cdn/".len());
+    });
+}
