@@ -126,17 +126,21 @@ async fn dry_run(global: &GlobalArgs, args: &PublishArgs, progress: Progress) ->
     );
     let mut files = Vec::new();
     for file in &plan.files {
-        let key = layout::version_file(&plan.version, &file.path).map(|k| k.to_string()).unwrap_or_default();
+        let key = file.key.as_str();
         let headers = file.headers();
-        let _ = writeln!(
-            text,
-            "  {key}\n    {} bytes  {}\n    Content-Type: {}\n    Cache-Control: {}",
-            file.size, file.integrity, headers.content_type, headers.cache_control
-        );
-        files.push(json!({
-            "path": file.path, "key": key, "size": file.size, "integrity": file.integrity,
-            "content_type": headers.content_type, "cache_control": headers.cache_control,
-        }));
+        // Only the form that is printed is built: a plan can list 10,000s of files.
+        if global.json {
+            files.push(json!({
+                "path": file.path, "key": key, "size": file.size, "integrity": file.integrity,
+                "content_type": headers.content_type, "cache_control": headers.cache_control,
+            }));
+        } else {
+            let _ = writeln!(
+                text,
+                "  {key}\n    {} bytes  {}\n    Content-Type: {}\n    Cache-Control: {}",
+                file.size, file.integrity, headers.content_type, headers.cache_control
+            );
+        }
     }
     let json =
         json!({ "ok": true, "dry_run": true, "version": plan.version, "store": store.describe(), "files": files });

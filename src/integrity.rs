@@ -96,7 +96,11 @@ impl Integrity {
 
 impl fmt::Display for Integrity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{PREFIX}{}", STANDARD.encode(self.0))
+        // Encoded on the stack: an index prints tens of thousands of these.
+        let mut b64 = [0u8; B64_LEN];
+        let n = STANDARD.encode_slice(self.0, &mut b64).map_err(|_| fmt::Error)?;
+        f.write_str(PREFIX)?;
+        f.write_str(std::str::from_utf8(&b64[..n]).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -135,8 +139,18 @@ impl Serialize for Integrity {
 
 impl<'de> Deserialize<'de> for Integrity {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(deserializer)?;
-        s.parse().map_err(serde::de::Error::custom)
+        /// Parses borrowed strings without copying them first.
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Integrity;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a SHA-384 integrity value (\"sha384-\" + 64 base64 characters)")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Integrity, E> {
+                s.parse().map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(Visitor)
     }
 }
 

@@ -147,22 +147,41 @@ impl VersionManifest {
 }
 
 impl SriIndex {
-    /// Adds every file of a sealed version (`<version>/<path>` entries).
-    pub fn add_version(&mut self, manifest: &VersionManifest) {
+    /// Adds every file of a sealed version (`<version>/<path>` entries);
+    /// returns whether that changed the index. Touches only this version's
+    /// entries: the cost does not grow with the number of versions.
+    pub fn add_version(&mut self, manifest: &VersionManifest) -> bool {
         let dir = manifest.version.to_string();
+        let mut changed = false;
         for (path, entry) in &manifest.files {
-            self.files.insert(index_entry(&dir, path), entry.integrity);
+            changed |= self.files.insert(index_entry(&dir, path), entry.integrity) != Some(entry.integrity);
         }
+        changed
     }
 
-    /// Makes the `latest/` entries and `version` describe `manifest`.
-    pub fn set_latest(&mut self, manifest: &VersionManifest) {
+    /// Makes the `latest/` entries and `version` describe `manifest`;
+    /// returns whether that changed the index.
+    pub fn set_latest(&mut self, manifest: &VersionManifest) -> bool {
         let prefix = format!("{LATEST}/");
-        self.files.retain(|name, _| !name.starts_with(&prefix));
-        for (path, entry) in &manifest.files {
-            self.files.insert(index_entry(LATEST, path), entry.integrity);
+        // The `latest/` entries sort together: visit only that range.
+        let stale: Vec<String> = self
+            .files
+            .range::<str, _>((std::ops::Bound::Included(prefix.as_str()), std::ops::Bound::Unbounded))
+            .map(|(name, _)| name)
+            .take_while(|name| name.starts_with(&prefix))
+            .filter(|name| !manifest.files.contains_key(&name[prefix.len()..]))
+            .cloned()
+            .collect();
+        let mut changed = !stale.is_empty();
+        for name in stale {
+            self.files.remove(&name);
         }
+        for (path, entry) in &manifest.files {
+            changed |= self.files.insert(index_entry(LATEST, path), entry.integrity) != Some(entry.integrity);
+        }
+        changed |= self.version.as_ref() != Some(&manifest.version);
         self.version = Some(manifest.version.clone());
+        changed
     }
 
     /// The entries of one version, as `GET /api/sdk/sri/<version>` returns them.
@@ -227,6 +246,28 @@ mod tests {
         index.set_latest(&manifest("1.1.0", &[("a.js", b"a2")]));
         assert_eq!(index.for_version("latest").keys().collect::<Vec<_>>(), ["latest/a.js"]);
         assert_eq!(index.version, Some(Version::new(1, 1, 0)));
+    }
+
+    #[test]
+    fn merging_reports_whether_anything_changed() {
+        let mut index = SriIndex::default();
+        let v1 = manifest("1.0.0", &[("a.js", b"a"), ("old.css", b"c")]);
+        let v2 = manifest("1.1.0", &[("a.js", b"a2")]);
+        assert!(index.add_version(&v1));
+        assert!(!index.add_version(&v1), "the same version again changes nothing");
+        assert!(index.set_latest(&v1));
+        assert!(!index.set_latest(&v1));
+        assert!(index.add_version(&v2));
+        let before = index.clone();
+        assert!(index.set_latest(&v2), "a stale latest/ entry is removed and the version moves");
+        assert_ne!(index, before);
+        assert!(!index.set_latest(&v2));
+        // Neighbours of the latest/ range ("lat…" and "latest0…" sort around "latest/") are untouched.
+        let mut edge = index.clone();
+        edge.files.insert("lates/x.js".into(), Integrity::of_bytes(b"x"));
+        edge.files.insert("latest0/x.js".into(), Integrity::of_bytes(b"y"));
+        assert!(!edge.set_latest(&v2));
+        assert_eq!(edge.files.len(), index.files.len() + 2);
     }
 
     #[test]

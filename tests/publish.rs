@@ -380,7 +380,11 @@ fn sri_snippet_and_list_print_what_customers_get() {
         assert_eq!(one.expect_code(0).stdout.trim(), sri_of(V1[1].1), "{name}");
         let version = run(&backend, cwd.path(), &["sri", "1.1.0-rc.1", "--json"]);
         let want: BTreeMap<String, String> = expected_entries("1.1.0-rc.1", V2);
-        assert_eq!(version.expect_code(0).json(), json!({"version": "1.1.0-rc.1", "files": want, "ok": true}), "{name}");
+        assert_eq!(
+            version.expect_code(0).json(),
+            json!({"version": "1.1.0-rc.1", "files": want, "ok": true}),
+            "{name}"
+        );
 
         let snippet = run(&backend, cwd.path(), &["snippet", "1.0.0", "--base-url", "https://cdn.example.com/"]);
         assert_eq!(

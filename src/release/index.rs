@@ -30,17 +30,43 @@ pub struct IndexState {
 /// Adds `add` (a sealed version) and the synced `latest` entries to the
 /// index; writes nothing when it already says so.
 pub async fn update_index(store: &dyn Store, add: Option<&VersionManifest>) -> Result<IndexState, ReleaseError> {
+    update_index_from(store, add, None).await
+}
+
+/// The index as read earlier (parsed, its bytes, its etag).
+pub(crate) type KnownIndex = (SriIndex, Bytes, String);
+
+/// [`update_index`], starting from an index the caller read earlier: if the
+/// store's etag still matches (one `head`), it is not downloaded and parsed
+/// again. The cost that grows with the store is then one parse (earlier),
+/// one serialisation and one upload of the index; the merge itself touches
+/// only the added version and the `latest/` entries.
+pub(crate) async fn update_index_from(
+    store: &dyn Store,
+    add: Option<&VersionManifest>,
+    mut known: Option<KnownIndex>,
+) -> Result<IndexState, ReleaseError> {
     let headers = Headers {
         content_type: layout::JSON_CONTENT_TYPE.into(),
         cache_control: layout::INDEX_CACHE_CONTROL.into(),
         sri: None,
     };
     for _ in 0..MAX_ROUNDS {
-        let current = read_index(store).await?;
+        let current = match known.take() {
+            Some(known) => match store.head(&layout::index()).await? {
+                Some(meta) if meta.etag == known.2 => Some(known),
+                _ => read_index(store).await?,
+            },
+            None => read_index(store).await?,
+        };
         let pointer = read_pointer(store).await?;
-        let mut next = current.as_ref().map(|(index, _, _)| index.clone()).unwrap_or_default();
+        let (mut next, stored) = match current {
+            Some((index, bytes, etag)) => (index, Some((bytes, etag))),
+            None => (SriIndex::default(), None),
+        };
+        let mut changed = stored.is_none();
         if let Some(manifest) = add {
-            next.add_version(manifest);
+            changed |= next.add_version(manifest);
         }
         if let Some((pointer, _)) = pointer.filter(|(p, _)| p.synced) {
             let latest = match add {
@@ -52,18 +78,14 @@ pub async fn update_index(store: &dyn Store, add: Option<&VersionManifest>) -> R
                     ))
                 })?,
             };
-            next.set_latest(&latest);
+            changed |= next.set_latest(&latest);
         }
-        if let Some((index, bytes, _)) = &current
-            && *index == next
-        {
-            return Ok(IndexState { index: next, bytes: bytes.clone(), changed: false });
-        }
-        let bytes = Bytes::from(manifest::to_bytes(&next));
-        let mode = match &current {
-            Some((_, _, etag)) => PutMode::Update { etag: etag.clone() },
+        let mode = match stored {
+            Some((bytes, _)) if !changed => return Ok(IndexState { index: next, bytes, changed: false }),
+            Some((_, etag)) => PutMode::Update { etag },
             None => PutMode::Create,
         };
+        let bytes = Bytes::from(manifest::to_bytes(&next));
         match store.put(&layout::index(), Body::Bytes(bytes.clone()), &headers, mode).await {
             Ok(_) => return Ok(IndexState { index: next, bytes, changed: true }),
             Err(StoreError::Precondition { .. } | StoreError::AlreadyExists { .. } | StoreError::NotFound { .. }) => {}

@@ -3,9 +3,11 @@
 //! first write; `--dry-run` prints the plan and stops.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
 use std::time::SystemTime;
 
 use indicatif::ProgressBar;
@@ -17,13 +19,16 @@ use crate::integrity::Integrity;
 use crate::layout;
 use crate::manifest::{FileEntry, VersionManifest};
 use crate::progress::Progress;
-use crate::store::Headers;
+use crate::store::{Headers, Key};
 
 /// One file to publish.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlannedFile {
     /// Path relative to the build directory and to `sdk/<version>/`, `/`-separated.
     pub path: String,
+    /// Its key in the store, `sdk/<version>/<path>` (validated while planning).
+    #[serde(skip)]
+    pub key: Key,
     /// Where the bytes are read from.
     #[serde(skip)]
     pub source: PathBuf,
@@ -49,22 +54,27 @@ pub struct Plan {
     pub files: Vec<PlannedFile>,
 }
 
+/// A file the walk found, on its way to a hashing worker.
 struct Found {
     path: String,
+    key: Key,
     source: PathBuf,
-    size: u64,
 }
+
+/// Read buffer of a hashing worker: big enough to amortise syscalls, small
+/// enough to stay in the core's cache between the read and the hash.
+const HASH_BUF_LEN: usize = 64 * 1024;
 
 impl Plan {
     /// Scans, validates and hashes `dir` for `version`. `max_key_len` is the
     /// store's key budget (S3 allows 1,024 bytes including any prefix).
     pub fn build(dir: &Path, version: &Version, max_key_len: usize, progress: Progress) -> Result<Plan, ReleaseError> {
-        let found = scan(dir, version, max_key_len)?;
-        let bar = progress.bytes("hash", found.iter().map(|f| f.size).sum());
-        let files = hash_all(found, &bar);
+        let bar = progress.bytes("hash", 0);
+        let files = scan_and_hash(dir, version, max_key_len, &bar);
         bar.finish_and_clear();
-        let files = files?;
-        Ok(Plan { version: version.clone(), dir: dir.to_path_buf(), files })
+        let plan = Plan { version: version.clone(), dir: dir.to_path_buf(), files: files? };
+        tracing::debug!(files = plan.files.len(), bytes = plan.total_bytes(), "planned: every file hashed");
+        Ok(plan)
     }
 
     /// The manifest this plan seals.
@@ -117,8 +127,16 @@ fn refuse(path: &Path, reason: impl Into<String>) -> ReleaseError {
     ReleaseError::Input { path: path.display().to_string(), reason: reason.into() }
 }
 
-/// Walks `dir`, refusing anything that cannot be published safely.
-fn scan(dir: &Path, version: &Version, max_key_len: usize) -> Result<Vec<Found>, ReleaseError> {
+/// Walks `dir` on this thread while workers on every core hash what it
+/// finds, so the walk overlaps the hashing and both cores stay busy on a
+/// tree of many small files. The first problem (in walk order) refuses the
+/// whole plan; files come back in walk order.
+fn scan_and_hash(
+    dir: &Path,
+    version: &Version,
+    max_key_len: usize,
+    progress: &ProgressBar,
+) -> Result<Vec<PlannedFile>, ReleaseError> {
     match std::fs::metadata(dir) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => return Err(refuse(dir, "is not a directory; pass the build output directory (e.g. dist)")),
@@ -127,8 +145,61 @@ fn scan(dir: &Path, version: &Version, max_key_len: usize) -> Result<Vec<Found>,
         }
         Err(e) => return Err(local("read", dir, e)),
     }
-    let mut found = Vec::new();
+    let workers = std::thread::available_parallelism().map_or(2, usize::from);
+    let (send, receive) = std::sync::mpsc::channel::<(usize, Found)>();
+    let receive = Mutex::new(receive);
+    let failed = AtomicBool::new(false);
+    let (walked, hashed) = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers).map(|_| scope.spawn(|| hash_worker(&receive, &failed, progress))).collect();
+        let walked = walk(dir, version, max_key_len, &failed, progress, |i, found| {
+            // The workers only stop receiving after a failure, which ends the walk anyway.
+            let _ = send.send((i, found));
+        });
+        drop(send);
+        if walked.is_err() {
+            failed.store(true, Ordering::Relaxed);
+        }
+        let hashed: Vec<_> = handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect();
+        (walked, hashed)
+    });
+    let count = walked?;
+    if count == 0 {
+        return Err(refuse(dir, "contains no files; build the SDK first"));
+    }
+    let mut slots: Vec<Option<Result<PlannedFile, ReleaseError>>> = (0..count).map(|_| None).collect();
+    for (i, result) in hashed {
+        slots[i] = Some(result);
+    }
+    let mut files = Vec::with_capacity(count);
+    for slot in slots {
+        match slot {
+            Some(Ok(file)) => files.push(file),
+            Some(Err(e)) => return Err(e),
+            // Skipped after an earlier failure, which the loop has returned already.
+            None => {}
+        }
+    }
+    Ok(files)
+}
+
+/// Walks `dir` in file-name order, refusing anything that cannot be published
+/// safely, and hands each file to `found`; returns how many there were.
+/// Costs no `stat` per file (the type comes from the directory entry, the
+/// size from the hashing worker's `fstat`) unless a progress bar is drawn,
+/// which needs the total.
+fn walk(
+    dir: &Path,
+    version: &Version,
+    max_key_len: usize,
+    failed: &AtomicBool,
+    progress: &ProgressBar,
+    mut found: impl FnMut(usize, Found),
+) -> Result<usize, ReleaseError> {
+    let mut count = 0;
     for entry in walkdir::WalkDir::new(dir).follow_links(false).sort_by_file_name().min_depth(1) {
+        if failed.load(Ordering::Relaxed) {
+            break;
+        }
         let entry = entry.map_err(|e| {
             let path = e.path().unwrap_or(dir).to_path_buf();
             refuse(&path, format!("cannot be read: {e}"))
@@ -149,14 +220,12 @@ fn scan(dir: &Path, version: &Version, max_key_len: usize) -> Result<Vec<Found>,
             return Err(refuse(path, "is not a regular file (device, socket or pipe); remove it from the build"));
         }
         let rel = path.strip_prefix(dir).map_err(|_| refuse(path, "is outside the build directory"))?;
-        let mut parts = Vec::new();
-        for component in rel.components() {
-            let name = component.as_os_str().to_str().ok_or_else(|| {
-                refuse(path, "has a name that is not valid UTF-8; rename it (URLs and S3 keys are UTF-8)")
-            })?;
-            parts.push(name);
-        }
-        let rel = parts.join("/");
+        // Walked paths are clean (no `.`, `..` or doubled separators), and the
+        // separator is `/`: the relative path is the key's tail as it is.
+        let rel = rel
+            .to_str()
+            .ok_or_else(|| refuse(path, "has a name that is not valid UTF-8; rename it (URLs and S3 keys are UTF-8)"))?
+            .to_string();
         let key = layout::version_file(version, &rel)
             .map_err(|e| refuse(path, format!("cannot be published as a URL path: {e}; rename it")))?;
         if key.as_str().len() > max_key_len {
@@ -168,63 +237,59 @@ fn scan(dir: &Path, version: &Version, max_key_len: usize) -> Result<Vec<Found>,
                 ),
             ));
         }
-        let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
-        found.push(Found { path: rel, source: path.to_path_buf(), size });
+        if !progress.is_hidden() {
+            progress.inc_length(entry.metadata().map_or(0, |m| m.len()));
+        }
+        found(count, Found { path: rel, key, source: entry.into_path() });
+        count += 1;
     }
-    if found.is_empty() {
-        return Err(refuse(dir, "contains no files; build the SDK first"));
-    }
-    Ok(found)
+    Ok(count)
 }
 
-/// Hashes every file on all cores, streaming (memory does not grow with file size).
-fn hash_all(found: Vec<Found>, progress: &ProgressBar) -> Result<Vec<PlannedFile>, ReleaseError> {
-    let workers = std::thread::available_parallelism().map_or(2, usize::from).min(found.len()).max(1);
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<PlannedFile, ReleaseError>>>> =
-        Mutex::new((0..found.len()).map(|_| None).collect());
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(file) = found.get(i) else { break };
-                    let result = hash_one(file);
-                    if let Ok(planned) = &result {
-                        progress.inc(planned.size);
-                    }
-                    let failed = result.is_err();
-                    if let Ok(mut slots) = results.lock() {
-                        slots[i] = Some(result);
-                    }
-                    if failed {
-                        // Stop the other workers early: one error refuses the whole plan.
-                        next.store(found.len(), Ordering::Relaxed);
-                    }
-                }
-            });
+/// Hashes files from `queue` until it is closed; stops hashing (but keeps
+/// draining) once anything failed. Streams through one reused buffer, so
+/// memory does not grow with file size or count.
+fn hash_worker(
+    queue: &Mutex<Receiver<(usize, Found)>>,
+    failed: &AtomicBool,
+    progress: &ProgressBar,
+) -> Vec<(usize, Result<PlannedFile, ReleaseError>)> {
+    let mut buf = vec![0u8; HASH_BUF_LEN];
+    let mut out = Vec::new();
+    loop {
+        let next = match queue.lock() {
+            Ok(queue) => queue.recv(),
+            Err(_) => break,
+        };
+        let Ok((i, found)) = next else { break };
+        if failed.load(Ordering::Relaxed) {
+            continue;
         }
-    });
-    let slots = results.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let mut files = Vec::with_capacity(slots.len());
-    for slot in slots {
-        match slot {
-            Some(Ok(file)) => files.push(file),
-            Some(Err(e)) => return Err(e),
-            None => {}
+        let result = hash_one(found, &mut buf);
+        match &result {
+            Ok(planned) => progress.inc(planned.size),
+            // One error refuses the whole plan: stop the walk and the other workers early.
+            Err(_) => failed.store(true, Ordering::Relaxed),
         }
+        out.push((i, result));
     }
-    Ok(files)
+    out
 }
 
-fn hash_one(found: &Found) -> Result<PlannedFile, ReleaseError> {
+fn hash_one(found: Found, buf: &mut [u8]) -> Result<PlannedFile, ReleaseError> {
     let file = std::fs::File::open(&found.source).map_err(|e| local("open", &found.source, e))?;
-    let modified = file.metadata().ok().and_then(|m| m.modified().ok());
-    let (integrity, size) = Integrity::of_reader(file).map_err(|e| local("read", &found.source, e))?;
+    let meta = file.metadata().map_err(|e| local("stat", &found.source, e))?;
+    // Reading exactly the size `fstat` reported saves the read that would
+    // find the end of a small file. A file that grows meanwhile also gets a
+    // new mtime, which `check_unchanged` refuses before its upload.
+    let (integrity, size) =
+        Integrity::of_reader_with(file.take(meta.len()), buf).map_err(|e| local("read", &found.source, e))?;
+    let modified = meta.modified().ok();
     Ok(PlannedFile {
         content_type: crate::content_type::for_path(&found.path),
-        path: found.path.clone(),
-        source: found.source.clone(),
+        path: found.path,
+        key: found.key,
+        source: found.source,
         size,
         integrity,
         modified,

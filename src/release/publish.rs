@@ -13,7 +13,8 @@ use semver::Version;
 use serde::Serialize;
 
 use super::channel::{Claim, PromoteRule, claim, converge};
-use super::{Plan, PlannedFile, ReleaseError, read_index, read_manifest, read_pointer, update_index};
+use super::index::update_index_from;
+use super::{Plan, PlannedFile, ReleaseError, read_index, read_manifest, read_pointer};
 use crate::integrity::Integrity;
 use crate::layout;
 use crate::manifest::{self, FileDiff, VersionManifest};
@@ -78,21 +79,24 @@ pub async fn publish(
     progress: Progress,
 ) -> Result<PublishReport, ReleaseError> {
     let manifest = plan.manifest();
-    let (outcome, uploaded, already_present) = match read_manifest(store, &plan.version).await? {
+    let (outcome, uploaded, already_present, known_index) = match read_manifest(store, &plan.version).await? {
         Some(sealed) => {
             refuse_if_different(&manifest, &sealed, "published")?;
             let restored = restore_missing(store, plan, options.concurrency, progress).await?;
-            (PublishOutcome::AlreadyPublished, restored, plan.files.len() - restored)
+            (PublishOutcome::AlreadyPublished, restored, plan.files.len() - restored, None)
         }
         None => {
             // The pointer and the index are read again later; reading them now
-            // refuses a corrupt store before the first file is written.
+            // refuses a corrupt store before the first file is written. The
+            // index is kept: if nobody changes it meanwhile, the final update
+            // starts from it instead of downloading and parsing it again.
             read_pointer(store).await?;
-            read_index(store).await?;
+            let known_index = read_index(store).await?;
             let (uploaded, present) = upload_and_seal(store, plan, &manifest, options.concurrency, progress).await?;
-            (PublishOutcome::Published, uploaded, present)
+            (PublishOutcome::Published, uploaded, present, known_index)
         }
     };
+    tracing::debug!(version = %plan.version, uploaded, "files in place and sealed");
 
     let (promoted, not_promoted_reason) = if options.no_promote {
         (false, Some("--no-promote was given".to_string()))
@@ -105,7 +109,9 @@ pub async fn publish(
     };
     // Also finishes a promotion that an earlier run left half-done.
     let latest = converge(store, &options.latest_cache_control, options.concurrency).await?;
-    let index = update_index(store, Some(&manifest)).await?;
+    tracing::debug!(latest = ?latest.as_ref().map(ToString::to_string), "latest/ converged");
+    let index = update_index_from(store, Some(&manifest), known_index).await?;
+    tracing::debug!(changed = index.changed, bytes = index.bytes.len(), "SRI index up to date");
 
     let mut local_copies = Vec::new();
     if let Some(dir) = &options.manifests_dir {
@@ -193,6 +199,8 @@ async fn upload_and_seal(
     let todo: Vec<&PlannedFile> = plan.files.iter().filter(|f| !present.contains(&f.path)).collect();
     let uploaded = upload_all(store, version, todo, concurrency, progress).await?;
 
+    // The files must be durable before the seal that publishes them.
+    store.sync().await?;
     seal(store, manifest).await?;
     Ok((uploaded, plan.files.len() - uploaded))
 }
@@ -219,7 +227,9 @@ async fn restore_missing(
         return Ok(0);
     }
     tracing::warn!(version = %plan.version, count = missing.len(), "restoring files missing from a published version");
-    upload_all(store, &plan.version, missing, concurrency, progress).await
+    let restored = upload_all(store, &plan.version, missing, concurrency, progress).await?;
+    store.sync().await?;
+    Ok(restored)
 }
 
 /// Uploads `files` create-only, `concurrency` at a time; returns how many were new.
@@ -230,6 +240,10 @@ async fn upload_all(
     concurrency: usize,
     progress: Progress,
 ) -> Result<usize, ReleaseError> {
+    // Largest first: a big file's transfer then overlaps the many small
+    // ones instead of starting last and finishing alone.
+    let mut files = files;
+    files.sort_by_key(|f| std::cmp::Reverse(f.size));
     let bar = progress.bytes("upload", files.iter().map(|f| f.size).sum());
     let uploaded = futures::stream::iter(files)
         .map(|file| {
@@ -249,14 +263,14 @@ async fn upload_all(
 
 /// Uploads one file create-only; `false` if identical bytes were already there.
 async fn upload_one(store: &dyn Store, version: &Version, file: &PlannedFile) -> Result<bool, ReleaseError> {
-    let key = layout::version_file(version, &file.path).map_err(|e| ReleaseError::Usage(e.to_string()))?;
+    let key = &file.key;
     file.check_unchanged()?;
-    match store.put(&key, Body::File(file.source.clone()), &file.headers(), PutMode::Create).await {
+    match store.put(key, Body::File(file.source.clone()), &file.headers(), PutMode::Create).await {
         Ok(_) => Ok(true),
         Err(StoreError::AlreadyExists { .. }) => {
             // Someone (an earlier run, a concurrent publisher) was first:
             // fine if the bytes are ours, a conflict otherwise.
-            if stored_integrity(store, &key).await? == Some(file.integrity) {
+            if stored_integrity(store, key).await? == Some(file.integrity) {
                 Ok(false)
             } else {
                 let diff = FileDiff { differing: vec![file.path.clone()], ..FileDiff::default() };

@@ -31,7 +31,7 @@ pub(super) async fn index(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let snapshot = require_index(&state)?;
-    let representation = snapshot.representation(choose_coding(&headers, &snapshot.codings()));
+    let representation = snapshot.representation(choose_coding(&headers, snapshot.codings()));
     let mut response = if not_modified(&headers, &representation.etag) {
         not_modified_response()
     } else {
@@ -42,7 +42,7 @@ pub(super) async fn index(
         response
     };
     let out = response.headers_mut();
-    out.insert(header::ETAG, header_value(&representation.etag));
+    out.insert(header::ETAG, representation.etag_header.clone());
     out.insert(header::CACHE_CONTROL, state.index_cache_control.clone());
     out.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     Ok(response)

@@ -9,6 +9,7 @@
 
 use std::io::Write;
 
+use axum::http::HeaderValue;
 use bytes::Bytes;
 
 use super::negotiate::{Coding, content_etag};
@@ -26,8 +27,18 @@ pub(super) struct Representation {
     pub(super) bytes: Bytes,
     /// Its strong ETag, quoted.
     pub(super) etag: String,
+    /// The same, ready to send (built once per index, not per request).
+    pub(super) etag_header: HeaderValue,
     /// How it is encoded.
     pub(super) coding: Coding,
+}
+
+impl Representation {
+    fn new(bytes: Bytes, etag: String, coding: Coding) -> Self {
+        // Our etags are quotes around hex digits and a coding token: valid header values.
+        let etag_header = HeaderValue::from_str(&etag).unwrap_or_else(|_| HeaderValue::from_static("\"\""));
+        Representation { bytes, etag, etag_header, coding }
+    }
 }
 
 /// The index as loaded from the store.
@@ -39,6 +50,8 @@ pub(super) struct IndexSnapshot {
     pub(super) store_etag: String,
     /// Identity first, then the compressed forms that are smaller.
     representations: Vec<Representation>,
+    /// The codings of `representations` besides identity, in order of preference.
+    codings: Vec<Coding>,
 }
 
 impl IndexSnapshot {
@@ -46,15 +59,16 @@ impl IndexSnapshot {
     pub(super) fn build(index: SriIndex, bytes: Bytes, store_etag: String) -> Self {
         let etag = content_etag(&bytes);
         let base = etag.trim_end_matches('"').to_string();
-        let mut representations = vec![Representation { bytes: bytes.clone(), etag, coding: Coding::Identity }];
+        let mut representations = vec![Representation::new(bytes.clone(), etag, Coding::Identity)];
         for (coding, compressed) in [(Coding::Brotli, brotli(&bytes)), (Coding::Gzip, gzip(&bytes))] {
             let Some(token) = coding.token() else { continue };
             if let Some(compressed) = compressed.filter(|c| c.len() < bytes.len()) {
                 let etag = format!("{base}-{token}\"");
-                representations.push(Representation { bytes: Bytes::from(compressed), etag, coding });
+                representations.push(Representation::new(Bytes::from(compressed), etag, coding));
             }
         }
-        IndexSnapshot { index, store_etag, representations }
+        let codings = representations.iter().map(|r| r.coding).filter(|c| *c != Coding::Identity).collect();
+        IndexSnapshot { index, store_etag, representations, codings }
     }
 
     /// The stored bytes, unencoded.
@@ -63,8 +77,8 @@ impl IndexSnapshot {
     }
 
     /// The codings available besides identity, in order of preference.
-    pub(super) fn codings(&self) -> Vec<Coding> {
-        self.representations.iter().map(|r| r.coding).filter(|c| *c != Coding::Identity).collect()
+    pub(super) fn codings(&self) -> &[Coding] {
+        &self.codings
     }
 
     /// The representation in `coding` (identity if that one is not available).

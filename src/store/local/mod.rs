@@ -8,17 +8,39 @@
 //!
 //! Invariants:
 //! - Bytes never appear half-written under a final name: they are written to
-//!   `tmp/`, flushed, then hard-linked (create-only: the kernel refuses an
-//!   existing name atomically, across processes) or renamed into place.
+//!   `tmp/` in full, then hard-linked (create-only: the kernel refuses an
+//!   existing name atomically, across processes) or renamed into place
+//!   (flushing to disk: see Durability below).
 //! - Writers of one key are serialised across processes by an exclusive lock
 //!   on its lock file, which makes compare-and-swap atomic.
-//! - The etag is derived from the content, and a sidecar is trusted only if it
-//!   names the inode and size of the data file beside it; a crash between the
-//!   sidecar rename and the data rename therefore leaves a sidecar that is
-//!   ignored, never one that lies.
+//! - The etag is derived from the content (the first 128 bits of its SHA-384,
+//!   see [`content_etag`]), and a sidecar is trusted only if it names the
+//!   inode and size of the data file beside it; a crash between the sidecar
+//!   rename and the data rename therefore leaves a sidecar that is ignored,
+//!   never one that lies.
+//!
+//! Cost (this is the hot path of a publish): the bytes are copied into
+//! `tmp/` in the kernel (`copy_file_range`) before the key's lock is taken,
+//! so the lock covers only the sidecar and the link; directories are
+//! created only when an operation finds them missing; a file written with
+//! the SRI its writer computed gets its etag from that SRI instead of being
+//! hashed a second time.
+//!
+//! Durability: in-memory bodies (the seal, the pointer, the index: the
+//! commit points) are flushed (`fdatasync`) before their name appears.
+//! Streamed files are not flushed one by one: [`Store::sync`] flushes the
+//! whole filesystem once (`syncfs`), and a publish calls it after all of a
+//! version's files and before its seal, so a sealed version's bytes, names
+//! and sidecars are durable before the seal is written. One flush instead of
+//! one per file matters on a real disk: every `fdatasync` is a cache flush
+//! (measured in BENCHMARKS.md). The price: a power loss *during* an upload
+//! can leave empty or short files under a version that is not sealed yet; a
+//! rerun then reports it as partially uploaded with different content, and
+//! `sdk-cdn discard VERSION` clears it. A killed process (no power loss)
+//! loses nothing: the page cache survives it.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,7 +48,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+
+mod etag;
+#[cfg(test)]
+mod tests;
+mod write;
+
+use etag::content_etag_of_open;
+use write::{Staged, flush_filesystem, in_parent, stage};
 
 use super::{Body, Headers, Key, ObjectMeta, ObjectReader, PutMode, Store, StoreError, key::RESERVED_PREFIX};
 
@@ -81,44 +110,45 @@ impl LocalStore {
     fn tmp_path(&self) -> PathBuf {
         let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-        self.root.join(RESERVED_PREFIX).join("tmp").join(format!("{}-{n}-{nanos}", std::process::id()))
+        self.root.join(RESERVED_PREFIX).join("tmp").join(format!("{}-{n}-{nanos}", pid()))
     }
 
     /// Takes the exclusive per-key writer lock; released when the file drops.
     fn lock(&self, key: &Key) -> Result<File, StoreError> {
         let path = self.lock_path(key);
-        create_parent(&path)?;
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| StoreError::io("open lock", &path, e))?;
+        let open = || File::options().create(true).truncate(false).write(true).open(&path);
+        let file = in_parent(&path, open).map_err(|e| StoreError::io("open lock", &path, e))?;
         file.lock().map_err(|e| StoreError::io("lock", &path, e))?;
         Ok(file)
     }
 
-    /// Metadata of the data file at `path`, trusting the sidecar only if it
-    /// describes exactly this inode.
-    fn meta_of(&self, key: &Key, data: &fs::Metadata) -> Result<ObjectMeta, StoreError> {
+    /// Metadata of the object whose data file is `data` (its `stat`),
+    /// trusting the sidecar only if it describes exactly this inode. Without
+    /// one, the etag is computed from `file`, the open data file itself (not
+    /// its path, which a concurrent writer may already have replaced), or
+    /// from the path when no file is open (listings).
+    fn meta_of(&self, key: &Key, data: &fs::Metadata, file: Option<&File>) -> Result<ObjectMeta, StoreError> {
         let sidecar = read_sidecar(&self.sidecar_path(key)).filter(|s| s.ino == data.ino() && s.size == data.len());
         let (etag, headers) = match sidecar {
             Some(s) => {
                 (s.etag, Some(Headers { content_type: s.content_type, cache_control: s.cache_control, sri: s.sri }))
             }
-            None => (content_etag_of_file(&self.data_path(key))?, None),
+            None => {
+                let path = self.data_path(key);
+                let etag = match file {
+                    Some(file) => content_etag_of_open(file),
+                    None => File::open(&path).and_then(|f| content_etag_of_open(&f)),
+                };
+                (etag.map_err(|e| StoreError::io("read", &path, e))?, None)
+            }
         };
         Ok(ObjectMeta { key: key.clone(), size: data.len(), etag, headers })
     }
 
+    /// Like [`LocalStore::open_sync`] without keeping the file: the file is
+    /// opened so that metadata and bytes describe one and the same inode.
     fn head_sync(&self, key: &Key) -> Result<Option<ObjectMeta>, StoreError> {
-        let path = self.data_path(key);
-        match fs::metadata(&path) {
-            Ok(m) if m.is_file() => Ok(Some(self.meta_of(key, &m)?)),
-            Ok(_) => Ok(None),
-            Err(e) if is_absent(&e) => Ok(None),
-            Err(e) => Err(StoreError::io("stat", &path, e)),
-        }
+        Ok(self.open_sync(key)?.map(|(_, meta)| meta))
     }
 
     fn open_sync(&self, key: &Key) -> Result<Option<(File, ObjectMeta)>, StoreError> {
@@ -132,25 +162,43 @@ impl LocalStore {
         if !m.is_file() {
             return Ok(None);
         }
-        let meta = self.meta_of(key, &m)?;
+        let meta = self.meta_of(key, &m, Some(&file))?;
         Ok(Some((file, meta)))
     }
 
     fn put_sync(&self, key: &Key, body: Body, headers: &Headers, mode: PutMode) -> Result<ObjectMeta, StoreError> {
-        let _lock = self.lock(key)?;
-        self.check_mode(key, &mode)?;
+        // Refuse a taken key before copying any bytes; checked again under the lock.
+        if mode == PutMode::Create && self.exists(key)? {
+            return Err(StoreError::AlreadyExists { key: key.to_string() });
+        }
         let tmp = self.tmp_path();
-        create_parent(&tmp)?;
-        let written = write_tmp(&tmp, body);
-        let result = written.and_then(|(etag, size)| self.commit(key, &tmp, headers, &etag, size, &mode));
+        let result = stage(&tmp, body, headers).and_then(|staged| {
+            let _lock = self.lock(key)?;
+            self.check_mode(key, &mode)?;
+            self.commit(key, &tmp, headers, &staged, &mode)
+        });
         let _ = fs::remove_file(&tmp);
         result
     }
 
+    fn exists(&self, key: &Key) -> Result<bool, StoreError> {
+        let path = self.data_path(key);
+        match fs::metadata(&path) {
+            Ok(m) => Ok(m.is_file()),
+            Err(e) if is_absent(&e) => Ok(false),
+            Err(e) => Err(StoreError::io("stat", &path, e)),
+        }
+    }
+
     fn check_mode(&self, key: &Key, mode: &PutMode) -> Result<(), StoreError> {
+        if *mode == PutMode::Create {
+            return match self.exists(key)? {
+                true => Err(StoreError::AlreadyExists { key: key.to_string() }),
+                false => Ok(()),
+            };
+        }
         let current = self.head_sync(key)?;
         match (mode, current) {
-            (PutMode::Create, Some(_)) => Err(StoreError::AlreadyExists { key: key.to_string() }),
             (PutMode::Update { .. }, None) => Err(StoreError::NotFound { key: key.to_string() }),
             (PutMode::Update { etag }, Some(m)) if m.etag != *etag => {
                 Err(StoreError::Precondition { key: key.to_string() })
@@ -165,66 +213,84 @@ impl LocalStore {
         key: &Key,
         tmp: &Path,
         headers: &Headers,
-        etag: &str,
-        size: u64,
+        staged: &Staged,
         mode: &PutMode,
     ) -> Result<ObjectMeta, StoreError> {
-        let ino = fs::metadata(tmp).map_err(|e| StoreError::io("stat", tmp, e))?.ino();
-        let sidecar = Sidecar {
-            content_type: headers.content_type.clone(),
-            cache_control: headers.cache_control.clone(),
-            sri: headers.sri.clone(),
-            etag: etag.to_string(),
-            size,
-            ino,
-        };
-        self.write_sidecar(key, &sidecar)?;
+        let sidecar = staged_sidecar(headers, staged);
+        // Under the lock, a create-only write knows the data file is absent,
+        // and readers consult a sidecar only beside an existing data file: it
+        // can be written in place. Anything else replaces it atomically.
+        self.write_sidecar(key, &sidecar, *mode != PutMode::Create)?;
         let dest = self.data_path(key);
-        let place = |dest: &Path| match mode {
-            PutMode::Create => fs::hard_link(tmp, dest),
-            PutMode::Update { .. } | PutMode::Overwrite => fs::rename(tmp, dest),
-        };
-        create_parent(&dest)?;
-        let mut placed = place(&dest);
-        if placed.as_ref().is_err_and(|e| e.kind() == io::ErrorKind::NotFound) {
-            // A delete of a sibling removed the freshly emptied parent: once more.
-            create_parent(&dest)?;
-            placed = place(&dest);
-        }
+        // A delete of a sibling may remove a freshly emptied parent at any
+        // time; `in_parent` (re)creates it when the placement finds it gone.
+        let placed = in_parent(&dest, || match mode {
+            PutMode::Create => fs::hard_link(tmp, &dest),
+            PutMode::Update { .. } | PutMode::Overwrite => fs::rename(tmp, &dest),
+        });
         placed.map_err(|e| match e.kind() {
             io::ErrorKind::AlreadyExists => StoreError::AlreadyExists { key: key.to_string() },
             _ => StoreError::io("place", &dest, e),
         })?;
-        Ok(ObjectMeta { key: key.clone(), size, etag: etag.to_string(), headers: Some(headers.clone()) })
+        Ok(ObjectMeta {
+            key: key.clone(),
+            size: staged.size,
+            etag: staged.etag.clone(),
+            headers: Some(headers.clone()),
+        })
     }
 
-    fn write_sidecar(&self, key: &Key, sidecar: &Sidecar) -> Result<(), StoreError> {
+    fn write_sidecar(&self, key: &Key, sidecar: &Sidecar, replace: bool) -> Result<(), StoreError> {
         let path = self.sidecar_path(key);
-        create_parent(&path)?;
-        let tmp = self.tmp_path();
         let json = serde_json::to_vec(sidecar).map_err(|e| StoreError::io("encode", &path, io::Error::other(e)))?;
-        let result = fs::write(&tmp, json)
+        if !replace {
+            return in_parent(&path, || fs::write(&path, &json)).map_err(|e| StoreError::io("write", &path, e));
+        }
+        // Beside its final name, so the rename stays within one directory
+        // (cross-directory renames serialise on a filesystem-wide lock).
+        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let mut tmp = path.clone().into_os_string();
+        tmp.push(format!(".{}-{n}.tmp", pid()));
+        let tmp = PathBuf::from(tmp);
+        let result = in_parent(&tmp, || fs::write(&tmp, &json))
             .map_err(|e| StoreError::io("write", &tmp, e))
             .and_then(|()| fs::rename(&tmp, &path).map_err(|e| StoreError::io("rename", &path, e)));
-        let _ = fs::remove_file(&tmp);
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
         result
     }
 
     fn copy_sync(&self, from: &Key, to: &Key, headers: &Headers) -> Result<(), StoreError> {
         let _lock = self.lock(to)?;
-        let Some(source) = self.head_sync(from)? else {
+        let from_path = self.data_path(from);
+        let Some((source, meta)) = self.open_sync(from)? else {
             return Err(StoreError::NotFound { key: from.to_string() });
         };
-        let tmp = self.tmp_path();
-        create_parent(&tmp)?;
+        let ino = source.metadata().map_err(|e| StoreError::io("stat", &from_path, e))?.ino();
+        let staged = Staged { etag: meta.etag, size: meta.size, ino };
         // Objects are never modified in place (every write is a new inode
         // renamed into place), so sharing the source's inode is a safe copy
-        // that costs no second write of the bytes.
-        let result = match fs::hard_link(self.data_path(from), &tmp) {
-            Ok(()) => Ok(()),
-            Err(_) => fs::copy(self.data_path(from), &tmp).map(drop).map_err(|e| StoreError::io("copy", &tmp, e)),
+        // that costs no second write of the bytes. A new name is linked
+        // straight into place (the lock keeps other writers out).
+        if !self.exists(to)? {
+            self.write_sidecar(to, &staged_sidecar(headers, &staged), false)?;
+            let dest = self.data_path(to);
+            match in_parent(&dest, || fs::hard_link(&from_path, &dest)) {
+                Ok(()) => return Ok(()),
+                // e.g. too many links: copy the bytes instead, below.
+                Err(e) => tracing::debug!("linking {from} to {to} failed ({e}); copying"),
+            }
         }
-        .and_then(|()| self.commit(to, &tmp, headers, &source.etag, source.size, &PutMode::Overwrite));
+        let tmp = self.tmp_path();
+        let result = match in_parent(&tmp, || fs::hard_link(&from_path, &tmp)) {
+            Ok(()) => Ok(staged),
+            Err(_) => fs::copy(&from_path, &tmp)
+                .and_then(|_| fs::metadata(&tmp))
+                .map(|m| Staged { ino: m.ino(), ..staged })
+                .map_err(|e| StoreError::io("copy", &tmp, e)),
+        }
+        .and_then(|staged| self.commit(to, &tmp, headers, &staged, &PutMode::Overwrite));
         let _ = fs::remove_file(&tmp);
         result.map(drop)
     }
@@ -253,8 +319,18 @@ impl LocalStore {
                 continue;
             }
             let Ok(key) = Key::new(rel) else { continue };
-            let m = entry.metadata().map_err(|e| StoreError::io("stat", entry.path(), io::Error::other(e)))?;
-            let mut meta = self.meta_of(&key, &m)?;
+            // An object deleted since the directory was read is simply not
+            // listed, as in a listing taken a moment earlier.
+            let m = match entry.metadata() {
+                Ok(m) => m,
+                Err(e) if e.io_error().is_some_and(is_absent) => continue,
+                Err(e) => return Err(StoreError::io("stat", entry.path(), io::Error::other(e))),
+            };
+            let mut meta = match self.meta_of(&key, &m, None) {
+                Ok(meta) => meta,
+                Err(StoreError::Io { source, .. }) if is_absent(&source) => continue,
+                Err(e) => return Err(e),
+            };
             meta.headers = None;
             out.push(meta);
         }
@@ -273,7 +349,7 @@ impl LocalStore {
         }
         // Tidy up directories the delete emptied (S3 has no directories to
         // leave behind); a non-empty one stops the walk. Writers recreate
-        // parents if this races them (see `link_into_place`).
+        // parents if this races them (see `in_parent`).
         let mut dir = self.data_path(key);
         while dir.pop() && dir != self.root && fs::remove_dir(&dir).is_ok() {}
         Ok(())
@@ -284,67 +360,28 @@ fn is_absent(e: &io::Error) -> bool {
     matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory)
 }
 
-fn create_parent(path: &Path) -> Result<(), StoreError> {
-    match path.parent() {
-        Some(parent) => fs::create_dir_all(parent).map_err(|e| StoreError::io("create directory", parent, e)),
-        None => Ok(()),
-    }
-}
-
 fn read_sidecar(path: &Path) -> Option<Sidecar> {
-    serde_json::from_slice(&fs::read(path).ok()?).ok()
+    // Sidecars are a few hundred bytes: no `stat` for a size hint.
+    let mut json = Vec::with_capacity(1024);
+    File::open(path).ok()?.read_to_end(&mut json).ok()?;
+    serde_json::from_slice(&json).ok()
 }
 
-/// Streams `body` into `tmp`, flushes it to disk, and returns (etag, size).
-fn write_tmp(tmp: &Path, body: Body) -> Result<(String, u64), StoreError> {
-    let mut out = File::create(tmp).map_err(|e| StoreError::io("create", tmp, e))?;
-    let (etag, size) = match body {
-        Body::Bytes(bytes) => {
-            out.write_all(&bytes).map_err(|e| StoreError::io("write", tmp, e))?;
-            (content_etag(&bytes), bytes.len() as u64)
-        }
-        Body::File(src) => {
-            let input = File::open(&src).map_err(|e| StoreError::io("open", &src, e))?;
-            copy_hashing(input, Some(&mut out)).map_err(|e| StoreError::io("copy", &src, e))?
-        }
-    };
-    out.sync_data().map_err(|e| StoreError::io("sync", tmp, e))?;
-    Ok((etag, size))
-}
-
-/// Reads `input` to the end in 64 KiB chunks, optionally copying into
-/// `out`, and returns its content etag and size.
-fn copy_hashing(mut input: impl Read, mut out: Option<&mut File>) -> io::Result<(String, u64)> {
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut size = 0u64;
-    loop {
-        let n = input.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        if let Some(out) = out.as_deref_mut() {
-            out.write_all(&buf[..n])?;
-        }
-        size += n as u64;
+fn staged_sidecar(headers: &Headers, staged: &Staged) -> Sidecar {
+    Sidecar {
+        content_type: headers.content_type.clone(),
+        cache_control: headers.cache_control.clone(),
+        sri: headers.sri.clone(),
+        etag: staged.etag.clone(),
+        size: staged.size,
+        ino: staged.ino,
     }
-    Ok((format_etag(&hasher.finalize()), size))
 }
 
-fn content_etag(bytes: &[u8]) -> String {
-    format_etag(&Sha256::digest(bytes))
-}
-
-fn content_etag_of_file(path: &Path) -> Result<String, StoreError> {
-    let file = File::open(path).map_err(|e| StoreError::io("open", path, e))?;
-    Ok(copy_hashing(file, None).map_err(|e| StoreError::io("read", path, e))?.0)
-}
-
-/// A quoted, strong etag from the first 128 bits of the SHA-256 digest.
-fn format_etag(digest: &[u8]) -> String {
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("\"{hex}\"")
+/// This process's id, for temp names (`getpid` is a system call each time).
+fn pid() -> u32 {
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *PID.get_or_init(std::process::id)
 }
 
 async fn blocking<T: Send + 'static>(
@@ -403,5 +440,10 @@ impl Store for LocalStore {
     async fn delete(&self, key: &Key) -> Result<(), StoreError> {
         let (this, key) = (self.clone(), key.clone());
         blocking(move || this.delete_sync(&key)).await
+    }
+
+    async fn sync(&self) -> Result<(), StoreError> {
+        let root = self.root.clone();
+        blocking(move || flush_filesystem(&root)).await
     }
 }
