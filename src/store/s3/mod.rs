@@ -267,6 +267,27 @@ fn encode_copy_source(s: &str) -> String {
     out
 }
 
+/// The metadata HeadObject and GetObject both return, as an [`ObjectMeta`].
+fn object_meta(
+    key: &Key,
+    content_length: Option<i64>,
+    e_tag: Option<&str>,
+    content_type: Option<&str>,
+    cache_control: Option<&str>,
+    metadata: Option<&std::collections::HashMap<String, String>>,
+) -> ObjectMeta {
+    ObjectMeta {
+        key: key.clone(),
+        size: content_length.and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+        etag: e_tag.map_or_else(|| missing_etag(key), str::to_string),
+        headers: Some(Headers {
+            content_type: content_type.unwrap_or_default().to_string(),
+            cache_control: cache_control.unwrap_or_default().to_string(),
+            sri: metadata.and_then(|m| m.get(SRI_METADATA)).cloned(),
+        }),
+    }
+}
+
 fn missing_etag(key: &Key) -> String {
     // Stores that omit the ETag header still work for Create and Overwrite.
     tracing::debug!(%key, "store returned no etag");
@@ -290,16 +311,14 @@ impl Store for S3Store {
     async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>, StoreError> {
         let full = self.full_key(key)?;
         match self.client.head_object().bucket(&self.bucket).key(&full).send().await {
-            Ok(out) => Ok(Some(ObjectMeta {
-                key: key.clone(),
-                size: out.content_length().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
-                etag: out.e_tag().map_or_else(|| missing_etag(key), str::to_string),
-                headers: Some(Headers {
-                    content_type: out.content_type().unwrap_or_default().to_string(),
-                    cache_control: out.cache_control().unwrap_or_default().to_string(),
-                    sri: out.metadata().and_then(|m| m.get(SRI_METADATA)).cloned(),
-                }),
-            })),
+            Ok(out) => Ok(Some(object_meta(
+                key,
+                out.content_length(),
+                out.e_tag(),
+                out.content_type(),
+                out.cache_control(),
+                out.metadata(),
+            ))),
             Err(e) if status(&e) == Some(404) => Ok(None),
             Err(e) => Err(backend("head", key, e)),
         }
@@ -321,16 +340,14 @@ impl Store for S3Store {
         let full = self.full_key(key)?;
         match self.client.get_object().bucket(&self.bucket).key(&full).send().await {
             Ok(out) => {
-                let meta = ObjectMeta {
-                    key: key.clone(),
-                    size: out.content_length().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
-                    etag: out.e_tag().map_or_else(|| missing_etag(key), str::to_string),
-                    headers: Some(Headers {
-                        content_type: out.content_type().unwrap_or_default().to_string(),
-                        cache_control: out.cache_control().unwrap_or_default().to_string(),
-                        sri: out.metadata().and_then(|m| m.get(SRI_METADATA)).cloned(),
-                    }),
-                };
+                let meta = object_meta(
+                    key,
+                    out.content_length(),
+                    out.e_tag(),
+                    out.content_type(),
+                    out.cache_control(),
+                    out.metadata(),
+                );
                 Ok(Some((Box::pin(out.body.into_async_read()) as ObjectReader, meta)))
             }
             Err(e) if status(&e) == Some(404) => Ok(None),
