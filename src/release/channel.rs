@@ -149,8 +149,6 @@ pub async fn converge(
         })?;
         touched_files = true;
         sync_files(store, &manifest, latest_cache_control, concurrency).await?;
-        // `synced: true` must not become durable before the copies it vouches for.
-        store.sync().await?;
         match write_pointer(store, &pointer.version, true, PutMode::Update { etag: announced }).await {
             Ok(_) => return Ok(Some(pointer.version)),
             Err(e) if lost_race(&e) => continue,

@@ -199,8 +199,6 @@ async fn upload_and_seal(
     let todo: Vec<&PlannedFile> = plan.files.iter().filter(|f| !present.contains(&f.path)).collect();
     let uploaded = upload_all(store, version, todo, concurrency, progress).await?;
 
-    // The files must be durable before the seal that publishes them.
-    store.sync().await?;
     seal(store, manifest).await?;
     Ok((uploaded, plan.files.len() - uploaded))
 }
@@ -227,9 +225,7 @@ async fn restore_missing(
         return Ok(0);
     }
     tracing::warn!(version = %plan.version, count = missing.len(), "restoring files missing from a published version");
-    let restored = upload_all(store, &plan.version, missing, concurrency, progress).await?;
-    store.sync().await?;
-    Ok(restored)
+    upload_all(store, &plan.version, missing, concurrency, progress).await
 }
 
 /// Uploads `files` create-only, `concurrency` at a time; returns how many were new.

@@ -174,15 +174,6 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Removes the object; deleting a missing key is not an error.
     async fn delete(&self, key: &Key) -> Result<(), StoreError>;
-
-    /// Makes every write made so far durable. A publish calls it once,
-    /// after its files and before the seal that publishes them. Backends
-    /// whose writes are durable when acknowledged (S3) have nothing to do;
-    /// the local store flushes streamed files here, all at once, instead of
-    /// one by one (see `local.rs`).
-    async fn sync(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
 }
 
 /// Opens the store a URL names.

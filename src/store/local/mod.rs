@@ -26,18 +26,11 @@
 //! the SRI its writer computed gets its etag from that SRI instead of being
 //! hashed a second time.
 //!
-//! Durability: in-memory bodies (the seal, the pointer, the index: the
-//! commit points) are flushed (`fdatasync`) before their name appears.
-//! Streamed files are not flushed one by one: [`Store::sync`] flushes the
-//! whole filesystem once (`syncfs`), and a publish calls it after all of a
-//! version's files and before its seal, so a sealed version's bytes, names
-//! and sidecars are durable before the seal is written. One flush instead of
-//! one per file matters on a real disk: every `fdatasync` is a cache flush
-//! (measured in BENCHMARKS.md). The price: a power loss *during* an upload
-//! can leave empty or short files under a version that is not sealed yet; a
-//! rerun then reports it as partially uploaded with different content, and
-//! `sdk-cdn discard VERSION` clears it. A killed process (no power loss)
-//! loses nothing: the page cache survives it.
+//! Durability: every object's bytes are flushed (`fdatasync`) before its
+//! name appears, so after a power loss a name never points at missing or
+//! short bytes, and a resumed publish finds each file whole or absent. This
+//! costs one flush per file; BENCHMARKS.md measures it and explains why one
+//! `syncfs` per publish, measured as the alternative, was not kept.
 
 use std::fs::{self, File};
 use std::io::{self, Read};
@@ -55,7 +48,7 @@ mod tests;
 mod write;
 
 use etag::content_etag_of_open;
-use write::{Staged, flush_filesystem, in_parent, stage};
+use write::{Staged, in_parent, stage};
 
 use super::{Body, Headers, Key, ObjectMeta, ObjectReader, PutMode, Store, StoreError, key::RESERVED_PREFIX};
 
@@ -440,10 +433,5 @@ impl Store for LocalStore {
     async fn delete(&self, key: &Key) -> Result<(), StoreError> {
         let (this, key) = (self.clone(), key.clone());
         blocking(move || this.delete_sync(&key)).await
-    }
-
-    async fn sync(&self) -> Result<(), StoreError> {
-        let root = self.root.clone();
-        blocking(move || flush_filesystem(&root)).await
     }
 }

@@ -4,7 +4,6 @@ use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 
 use super::etag::content_etag;
-use super::write::flush_filesystem;
 use super::*;
 use crate::integrity::Integrity;
 
@@ -75,13 +74,4 @@ fn create_and_copy_to_a_new_name_leave_no_temp_files_and_share_the_inode() {
         .map(|e| e.path().display().to_string())
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
-}
-
-#[test]
-fn sync_succeeds_before_and_after_the_first_write() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = LocalStore::new(dir.path().join("not-yet"));
-    flush_filesystem(&store.root).unwrap();
-    store.put_sync(&key("x"), Body::Bytes("x".into()), &headers(None), PutMode::Create).unwrap();
-    flush_filesystem(&store.root).unwrap();
 }

@@ -1,6 +1,6 @@
 //! How a write's bytes reach the disk: a temp file filled in the kernel
-//! (`copy_file_range`) or from memory, parents made on demand, and the one
-//! filesystem flush per publish (see the Durability notes in `mod.rs`).
+//! (`copy_file_range`) or from memory and flushed, and parents made on
+//! demand.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -8,12 +8,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use super::etag::{content_etag, copy_hashing, etag_from_sri};
-use super::is_absent;
 use crate::store::{Body, Headers, StoreError};
-
-/// Whether streamed files are left to one `syncfs` in [`crate::store::Store::sync`]
-/// (Linux) rather than flushed one by one (elsewhere).
-const FLUSH_BY_SYNCFS: bool = cfg!(target_os = "linux");
 
 /// Runs `op`, which creates something at `path`; if the parent directory is
 /// missing, creates it and runs `op` again. Directories are made only when
@@ -49,7 +44,6 @@ pub(super) struct Staged {
 pub(super) fn stage(tmp: &Path, body: Body, headers: &Headers) -> Result<Staged, StoreError> {
     let mut out = in_parent(tmp, || File::options().write(true).create_new(true).open(tmp))
         .map_err(|e| StoreError::io("create", tmp, e))?;
-    let streamed = matches!(body, Body::File(_));
     let (etag, size) = match body {
         Body::Bytes(bytes) => {
             out.write_all(&bytes).map_err(|e| StoreError::io("write", tmp, e))?;
@@ -64,28 +58,7 @@ pub(super) fn stage(tmp: &Path, body: Body, headers: &Headers) -> Result<Staged,
             }
         }
     };
-    // Streamed files are flushed together by `Store::sync` (module docs).
-    if !streamed || !FLUSH_BY_SYNCFS {
-        out.sync_data().map_err(|e| StoreError::io("sync", tmp, e))?;
-    }
+    out.sync_data().map_err(|e| StoreError::io("sync", tmp, e))?;
     let ino = out.metadata().map_err(|e| StoreError::io("stat", tmp, e))?.ino();
     Ok(Staged { etag, size, ino })
-}
-
-/// Flushes the filesystem holding `root`: data, inodes and directory entries.
-#[cfg(target_os = "linux")]
-pub(super) fn flush_filesystem(root: &Path) -> Result<(), StoreError> {
-    let dir = match File::open(root) {
-        Ok(dir) => dir,
-        // Nothing was ever written here.
-        Err(e) if is_absent(&e) => return Ok(()),
-        Err(e) => return Err(StoreError::io("open", root, e)),
-    };
-    rustix::fs::syncfs(&dir).map_err(|e| StoreError::io("sync", root, e.into()))
-}
-
-/// Elsewhere every file was flushed when written.
-#[cfg(not(target_os = "linux"))]
-pub(super) fn flush_filesystem(_root: &Path) -> Result<(), StoreError> {
-    Ok(())
 }
