@@ -161,12 +161,13 @@ section_local() {
   local r
   # Outputs are deleted at the end of the section only: on this ext4 (no
   # journal) a mass delete slows inode allocation for a minute or more, for
-  # whichever command runs next.
+  # whichever command runs next. `sync` before each run: nobody pays for
+  # writing back the previous command's dirty pages.
   for r in $(seq 1 "$HEAVY_ROUNDS"); do
     local find_hash="find '$IN/pub' -type f -print0 | xargs -0 openssl dgst -sha384 -binary >/dev/null"
-    measure local cp-baseline "$r" sh -c "$find_hash && cp -r '$IN/pub' '$OUT/cp-$r'"
-    measure local ours "$r" "$SDK" --store "$OUT/ours-$r" -q publish "$IN/pub" --version 1.0.0 --manifests-dir "$W/m"
-    measure local cp-sync-baseline "$r" sh -c "$find_hash && cp -r '$IN/pub' '$OUT/cps-$r' && sync -f '$OUT/cps-$r'"
+    sync; measure local cp-baseline "$r" sh -c "$find_hash && cp -r '$IN/pub' '$OUT/cp-$r'"
+    sync; measure local ours "$r" "$SDK" --store "$OUT/ours-$r" -q publish "$IN/pub" --version 1.0.0 --manifests-dir "$W/m"
+    sync; measure local cp-sync-baseline "$r" sh -c "$find_hash && cp -r '$IN/pub' '$OUT/cps-$r' && sync -f '$OUT/cps-$r'"
   done
   rm -rf "${OUT:?}"/*
 }
@@ -231,7 +232,9 @@ section_s3() {
   local r
   for r in $(seq 1 "$HEAVY_ROUNDS"); do
     s3_round s3 "$r" "$S3EP" "$S3BUCKET" "$IN/pub" s3_requests "proc_cpu $S3PID"
+    # s3s-fs keeps each object's metadata in two files in its root directory.
     rm -rf "${S3ROOT:?}/$S3BUCKET"/*
+    find "$S3ROOT" -maxdepth 1 -name '.bucket-*' -delete
   done
   stop_s3
 }
@@ -384,8 +387,8 @@ section_growth() {
   local r
   for r in $(seq 1 "$ROUNDS"); do
     echo "window.HaloAgents={v:'9.$r.0'};" > "$W/ver/haloagents.umd.js"
-    measure growth "publish-into-$GROWTH_V-versions" "$r" "$SDK" --store "$store" -q publish "$W/ver" --version "9.$r.0" --manifests-dir "$W/m"
-    measure growth publish-into-empty "$r" "$SDK" --store "$OUT/empty-$r" -q publish "$W/ver" --version "9.$r.0" --manifests-dir "$W/m"
+    sync; measure growth "publish-into-$GROWTH_V-versions" "$r" "$SDK" --store "$store" -q publish "$W/ver" --version "9.$r.0" --manifests-dir "$W/m"
+    sync; measure growth publish-into-empty "$r" "$SDK" --store "$OUT/empty-$r" -q publish "$W/ver" --version "9.$r.0" --manifests-dir "$W/m"
   done
   record growth index-bytes-after 1 "" "$(stat -c %s "$store/api/sdk/sri")"
   rm -rf "${OUT:?}"/*
@@ -396,7 +399,7 @@ section_criterion() {
   local quick=()
   [ "$QUICK" = 1 ] && quick=(env SDK_CDN_BENCH_QUICK=1)
   (cd "$ROOT" && "${quick[@]}" cargo bench --locked --bench hashing --bench index_merge 2>&1) \
-    | { grep -E '^(sha384|plan|index_merge)/|time:|thrpt:|index of' || true; } | tee "$W/criterion.txt" >&2
+    | { grep -E '^(sha384|plan|index_merge)/|time:|thrpt:|index of' | grep -v '%' || true; } | tee "$W/criterion.txt" >&2
 }
 
 # --- main --------------------------------------------------------------------
