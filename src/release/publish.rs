@@ -6,6 +6,7 @@
 //! a repair (no file requests at all); files go up create-only and a 412 is
 //! settled by re-hashing the stored bytes; the seal is written last.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use futures::{StreamExt, TryStreamExt};
@@ -17,9 +18,9 @@ use super::index::update_index_from;
 use super::{Plan, PlannedFile, ReleaseError, read_index, read_manifest, read_pointer};
 use crate::integrity::Integrity;
 use crate::layout;
-use crate::manifest::{self, FileDiff, VersionManifest};
+use crate::manifest::{self, FileDiff, SriIndex, VersionManifest};
 use crate::progress::Progress;
-use crate::store::{Body, Headers, Key, PutMode, Store, StoreError, Verdict, probe_conditional_writes};
+use crate::store::{Body, Headers, Key, ObjectMeta, PutMode, Store, StoreError, Verdict, probe_conditional_writes};
 
 /// How to publish.
 #[derive(Debug, Clone)]
@@ -86,13 +87,9 @@ pub async fn publish(
             (PublishOutcome::AlreadyPublished, restored, plan.files.len() - restored, None)
         }
         None => {
-            // The pointer and the index are read again later; reading them now
-            // refuses a corrupt store before the first file is written. The
-            // index is kept: if nobody changes it meanwhile, the final update
-            // starts from it instead of downloading and parsing it again.
-            read_pointer(store).await?;
-            let known_index = read_index(store).await?;
-            let (uploaded, present) = upload_and_seal(store, plan, &manifest, options.concurrency, progress).await?;
+            let (present, known_index) = preflight(store, plan).await?;
+            let (uploaded, present) =
+                upload_and_seal(store, plan, &manifest, &present, options.concurrency, progress).await?;
             (PublishOutcome::Published, uploaded, present, known_index)
         }
     };
@@ -154,26 +151,54 @@ fn conflict(version: &Version, state: &'static str, diff: FileDiff) -> ReleaseEr
     ReleaseError::Conflict { version: version.to_string(), state, diff: Box::new(diff), hint }
 }
 
-/// Uploads what is missing, settles what is already there, then seals.
-/// Returns (uploaded, already present).
-async fn upload_and_seal(
+/// The checks before the first write of a new version. They are
+/// independent (the probe writes only its own key), so they run at once: on
+/// a store a network round trip away, that saves three round trips.
+///
+/// - The pointer and the index are read again later; reading them now
+///   refuses a corrupt store before the first file is written. The index is
+///   returned: if nobody changes it meanwhile, the final update starts from
+///   it instead of downloading and parsing it again.
+/// - A partial upload from an interrupted run (or a racing publisher) must
+///   be ours, byte for byte; returns the paths already in place.
+/// - The store must honour conditional writes.
+///
+/// Problems are reported in that order, whichever was found first.
+async fn preflight(store: &dyn Store, plan: &Plan) -> Result<(BTreeSet<String>, KnownIndex), ReleaseError> {
+    let prefix = layout::version_prefix(&plan.version);
+    let (pointer, index, existing, probe) =
+        tokio::join!(read_pointer(store), read_index(store), store.list(&prefix), probe_conditional_writes(store));
+    pointer?;
+    let known_index = index?;
+    let present = already_uploaded(store, plan, &prefix, existing?).await?;
+    if let Some(failed) = probe.failure() {
+        let message =
+            format!("refusing to publish to {}: {} check failed: {}", probe.store, failed.name, failed.detail);
+        return Err(match probe.verdict {
+            Verdict::IgnoresConditionalWrites => ReleaseError::UnsafeStore(message),
+            _ => ReleaseError::StoreUnusable(message),
+        });
+    }
+    Ok((present, known_index))
+}
+
+/// The index as [`read_index`] returns it.
+type KnownIndex = Option<(SriIndex, bytes::Bytes, String)>;
+
+/// Which of `existing` (the objects under the version's prefix) are files
+/// of `plan` with the planned bytes; refuses anything else.
+async fn already_uploaded(
     store: &dyn Store,
     plan: &Plan,
-    manifest: &VersionManifest,
-    concurrency: usize,
-    progress: Progress,
-) -> Result<(usize, usize), ReleaseError> {
-    let version = &plan.version;
-    // A partial upload from an interrupted run (or a racing publisher):
-    // everything already there must be ours, byte for byte.
-    let prefix = layout::version_prefix(version);
-    let existing = store.list(&prefix).await?;
+    prefix: &str,
+    existing: Vec<ObjectMeta>,
+) -> Result<BTreeSet<String>, ReleaseError> {
     let mut diff = FileDiff::default();
-    let mut present = std::collections::BTreeSet::new();
+    let mut present = BTreeSet::new();
     let by_path: std::collections::HashMap<&str, &PlannedFile> =
         plan.files.iter().map(|f| (f.path.as_str(), f)).collect();
     for object in &existing {
-        let path = object.key.as_str().strip_prefix(&prefix).unwrap_or_default();
+        let path = object.key.as_str().strip_prefix(prefix).unwrap_or_default();
         match by_path.get(path) {
             None => diff.missing.push(path.to_string()),
             Some(file) if stored_integrity(store, &object.key).await? == Some(file.integrity) => {
@@ -183,19 +208,21 @@ async fn upload_and_seal(
         }
     }
     if !diff.is_empty() {
-        return Err(conflict(version, "partially uploaded", diff));
+        return Err(conflict(&plan.version, "partially uploaded", diff));
     }
+    Ok(present)
+}
 
-    let report = probe_conditional_writes(store).await;
-    if let Some(failed) = report.failure() {
-        let message =
-            format!("refusing to publish to {}: {} check failed: {}", report.store, failed.name, failed.detail);
-        return Err(match report.verdict {
-            Verdict::IgnoresConditionalWrites => ReleaseError::UnsafeStore(message),
-            _ => ReleaseError::StoreUnusable(message),
-        });
-    }
-
+/// Uploads what is not `present` yet, then seals. Returns (uploaded, already present).
+async fn upload_and_seal(
+    store: &dyn Store,
+    plan: &Plan,
+    manifest: &VersionManifest,
+    present: &BTreeSet<String>,
+    concurrency: usize,
+    progress: Progress,
+) -> Result<(usize, usize), ReleaseError> {
+    let version = &plan.version;
     let todo: Vec<&PlannedFile> = plan.files.iter().filter(|f| !present.contains(&f.path)).collect();
     let uploaded = upload_all(store, version, todo, concurrency, progress).await?;
 
