@@ -3,8 +3,12 @@
 //! `rclone` upload to the same server and counts the requests each makes.
 //!
 //! ```text
-//! cargo run --release --example s3_bench_server
+//! cargo run --release --example s3_bench_server [-- --latency-ms N]
 //! ```
+//!
+//! `--latency-ms N` makes every request wait N ms before it is handled, a
+//! stand-in for the round trip to a real S3 region: without it, a loopback
+//! server answers in microseconds and only the two machines' CPU counts.
 //!
 //! Prints `endpoint=http://127.0.0.1:PORT bucket=NAME access_key=.. secret_key=..`
 //! on the first stdout line, then answers each stdin line `stats` with
@@ -18,7 +22,15 @@ mod s3_server;
 use std::io::{BufRead, Write};
 
 fn main() {
+    let latency_ms = match parse_latency(std::env::args().skip(1)) {
+        Ok(ms) => ms,
+        Err(message) => {
+            eprintln!("s3_bench_server: {message}");
+            std::process::exit(2);
+        }
+    };
     let server = s3_server::start_blocking(s3_server::Conditional::Atomic);
+    server.set_latency(std::time::Duration::from_millis(latency_ms));
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
@@ -36,5 +48,16 @@ fn main() {
             let _ = writeln!(out, "requests={} writes={}", server.requests(), server.writes());
             let _ = out.flush();
         }
+    }
+}
+
+/// The only option: `--latency-ms N` (default 0).
+fn parse_latency(mut args: impl Iterator<Item = String>) -> Result<u64, String> {
+    match (args.next().as_deref(), args.next(), args.next()) {
+        (None, _, _) => Ok(0),
+        (Some("--latency-ms"), Some(ms), None) => {
+            ms.parse().map_err(|_| format!("--latency-ms takes whole milliseconds, not {ms:?}"))
+        }
+        _ => Err("usage: s3_bench_server [--latency-ms N]".into()),
     }
 }

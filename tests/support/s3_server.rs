@@ -220,6 +220,9 @@ pub struct Faults {
     seen: std::sync::atomic::AtomicU64,
     /// Faults injected so far.
     pub injected: std::sync::atomic::AtomicU64,
+    /// Milliseconds every HTTP request waits before it is handled (0 = none):
+    /// a stand-in for the round trip to a real S3 region, for benchmarks.
+    pub latency_ms: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -324,6 +327,12 @@ impl S3Server {
         self.faults.rate_percent.store(percent, std::sync::atomic::Ordering::SeqCst);
     }
 
+    /// Makes every request wait `latency` before it is handled (zero: none).
+    pub fn set_latency(&self, latency: Duration) {
+        let ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
+        self.faults.latency_ms.store(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Faults injected so far.
     pub fn faults_injected(&self) -> u64 {
         self.faults.injected.load(std::sync::atomic::Ordering::SeqCst)
@@ -360,7 +369,7 @@ pub async fn start(conditional: Conditional) -> S3Server {
     let listener = TcpListener::bind(("127.0.0.1", 0)).await.expect("bind 127.0.0.1:0");
     let port = listener.local_addr().expect("local_addr").port();
     let (tx, rx) = oneshot::channel();
-    let handle = tokio::spawn(serve(listener, service, rx));
+    let handle = tokio::spawn(serve(listener, service, Arc::clone(&faults), rx));
     S3Server {
         endpoint: format!("http://127.0.0.1:{port}"),
         bucket: BUCKET.to_owned(),
@@ -381,6 +390,7 @@ pub fn start_blocking(conditional: Conditional) -> S3Server {
     listener.set_nonblocking(true).expect("set_nonblocking");
     let port = listener.local_addr().expect("local_addr").port();
     let (tx, rx) = oneshot::channel();
+    let server_faults = Arc::clone(&faults);
     let thread = std::thread::Builder::new()
         .name("s3-test-server".into())
         .spawn(move || {
@@ -392,7 +402,7 @@ pub fn start_blocking(conditional: Conditional) -> S3Server {
                 .expect("build server runtime");
             runtime.block_on(async move {
                 let listener = TcpListener::from_std(listener).expect("register listener");
-                serve(listener, service, rx).await;
+                serve(listener, service, server_faults, rx).await;
             });
             runtime.shutdown_timeout(Duration::from_secs(5));
         })
@@ -428,7 +438,7 @@ fn build_service(root: &Path, conditional: Conditional, counters: Arc<Counters>,
     builder.build()
 }
 
-async fn serve(listener: TcpListener, service: S3Service, mut shutdown: oneshot::Receiver<()>) {
+async fn serve(listener: TcpListener, service: S3Service, faults: Arc<Faults>, mut shutdown: oneshot::Receiver<()>) {
     // Owning the connection tasks here means they are all aborted when this
     // future ends or is dropped (e.g. by `JoinHandle::abort`).
     let mut connections = JoinSet::new();
@@ -445,7 +455,7 @@ async fn serve(listener: TcpListener, service: S3Service, mut shutdown: oneshot:
             },
         };
         while connections.try_join_next().is_some() {}
-        let service = Detached(service.clone());
+        let service = Detached(service.clone(), Arc::clone(&faults));
         connections.spawn(async move {
             let _ = ConnBuilder::new(TokioExecutor::new()).serve_connection(TokioIo::new(socket), service).await;
         });
@@ -457,9 +467,10 @@ async fn serve(listener: TcpListener, service: S3Service, mut shutdown: oneshot:
 /// body in place and *then* writes its metadata; a cancelled handler left
 /// objects without Content-Type, Cache-Control or user metadata, which real S3
 /// never does (an object appears whole or not at all). A body that never fully
-/// arrived still fails the write, as on S3.
+/// arrived still fails the write, as on S3. The task first waits out the
+/// configured latency ([`Faults::latency_ms`]).
 #[derive(Clone)]
-struct Detached(S3Service);
+struct Detached(S3Service, Arc<Faults>);
 
 impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Detached {
     type Response = <S3Service as hyper::service::Service<hyper::Request<hyper::body::Incoming>>>::Response;
@@ -468,7 +479,13 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Detached
 
     fn call(&self, req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
         let service = self.0.clone();
-        let handler = tokio::spawn(async move { hyper::service::Service::call(&service, req).await });
+        let latency = Duration::from_millis(self.1.latency_ms.load(std::sync::atomic::Ordering::Relaxed));
+        let handler = tokio::spawn(async move {
+            if !latency.is_zero() {
+                tokio::time::sleep(latency).await;
+            }
+            hyper::service::Service::call(&service, req).await
+        });
         Box::pin(async move { handler.await.expect("the S3 handler task panicked") })
     }
 }
