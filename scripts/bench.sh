@@ -12,7 +12,11 @@
 # prints a table of medians and ratios (BENCHMARKS.md explains each row).
 # Raw measurements stay in the work directory with --keep.
 #
-# Sections (--only): hash local s3 moto noop serve growth criterion
+# Sections (--only): hash local s3 rtt moto noop serve growth criterion
+#
+# `rtt` repeats the S3 comparison with small files on a server that answers
+# every request after --rtt-ms (default 20) ms, like a real S3 region, where
+# the number of requests in flight matters more than anyone's CPU.
 #
 # Needs: openssl, nginx, wrk, rclone, taskset, curl, /usr/bin/time
 # (Debian: apt-get install openssl nginx wrk rclone util-linux curl time),
@@ -25,7 +29,8 @@ QUICK=0
 KEEP=0
 ROUNDS=""
 HEAVY_ROUNDS=""
-SECTIONS="hash local s3 moto noop serve growth criterion"
+SECTIONS="hash local s3 rtt moto noop serve growth criterion"
+RTT_MS=20
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
@@ -33,7 +38,8 @@ while [ $# -gt 0 ]; do
     --rounds) ROUNDS=$2; shift ;;
     --heavy-rounds) HEAVY_ROUNDS=$2; shift ;;
     --only) SECTIONS=$2; shift ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    --rtt-ms) RTT_MS=$2; shift ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -174,7 +180,7 @@ section_local() {
 
 start_s3() {
   rm -f "$W/s3.ctl"; mkfifo "$W/s3.ctl"
-  "$W/bin/s3_bench_server" < "$W/s3.ctl" > "$W/s3.out" 2> "$W/s3.err" &
+  "$W/bin/s3_bench_server" "$@" < "$W/s3.ctl" > "$W/s3.out" 2> "$W/s3.err" &
   S3PID=$!; PIDS+=("$S3PID")
   exec 8> "$W/s3.ctl"
   local i
@@ -235,6 +241,33 @@ section_s3() {
     # s3s-fs keeps each object's metadata in two files in its root directory.
     rm -rf "${S3ROOT:?}/$S3BUCKET"/*
     find "$S3ROOT" -maxdepth 1 -name '.bucket-*' -delete
+  done
+  stop_s3
+}
+
+section_rtt() {
+  log "rtt: $SMALL_N x 4 KiB to the in-process S3 server answering after ${RTT_MS} ms, $HEAVY_ROUNDS rounds"
+  start_s3 --latency-ms "$RTT_MS"
+  s3_env sdkcdntestkey sdkcdntestsecret "$S3EP"
+  local r label args before cpu0
+  local s3=(--endpoint-url "$S3EP" --path-style -q publish "$IN/small" --version 1.0.0 --manifests-dir "$W/m")
+  for r in $(seq 1 "$HEAVY_ROUNDS"); do
+    for label in ours ours-no-promote ours-concurrency-8 aws aws-with-latest rclone rclone-transfers-64; do
+      case $label in
+        ours) args=("$SDK" --store "s3://$S3BUCKET/rtt-ours-$r" "${s3[@]}") ;;
+        ours-no-promote) args=("$SDK" --store "s3://$S3BUCKET/rtt-np-$r" "${s3[@]}" --no-promote) ;;
+        ours-concurrency-8) args=("$SDK" --store "s3://$S3BUCKET/rtt-c8-$r" "${s3[@]}" --no-promote --concurrency 8) ;;
+        aws) args=(aws --endpoint-url "$S3EP" s3 cp --recursive --only-show-errors --cache-control "$IMMUTABLE" "$IN/small" "s3://$S3BUCKET/rtt-aws-$r/") ;;
+        # The same work as a full publish: the upload, then server-side copies into latest/.
+        aws-with-latest) args=(sh -c "aws --endpoint-url '$S3EP' s3 cp --recursive --only-show-errors --cache-control '$IMMUTABLE' '$IN/small' 's3://$S3BUCKET/rtt-awsl-$r/1.0.0/' \
+          && aws --endpoint-url '$S3EP' s3 cp --recursive --only-show-errors --metadata-directive REPLACE --cache-control 'public, max-age=300' 's3://$S3BUCKET/rtt-awsl-$r/1.0.0/' 's3://$S3BUCKET/rtt-awsl-$r/latest/'") ;;
+        rclone) args=(env -u AWS_CA_BUNDLE rclone copy "$IN/small" "x:$S3BUCKET/rtt-rclone-$r" --transfers 8 --checkers 8 --header-upload "Cache-Control: $IMMUTABLE") ;;
+        rclone-transfers-64) args=(env -u AWS_CA_BUNDLE rclone copy "$IN/small" "x:$S3BUCKET/rtt-rclone64-$r" --transfers 64 --checkers 64 --header-upload "Cache-Control: $IMMUTABLE") ;;
+      esac
+      before=$(s3_requests); cpu0=$(proc_cpu "$S3PID")
+      SERVER_CPU="" REQUESTS="" measure rtt "$label" "$r" "${args[@]}"
+      sed -i '$ s/,,,$/,'"$(sub "$(proc_cpu "$S3PID")" "$cpu0")"','"$(( $(s3_requests) - before ))"',/' "$RESULTS"
+    done
   done
   stop_s3
 }
@@ -413,7 +446,7 @@ SDK=$W/bin/sdk-cdn
 
 log "machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), load $(cut -d' ' -f1-3 /proc/loadavg)"
 prepare_inputs
-for section in hash local s3 moto noop serve growth criterion; do
+for section in hash local s3 rtt moto noop serve growth criterion; do
   want "$section" && "section_$section"
 done
 
@@ -472,6 +505,16 @@ for sec, name in (("s3", "in-process S3 (s3s-fs)"), ("moto", "moto")):
     for label in ("ours", "ours-no-promote", "aws", "rclone"):
         cpu, srv, req = med(sec, label, "cpu_s"), med(sec, label, "server_cpu_s"), med(sec, label, "requests")
         line(f"{name}: {label}: client CPU / server CPU / requests", f"{cpu:.2f} s / {srv:.2f} s / {req:.0f}", "", None, "(info)", None)
+ours = med("rtt", "ours")
+if ours:
+    aws, rc = med("rtt", "aws"), med("rtt", "rclone")
+    r = ratio(aws, ours); line(f"{small} × 4 KiB, server answering after a round trip: publish vs aws", s(ours), s(aws), r, "≥ 3×", r >= 3)
+    r = ratio(rc, ours); line(f"{small} × 4 KiB, server answering after a round trip: publish vs rclone (8 transfers)", s(ours), s(rc), r, "≥ 1×", r >= 1)
+    r = ratio(med("rtt", "aws-with-latest"), ours); line("… publish vs aws doing the same work (upload, then copy to latest/)", s(ours), s(med("rtt", "aws-with-latest")), r, "(info)", None)
+    r = ratio(aws, med("rtt", "ours-no-promote")); line("… uploads only (`--no-promote`) vs aws", s(med("rtt", "ours-no-promote")), s(aws), r, "(info)", None)
+    for label in ("ours", "ours-no-promote", "ours-concurrency-8", "aws", "aws-with-latest", "rclone", "rclone-transfers-64"):
+        t, req = med("rtt", label), med("rtt", label, "requests")
+        line(f"round trip: {label}: wall / client CPU / requests", f"{s(t)} / {med('rtt', label, 'cpu_s'):.2f} s / {req:.0f}", "", None, "(info)", None)
 for label in sorted({r["label"] for r in rows if r["section"] == "noop"}):
     req, t = med("noop", label, "requests"), med("noop", label)
     line(f"no-op re-publish: {label}", f"{s(t)}" + (f", {req:.0f} requests" if req is not None else ""), "–", None, "O(1) requests", None)
