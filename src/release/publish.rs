@@ -87,7 +87,7 @@ pub async fn publish(
             (PublishOutcome::AlreadyPublished, restored, plan.files.len() - restored, None)
         }
         None => {
-            let (present, known_index) = preflight(store, plan).await?;
+            let (present, known_index) = preflight(store, plan, options.concurrency).await?;
             let (uploaded, present) =
                 upload_and_seal(store, plan, &manifest, &present, options.concurrency, progress).await?;
             (PublishOutcome::Published, uploaded, present, known_index)
@@ -164,13 +164,17 @@ fn conflict(version: &Version, state: &'static str, diff: FileDiff) -> ReleaseEr
 /// - The store must honour conditional writes.
 ///
 /// Problems are reported in that order, whichever was found first.
-async fn preflight(store: &dyn Store, plan: &Plan) -> Result<(BTreeSet<String>, KnownIndex), ReleaseError> {
+async fn preflight(
+    store: &dyn Store,
+    plan: &Plan,
+    concurrency: usize,
+) -> Result<(BTreeSet<String>, KnownIndex), ReleaseError> {
     let prefix = layout::version_prefix(&plan.version);
     let (pointer, index, existing, probe) =
         tokio::join!(read_pointer(store), read_index(store), store.list(&prefix), probe_conditional_writes(store));
     pointer?;
     let known_index = index?;
-    let present = already_uploaded(store, plan, &prefix, existing?).await?;
+    let present = already_uploaded(store, plan, &prefix, existing?, concurrency).await?;
     if let Some(failed) = probe.failure() {
         let message =
             format!("refusing to publish to {}: {} check failed: {}", probe.store, failed.name, failed.detail);
@@ -186,27 +190,44 @@ async fn preflight(store: &dyn Store, plan: &Plan) -> Result<(BTreeSet<String>, 
 type KnownIndex = Option<(SriIndex, bytes::Bytes, String)>;
 
 /// Which of `existing` (the objects under the version's prefix) are files
-/// of `plan` with the planned bytes; refuses anything else.
+/// of `plan` with the planned bytes; refuses anything else. Stored bytes are
+/// re-hashed (metadata can lie), `concurrency` objects at a time: resuming a
+/// large interrupted upload must not cost one round trip after another.
 async fn already_uploaded(
     store: &dyn Store,
     plan: &Plan,
     prefix: &str,
     existing: Vec<ObjectMeta>,
+    concurrency: usize,
 ) -> Result<BTreeSet<String>, ReleaseError> {
-    let mut diff = FileDiff::default();
-    let mut present = BTreeSet::new();
     let by_path: std::collections::HashMap<&str, &PlannedFile> =
         plan.files.iter().map(|f| (f.path.as_str(), f)).collect();
+    let mut diff = FileDiff::default();
+    let mut candidates = Vec::new();
     for object in &existing {
         let path = object.key.as_str().strip_prefix(prefix).unwrap_or_default();
         match by_path.get(path) {
             None => diff.missing.push(path.to_string()),
-            Some(file) if stored_integrity(store, &object.key).await? == Some(file.integrity) => {
-                present.insert(path.to_string());
-            }
-            Some(_) => diff.differing.push(path.to_string()),
+            Some(file) => candidates.push((path, &object.key, file.integrity)),
         }
     }
+    let checked: Vec<(&str, bool)> = futures::stream::iter(candidates)
+        .map(|(path, key, planned)| async move {
+            Ok::<_, ReleaseError>((path, stored_integrity(store, key).await? == Some(planned)))
+        })
+        .buffer_unordered(concurrency.max(1))
+        .try_collect()
+        .await?;
+    let mut present = BTreeSet::new();
+    for (path, same) in checked {
+        if same {
+            present.insert(path.to_string());
+        } else {
+            diff.differing.push(path.to_string());
+        }
+    }
+    // Listed in key order, whatever order the checks finished in.
+    diff.differing.sort();
     if !diff.is_empty() {
         return Err(conflict(&plan.version, "partially uploaded", diff));
     }
