@@ -210,16 +210,18 @@ s3_env() {
   export RCLONE_CONFIG_X_FORCE_PATH_STYLE=true RCLONE_CONFIG_X_LIST_VERSION=2 RCLONE_CONFIG=$W/no-rclone.conf
 }
 
-# The four uploads of one round: our publish (with and without the latest/
-# copies) and the two baselines, same files, same Cache-Control. `count` and
-# `cpu` report the server's request count and CPU seconds around each.
+# The uploads of one round: our publish (with and without the latest/
+# copies, and without them at 8 in flight) and the two baselines, same
+# files, same Cache-Control. `count` and `cpu` report the server's request
+# count and CPU seconds around each.
 s3_round() {
   local section=$1 r=$2 ep=$3 bucket=$4 src=$5 count=$6 cpu=$7 label args
-  for label in ours ours-no-promote aws rclone; do
+  for label in ours ours-no-promote ours-no-promote-concurrency-8 aws rclone; do
     local before cpu0; before=$($count); cpu0=$($cpu)
     case $label in
       ours) args=("$SDK" --store "s3://$bucket/ours-$r" --endpoint-url "$ep" --path-style -q publish "$src" --version 1.0.0 --manifests-dir "$W/m") ;;
       ours-no-promote) args=("$SDK" --store "s3://$bucket/np-$r" --endpoint-url "$ep" --path-style -q publish "$src" --version 1.0.0 --no-promote --manifests-dir "$W/m") ;;
+      ours-no-promote-concurrency-8) args=("$SDK" --store "s3://$bucket/np8-$r" --endpoint-url "$ep" --path-style -q publish "$src" --version 1.0.0 --no-promote --concurrency 8 --manifests-dir "$W/m") ;;
       aws) args=(aws --endpoint-url "$ep" s3 cp --recursive --only-show-errors --cache-control "$IMMUTABLE" "$src" "s3://$bucket/aws-$r/") ;;
       # rclone refuses an AWS_CA_BUNDLE it cannot use with a plain-HTTP endpoint.
       rclone) args=(env -u AWS_CA_BUNDLE rclone copy "$src" "x:$bucket/rclone-$r" --transfers 8 --checkers 8 --header-upload "Cache-Control: $IMMUTABLE") ;;
@@ -502,8 +504,11 @@ for sec, name in (("s3", "in-process S3 (s3s-fs)"), ("moto", "moto")):
     r = ratio(rc, ours); line(f"{name}: publish vs `rclone copy`", s(ours), s(rc), r, "≥ 1×", r >= 1)
     r = ratio(aws, np); line(f"{name}: uploads only (`--no-promote`) vs aws", s(np), s(aws), r, "(info)", None)
     r = ratio(rc, np); line(f"{name}: uploads only (`--no-promote`) vs rclone", s(np), s(rc), r, "(info)", None)
-    for label in ("ours", "ours-no-promote", "aws", "rclone"):
+    np8 = med(sec, "ours-no-promote-concurrency-8")
+    r = ratio(np8, np); line(f"{name}: uploads only, default 64 in flight vs `--concurrency 8`", s(np), s(np8), r, "(info)", None)
+    for label in ("ours", "ours-no-promote", "ours-no-promote-concurrency-8", "aws", "rclone"):
         cpu, srv, req = med(sec, label, "cpu_s"), med(sec, label, "server_cpu_s"), med(sec, label, "requests")
+        if cpu is None: continue
         line(f"{name}: {label}: client CPU / server CPU / requests", f"{cpu:.2f} s / {srv:.2f} s / {req:.0f}", "", None, "(info)", None)
 ours = med("rtt", "ours")
 if ours:
