@@ -270,6 +270,14 @@ section_rtt() {
       SERVER_CPU="" REQUESTS="" measure rtt "$label" "$r" "${args[@]}"
       sed -i '$ s/,,,$/,'"$(sub "$(proc_cpu "$S3PID")" "$cpu0")"','"$(( $(s3_requests) - before ))"',/' "$RESULTS"
     done
+    # `verify` re-reads every object of the version just published (and of latest/).
+    for label in verify verify-concurrency-8; do
+      args=("$SDK" --store "s3://$S3BUCKET/rtt-ours-$r" --endpoint-url "$S3EP" --path-style -q verify)
+      [ "$label" = verify ] || args+=(--concurrency 8)
+      before=$(s3_requests)
+      REQUESTS="" measure rtt "$label" "$r" "${args[@]}"
+      sed -i '$ s/,,,$/,,'"$(( $(s3_requests) - before ))"',/' "$RESULTS"
+    done
   done
   stop_s3
 }
@@ -517,7 +525,8 @@ if ours:
     r = ratio(rc, ours); line(f"{small} × 4 KiB, server answering after a round trip: publish vs rclone (8 transfers)", s(ours), s(rc), r, "≥ 1×", r >= 1)
     r = ratio(med("rtt", "aws-with-latest"), ours); line("… publish vs aws doing the same work (upload, then copy to latest/)", s(ours), s(med("rtt", "aws-with-latest")), r, "(info)", None)
     r = ratio(aws, med("rtt", "ours-no-promote")); line("… uploads only (`--no-promote`) vs aws", s(med("rtt", "ours-no-promote")), s(aws), r, "(info)", None)
-    for label in ("ours", "ours-no-promote", "ours-concurrency-8", "aws", "aws-with-latest", "rclone", "rclone-transfers-64"):
+    r = ratio(med("rtt", "verify-concurrency-8"), med("rtt", "verify")); line("… `verify` of the published version, default 64 in flight vs `--concurrency 8`", s(med("rtt", "verify")), s(med("rtt", "verify-concurrency-8")), r, "(info)", None)
+    for label in ("ours", "ours-no-promote", "ours-concurrency-8", "aws", "aws-with-latest", "rclone", "rclone-transfers-64", "verify", "verify-concurrency-8"):
         t, req = med("rtt", label), med("rtt", label, "requests")
         line(f"round trip: {label}: wall / client CPU / requests", f"{s(t)} / {med('rtt', label, 'cpu_s'):.2f} s / {req:.0f}", "", None, "(info)", None)
 for label in sorted({r["label"] for r in rows if r["section"] == "noop"}):
