@@ -14,11 +14,11 @@ use semver::Version;
 use serde::Serialize;
 
 use super::channel::{Claim, PromoteRule, claim, converge};
-use super::index::update_index_from;
+use super::index::{KnownIndex, update_index_from};
 use super::{Plan, PlannedFile, ReleaseError, read_index, read_manifest, read_pointer};
 use crate::integrity::Integrity;
 use crate::layout;
-use crate::manifest::{self, FileDiff, SriIndex, VersionManifest};
+use crate::manifest::{self, FileDiff, VersionManifest};
 use crate::progress::Progress;
 use crate::store::{Body, Headers, Key, ObjectMeta, PutMode, Store, StoreError, Verdict, probe_conditional_writes};
 
@@ -168,7 +168,7 @@ async fn preflight(
     store: &dyn Store,
     plan: &Plan,
     concurrency: usize,
-) -> Result<(BTreeSet<String>, KnownIndex), ReleaseError> {
+) -> Result<(BTreeSet<String>, Option<KnownIndex>), ReleaseError> {
     let prefix = layout::version_prefix(&plan.version);
     let (pointer, index, existing, probe) =
         tokio::join!(read_pointer(store), read_index(store), store.list(&prefix), probe_conditional_writes(store));
@@ -185,9 +185,6 @@ async fn preflight(
     }
     Ok((present, known_index))
 }
-
-/// The index as [`read_index`] returns it.
-type KnownIndex = Option<(SriIndex, bytes::Bytes, String)>;
 
 /// Which of `existing` (the objects under the version's prefix) are files
 /// of `plan` with the planned bytes; refuses anything else. Stored bytes are
