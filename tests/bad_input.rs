@@ -230,6 +230,7 @@ fn corrupted_objects_in_the_store_are_named_and_nothing_is_written() {
             }
             put(key, &bytes);
             let before = backend.snapshot();
+            let writes_before = backend.writes();
             let out = run(&backend, cwd.path(), &args);
             assert_eq!(out.code, 1, "{name}: {what}: {}", out.stderr);
             assert!(out.stderr.contains(key), "{name}: {what}: the message names {key}: {}", out.stderr);
@@ -239,6 +240,11 @@ fn corrupted_objects_in_the_store_are_named_and_nothing_is_written() {
                 out.stderr
             );
             assert_eq!(backend.snapshot(), before, "{name}: {what}: wrote to the store");
+            // Not even a probe of conditional writes: the snapshot cannot see
+            // a probe key that came and went, the server's counter can.
+            if let (Some(b), Some(a)) = (writes_before, backend.writes()) {
+                assert_eq!(a, b, "{name}: {what}: made {} write requests", a - b);
+            }
             count += 1;
             // Put the good object back for the next scenario.
             put("manifests/1.0.0.json", &good_manifest);

@@ -151,9 +151,7 @@ fn conflict(version: &Version, state: &'static str, diff: FileDiff) -> ReleaseEr
     ReleaseError::Conflict { version: version.to_string(), state, diff: Box::new(diff), hint }
 }
 
-/// The checks before the first write of a new version. They are
-/// independent (the probe writes only its own key), so they run at once: on
-/// a store a network round trip away, that saves three round trips.
+/// The checks before the first write of a new version.
 ///
 /// - The pointer and the index are read again later; reading them now
 ///   refuses a corrupt store before the first file is written. The index is
@@ -163,18 +161,22 @@ fn conflict(version: &Version, state: &'static str, diff: FileDiff) -> ReleaseEr
 ///   be ours, byte for byte; returns the paths already in place.
 /// - The store must honour conditional writes.
 ///
-/// Problems are reported in that order, whichever was found first.
+/// The three reads are independent, so they run at once (on a store a
+/// network round trip away that saves two round trips), and problems are
+/// reported in that order. The probe writes (its own key, and a lock file
+/// on a local store), so it runs only once the reads found nothing to
+/// refuse: a refused publish writes nothing.
 async fn preflight(
     store: &dyn Store,
     plan: &Plan,
     concurrency: usize,
 ) -> Result<(BTreeSet<String>, Option<KnownIndex>), ReleaseError> {
     let prefix = layout::version_prefix(&plan.version);
-    let (pointer, index, existing, probe) =
-        tokio::join!(read_pointer(store), read_index(store), store.list(&prefix), probe_conditional_writes(store));
+    let (pointer, index, existing) = tokio::join!(read_pointer(store), read_index(store), store.list(&prefix));
     pointer?;
     let known_index = index?;
     let present = already_uploaded(store, plan, &prefix, existing?, concurrency).await?;
+    let probe = probe_conditional_writes(store).await;
     if let Some(failed) = probe.failure() {
         let message =
             format!("refusing to publish to {}: {} check failed: {}", probe.store, failed.name, failed.detail);
