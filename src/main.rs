@@ -60,6 +60,8 @@ fn exit_code(error: &Error) -> u8 {
             ReleaseError::Conflict { .. } | ReleaseError::Refused(_) => CONFLICT,
             ReleaseError::UnsafeStore(_) => UNSAFE_STORE,
             ReleaseError::Store(StoreError::AlreadyExists { .. } | StoreError::Precondition { .. }) => CONFLICT,
+            // An input file changed while it was published: the input is at fault, nothing was sealed.
+            ReleaseError::Store(StoreError::ContentChanged { .. }) => BAD_INPUT,
             ReleaseError::StoreUnusable(_)
             | ReleaseError::Store(_)
             | ReleaseError::Corrupt(_)

@@ -55,6 +55,11 @@ pub struct Headers {
     /// `Cache-Control`.
     pub cache_control: String,
     /// The SRI integrity of the bytes (`sha384-…`), kept as user metadata.
+    ///
+    /// On [`Store::put`] it is also a promise the backend checks: the bytes
+    /// that end up stored hash to exactly this value, or the write fails with
+    /// [`StoreError::ContentChanged`] and nothing is stored under the key.
+    /// Stored metadata therefore never describes other bytes.
     pub sri: Option<String>,
 }
 
@@ -97,6 +102,23 @@ pub enum StoreError {
     Precondition {
         /// The key.
         key: String,
+    },
+    /// The bytes read for a write do not hash to the integrity the caller
+    /// planned ([`Headers::sri`]): the source changed after it was hashed.
+    /// Nothing was stored under the key.
+    #[error(
+        "{path} changed while it was being published (planned {expected}, read {actual}); nothing was \
+         stored under {key}"
+    )]
+    ContentChanged {
+        /// The key that was to be written.
+        key: String,
+        /// The source file (or `<memory>`).
+        path: String,
+        /// The integrity the caller planned.
+        expected: String,
+        /// The integrity of the bytes actually read.
+        actual: String,
     },
     /// The object does not exist.
     #[error("{key} does not exist")]
@@ -164,6 +186,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn reader(&self, key: &Key) -> Result<Option<(ObjectReader, ObjectMeta)>, StoreError>;
 
     /// Writes `body` under `key` with `headers`, honouring `mode` atomically.
+    ///
+    /// With `headers.sri` set, the backend hashes the bytes it actually
+    /// stores (or stages for upload) and refuses with
+    /// [`StoreError::ContentChanged`] before the object becomes visible if
+    /// they differ: the sealed hash is the hash of the stored bytes.
     async fn put(&self, key: &Key, body: Body, headers: &Headers, mode: PutMode) -> Result<ObjectMeta, StoreError>;
 
     /// Server-side copy of `from` to `to`, replacing the headers (overwrites `to`).
