@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{ArgAction, Args, Parser, Subcommand};
 use semver::Version;
 
-use crate::layout::DEFAULT_LATEST_CACHE_CONTROL;
+use crate::headers::{DEFAULT_LATEST_CACHE_CONTROL, INDEX_CACHE_CONTROL};
 
 const EXIT_CODES: &str = "\
 Examples:
@@ -280,7 +280,7 @@ pub struct ServeArgs {
     pub refresh: std::time::Duration,
 
     /// Cache-Control of /api/sdk/sri (never `immutable`: the index changes on every publish).
-    #[arg(long, default_value = crate::layout::INDEX_CACHE_CONTROL, value_name = "VALUE", value_parser = parse_index_cache_control)]
+    #[arg(long, default_value = INDEX_CACHE_CONTROL, value_name = "VALUE", value_parser = parse_index_cache_control)]
     pub index_cache_control: String,
 }
 
@@ -365,12 +365,7 @@ fn parse_version_or_latest(s: &str) -> Result<String, String> {
 }
 
 fn parse_latest_cache_control(s: &str) -> Result<String, String> {
-    if s.to_ascii_lowercase().contains("immutable") {
-        return Err("latest/ changes on every promotion; `immutable` would pin browsers to a stale build".into());
-    }
-    if s.trim().is_empty() || s.chars().any(char::is_control) {
-        return Err("give a Cache-Control value such as \"public, max-age=300\"".into());
-    }
+    crate::headers::check_mutable_cache_control(s, "latest/ changes on every promotion")?;
     Ok(s.to_string())
 }
 
@@ -382,12 +377,7 @@ fn parse_refresh(s: &str) -> Result<std::time::Duration, String> {
 }
 
 fn parse_index_cache_control(s: &str) -> Result<String, String> {
-    if s.to_ascii_lowercase().contains("immutable") {
-        return Err("the index changes on every publish; `immutable` would pin clients to a stale index".into());
-    }
-    if s.trim().is_empty() || s.chars().any(|c| c.is_control() || !c.is_ascii()) {
-        return Err("give a Cache-Control value such as \"public, max-age=60\"".into());
-    }
+    crate::headers::check_mutable_cache_control(s, "the index changes on every publish")?;
     Ok(s.to_string())
 }
 

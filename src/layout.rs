@@ -1,4 +1,5 @@
-//! Every key name and header value of the store layout, in one place.
+//! Every key name of the store layout, in one place (the headers each key is
+//! stored with are decided in [`crate::headers`]).
 //!
 //! ```text
 //! sdk/<version>/<path>              the build's files; written once, never overwritten
@@ -22,17 +23,6 @@ pub const MANIFESTS_PREFIX: &str = "manifests/";
 pub const INDEX_KEY: &str = "api/sdk/sri";
 /// The `latest` channel pointer.
 pub const LATEST_POINTER_KEY: &str = "manifests/channels/latest.json";
-
-/// `Cache-Control` of versioned files: they never change.
-pub const IMMUTABLE_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
-/// Default `Cache-Control` of `latest/` files: they change on every promotion.
-pub const DEFAULT_LATEST_CACHE_CONTROL: &str = "public, max-age=300";
-/// `Cache-Control` of the SRI index.
-pub const INDEX_CACHE_CONTROL: &str = "public, max-age=60";
-/// `Cache-Control` of internal bookkeeping objects (manifests, pointer).
-pub const INTERNAL_CACHE_CONTROL: &str = "no-cache";
-/// `Content-Type` of JSON objects.
-pub const JSON_CONTENT_TYPE: &str = "application/json";
 
 /// `sdk/<version>/<path>`.
 pub fn version_file(version: &Version, path: &str) -> Result<Key, KeyError> {

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod commands;
 pub mod content_type;
+pub mod headers;
 pub mod integrity;
 pub mod layout;
 pub mod manifest;

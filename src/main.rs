@@ -63,6 +63,9 @@ fn exit_code(error: &Error) -> u8 {
             // An input file changed while it was published: the input is at fault, nothing was sealed.
             ReleaseError::Store(StoreError::ContentChanged { .. }) => BAD_INPUT,
             ReleaseError::StoreUnusable(_)
+            | ReleaseError::Contention { .. }
+            | ReleaseError::PointerNotSealed { .. }
+            | ReleaseError::SealVanished { .. }
             | ReleaseError::Store(_)
             | ReleaseError::Corrupt(_)
             | ReleaseError::Local { .. } => STORE_FAILURE,

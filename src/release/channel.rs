@@ -10,16 +10,19 @@
 //! `latest/` and the pointer agreeing on one version, and an interrupted
 //! promotion leaves `synced: false`, which the next publish or promote repairs.
 
+use std::cell::Cell;
+
 use futures::{StreamExt, TryStreamExt};
 use semver::Version;
 
+use super::cas::{self, Round};
 use super::{ReleaseError, read_manifest, read_pointer};
 use crate::layout;
 use crate::manifest::{self, ChannelPointer, VersionManifest};
-use crate::store::{Body, Headers, PutMode, Store, StoreError};
+use crate::store::{Body, PutMode, Store, StoreError};
 
-/// Passes before giving up when promotions keep racing.
-const MAX_ROUNDS: usize = 50;
+/// What kept changing, when promotions race for too long.
+const POINTER: &str = "the latest pointer";
 
 /// When a version may take over `latest`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,26 +54,22 @@ pub(crate) enum Claim {
 
 /// Swaps the pointer to `version` if `rule` allows it.
 pub(crate) async fn claim(store: &dyn Store, version: &Version, rule: PromoteRule) -> Result<Claim, ReleaseError> {
-    for _ in 0..MAX_ROUNDS {
+    cas::retry(POINTER, || async move {
         let current = read_pointer(store).await?;
-        let previous = current.as_ref().map(|(p, _)| p.version.clone());
+        let previous = current.as_ref().map(|c| c.pointer.version.clone());
         if previous.as_ref() == Some(version) {
-            return Ok(Claim::AlreadyCurrent);
+            return Ok(Round::Done(Claim::AlreadyCurrent));
         }
         if let Some(reason) = refusal(rule, version, previous.as_ref())? {
-            return Ok(Claim::Skipped(reason));
+            return Ok(Round::Done(Claim::Skipped(reason)));
         }
-        let mode = match &current {
-            Some((_, etag)) => PutMode::Update { etag: etag.clone() },
+        let mode = match current {
+            Some(c) => PutMode::Update { etag: c.etag },
             None => PutMode::Create,
         };
-        match write_pointer(store, version, false, mode).await {
-            Ok(_) => return Ok(Claim::Moved { previous }),
-            Err(e) if lost_race(&e) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(too_many_rounds())
+        cas::settle(write_pointer(store, version, false, mode).await, |_| Claim::Moved { previous })
+    })
+    .await
 }
 
 /// `Ok(Some(reason))` to skip quietly, `Err` to refuse, `Ok(None)` to go ahead.
@@ -96,16 +95,6 @@ fn refusal(rule: PromoteRule, version: &Version, current: Option<&Version>) -> R
     }
 }
 
-fn lost_race(e: &StoreError) -> bool {
-    matches!(e, StoreError::Precondition { .. } | StoreError::AlreadyExists { .. } | StoreError::NotFound { .. })
-}
-
-fn too_many_rounds() -> ReleaseError {
-    ReleaseError::StoreUnusable(format!(
-        "the latest pointer kept changing for {MAX_ROUNDS} rounds (other promotions racing); rerun the command"
-    ))
-}
-
 async fn write_pointer(
     store: &dyn Store,
     version: &Version,
@@ -113,11 +102,7 @@ async fn write_pointer(
     mode: PutMode,
 ) -> Result<String, StoreError> {
     let body = manifest::to_bytes(&ChannelPointer { version: version.clone(), synced });
-    let headers = Headers {
-        content_type: layout::JSON_CONTENT_TYPE.into(),
-        cache_control: layout::INTERNAL_CACHE_CONTROL.into(),
-        sri: None,
-    };
+    let headers = crate::headers::bookkeeping();
     Ok(store.put(&layout::latest_pointer(), Body::Bytes(body.into()), &headers, mode).await?.etag)
 }
 
@@ -127,35 +112,26 @@ pub async fn converge(
     latest_cache_control: &str,
     concurrency: usize,
 ) -> Result<Option<Version>, ReleaseError> {
-    let mut touched_files = false;
-    for _ in 0..MAX_ROUNDS {
-        let Some((pointer, etag)) = read_pointer(store).await? else { return Ok(None) };
+    let touched_files = &Cell::new(false);
+    cas::retry(POINTER, || async move {
+        let Some(stored) = read_pointer(store).await? else { return Ok(Round::Done(None)) };
+        let pointer = stored.pointer;
         // After this pass wrote files, a `synced` set by another pass proves
         // nothing about our late writes: sync again.
-        if pointer.synced && !touched_files {
-            return Ok(Some(pointer.version));
+        if pointer.synced && !touched_files.get() {
+            return Ok(Round::Done(Some(pointer.version)));
         }
-        let announced = match write_pointer(store, &pointer.version, false, PutMode::Update { etag }).await {
-            Ok(etag) => etag,
-            Err(e) if lost_race(&e) => continue,
-            Err(e) => return Err(e.into()),
-        };
-        let manifest = read_manifest(store, &pointer.version).await?.ok_or_else(|| {
-            ReleaseError::StoreUnusable(format!(
-                "the latest pointer names {}, which is not sealed (manifests/{}.json is missing); promote a \
-                 published version with `sdk-cdn promote VERSION`",
-                pointer.version, pointer.version
-            ))
-        })?;
-        touched_files = true;
+        let announce = write_pointer(store, &pointer.version, false, PutMode::Update { etag: stored.etag }).await;
+        let Round::Done(announced) = cas::settle(announce, |etag| etag)? else { return Ok(Round::Lost) };
+        let manifest = read_manifest(store, &pointer.version)
+            .await?
+            .ok_or_else(|| ReleaseError::PointerNotSealed { version: pointer.version.clone() })?;
+        touched_files.set(true);
         sync_files(store, &manifest, latest_cache_control, concurrency).await?;
-        match write_pointer(store, &pointer.version, true, PutMode::Update { etag: announced }).await {
-            Ok(_) => return Ok(Some(pointer.version)),
-            Err(e) if lost_race(&e) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(too_many_rounds())
+        let settle = write_pointer(store, &pointer.version, true, PutMode::Update { etag: announced }).await;
+        cas::settle(settle, |_| Some(pointer.version))
+    })
+    .await
 }
 
 /// Copies every file of `manifest` into `latest/` and deletes the others.
@@ -169,11 +145,7 @@ async fn sync_files(
         .map(|(path, entry)| async move {
             let from = layout::version_file(&manifest.version, path).map_err(|e| ReleaseError::Usage(e.to_string()))?;
             let to = layout::latest_file(path).map_err(|e| ReleaseError::Usage(e.to_string()))?;
-            let headers = Headers {
-                content_type: entry.content_type.clone(),
-                cache_control: cache_control.to_string(),
-                sri: Some(entry.integrity.to_string()),
-            };
+            let headers = crate::headers::latest_file(&entry.content_type, &entry.integrity, cache_control);
             store.copy(&from, &to, &headers).await.map_err(ReleaseError::from)
         })
         .buffer_unordered(concurrency.max(1))

@@ -42,6 +42,32 @@ pub enum ReleaseError {
     /// The store ignores conditional writes and cannot be trusted.
     #[error("{0}")]
     UnsafeStore(String),
+    /// A shared object kept changing under this writer for too many rounds.
+    #[error("{object} kept changing for {rounds} rounds (other publishers or promoters racing); rerun the command")]
+    Contention {
+        /// What kept changing.
+        object: &'static str,
+        /// How many rounds were tried.
+        rounds: usize,
+    },
+    /// The `latest` pointer names a version that is not sealed.
+    #[error(
+        "the latest pointer (manifests/channels/latest.json) names {version}, which is not sealed \
+         (manifests/{version}.json is missing); point latest at a published version with `sdk-cdn promote VERSION`"
+    )]
+    PointerNotSealed {
+        /// The version the pointer names.
+        version: semver::Version,
+    },
+    /// A seal listed a moment ago could not be read any more.
+    #[error(
+        "manifests/{version}.json was listed but has disappeared; seals are never deleted by sdk-cdn: \
+         check who deletes objects in this store, then rerun"
+    )]
+    SealVanished {
+        /// The version.
+        version: semver::Version,
+    },
     /// The store cannot be used (unreachable, permissions).
     #[error("{0}")]
     StoreUnusable(String),

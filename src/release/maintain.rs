@@ -4,14 +4,12 @@
 use semver::Version;
 use serde::Serialize;
 
-use super::verify::sealed_versions;
-use super::{ReleaseError, converge, read_manifest, read_pointer};
+use super::cas::{self, Round};
+use super::index::rebuild;
+use super::{ReleaseError, converge, read_manifest};
 use crate::layout;
-use crate::manifest::{self, SriIndex};
-use crate::store::{Body, Headers, PutMode, Store, StoreError};
-
-/// Rounds of compare-and-swap before giving up.
-const MAX_ROUNDS: usize = 50;
+use crate::manifest;
+use crate::store::{Body, PutMode, Store};
 
 /// What `reindex` did.
 #[derive(Debug, Clone, Serialize)]
@@ -33,46 +31,24 @@ pub async fn reindex(
 ) -> Result<ReindexReport, ReleaseError> {
     // The latest/ entries describe latest/: finish an interrupted promotion first.
     converge(store, latest_cache_control, concurrency).await?;
-    let key = layout::index();
-    let headers = Headers {
-        content_type: layout::JSON_CONTENT_TYPE.into(),
-        cache_control: layout::INDEX_CACHE_CONTROL.into(),
-        sri: None,
-    };
-    for _ in 0..MAX_ROUNDS {
+    let key = &layout::index();
+    cas::retry("the SRI index", || async move {
         // Read the current object raw: it may be the damaged thing we replace.
-        let current = store.get(&key).await?;
-        let versions = sealed_versions(store).await?;
-        let mut index = SriIndex::default();
-        for version in &versions {
-            let manifest = read_manifest(store, version).await?.ok_or_else(|| {
-                ReleaseError::StoreUnusable(format!("manifests/{version}.json disappeared while reindexing; rerun"))
-            })?;
-            index.add_version(&manifest);
-        }
-        let pointer = read_pointer(store).await?.map(|(p, _)| p);
-        if let Some(pointer) = pointer.as_ref().filter(|p| p.synced) {
-            let manifest = read_manifest(store, &pointer.version).await?.ok_or_else(|| {
-                ReleaseError::StoreUnusable(format!("latest names {}, which is not sealed", pointer.version))
-            })?;
-            index.set_latest(&manifest);
-        }
+        let current = store.get(key).await?;
+        let super::index::Rebuilt { versions, index } = rebuild(store).await?;
         let bytes = manifest::to_bytes(&index);
-        let latest = index.version.clone();
+        let latest = index.version;
         if current.as_ref().is_some_and(|(stored, _)| stored[..] == bytes[..]) {
-            return Ok(ReindexReport { versions, latest, changed: false });
+            return Ok(Round::Done(ReindexReport { versions, latest, changed: false }));
         }
-        let mode = match &current {
-            Some((_, meta)) => PutMode::Update { etag: meta.etag.clone() },
+        let mode = match current {
+            Some((_, meta)) => PutMode::Update { etag: meta.etag },
             None => PutMode::Create,
         };
-        match store.put(&key, Body::Bytes(bytes.into()), &headers, mode).await {
-            Ok(_) => return Ok(ReindexReport { versions, latest, changed: true }),
-            Err(StoreError::Precondition { .. } | StoreError::AlreadyExists { .. } | StoreError::NotFound { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ReleaseError::StoreUnusable(format!("the SRI index kept changing for {MAX_ROUNDS} rounds; rerun reindex")))
+        let write = store.put(key, Body::Bytes(bytes.into()), &crate::headers::index(), mode).await;
+        cas::settle(write, |_| ReindexReport { versions, latest, changed: true })
+    })
+    .await
 }
 
 /// What `discard` did.

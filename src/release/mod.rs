@@ -6,6 +6,7 @@
 //! create-only, the seal (`manifests/<v>.json`) is written last and
 //! create-only, and the pointer and index change only by compare-and-swap.
 
+mod cas;
 mod channel;
 mod error;
 mod index;
@@ -28,5 +29,5 @@ pub use publish::{PublishOptions, PublishOutcome, PublishReport, publish};
 pub use query::{
     ListReport, VersionEntries, VersionState, VersionSummary, list, snippet, sri_file, sri_index, sri_version,
 };
-pub use read::{read_index, read_manifest, read_pointer};
+pub use read::{StoredIndex, StoredPointer, read_index, read_manifest, read_pointer, sealed_versions};
 pub use verify::{Finding, Problem, Selection, VerifyReport, verify};

@@ -99,11 +99,7 @@ impl Plan {
 impl PlannedFile {
     /// Headers for the immutable `sdk/<version>/` copy.
     pub fn headers(&self) -> Headers {
-        Headers {
-            content_type: self.content_type.clone(),
-            cache_control: layout::IMMUTABLE_CACHE_CONTROL.to_string(),
-            sri: Some(self.integrity.to_string()),
-        }
+        crate::headers::versioned_file(&self.content_type, &self.integrity)
     }
 
     /// Fails if the file changed since it was hashed (size or mtime).

@@ -14,13 +14,13 @@ use semver::Version;
 use serde::Serialize;
 
 use super::channel::{Claim, PromoteRule, claim, converge};
-use super::index::{KnownIndex, update_index_from};
-use super::{Plan, PlannedFile, ReleaseError, read_index, read_manifest, read_pointer};
+use super::index::update_index_from;
+use super::{Plan, PlannedFile, ReleaseError, StoredIndex, read_index, read_manifest, read_pointer};
 use crate::integrity::Integrity;
 use crate::layout;
 use crate::manifest::{self, FileDiff, VersionManifest};
 use crate::progress::Progress;
-use crate::store::{Body, Headers, Key, ObjectMeta, PutMode, Store, StoreError, Verdict, probe_conditional_writes};
+use crate::store::{Body, Key, ObjectMeta, PutMode, Store, StoreError, Verdict, probe_conditional_writes};
 
 /// How to publish.
 #[derive(Debug, Clone)]
@@ -170,7 +170,7 @@ async fn preflight(
     store: &dyn Store,
     plan: &Plan,
     concurrency: usize,
-) -> Result<(BTreeSet<String>, Option<KnownIndex>), ReleaseError> {
+) -> Result<(BTreeSet<String>, Option<StoredIndex>), ReleaseError> {
     let prefix = layout::version_prefix(&plan.version);
     let (pointer, index, existing) = tokio::join!(read_pointer(store), read_index(store), store.list(&prefix));
     pointer?;
@@ -338,11 +338,7 @@ async fn stored_integrity(store: &dyn Store, key: &Key) -> Result<Option<Integri
 /// Writes the seal create-only; a concurrent identical seal is fine.
 async fn seal(store: &dyn Store, manifest: &VersionManifest) -> Result<(), ReleaseError> {
     let key = layout::manifest(&manifest.version);
-    let headers = Headers {
-        content_type: layout::JSON_CONTENT_TYPE.into(),
-        cache_control: layout::INTERNAL_CACHE_CONTROL.into(),
-        sri: None,
-    };
+    let headers = crate::headers::bookkeeping();
     let body = Body::Bytes(manifest::to_bytes(manifest).into());
     match store.put(&key, body, &headers, PutMode::Create).await {
         Ok(_) => Ok(()),

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use semver::Version;
 use serde::Serialize;
 
-use super::{ReleaseError, read_index, read_manifest, read_pointer};
+use super::{ReleaseError, read_index, read_manifest, read_pointer, sealed_versions};
 use crate::integrity::Integrity;
 use crate::layout;
 use crate::store::Store;
@@ -47,12 +47,7 @@ pub struct ListReport {
 
 /// Lists sealed and partial versions.
 pub async fn list(store: &dyn Store) -> Result<ListReport, ReleaseError> {
-    let sealed: BTreeSet<Version> = store
-        .list(layout::MANIFESTS_PREFIX)
-        .await?
-        .iter()
-        .filter_map(|m| layout::version_of_manifest(&m.key))
-        .collect();
+    let sealed: BTreeSet<Version> = sealed_versions(store).await?.into_iter().collect();
     let mut uploaded = BTreeSet::new();
     for object in store.list(layout::SDK_PREFIX).await? {
         let rest = object.key.as_str().strip_prefix(layout::SDK_PREFIX).unwrap_or_default();
@@ -62,7 +57,7 @@ pub async fn list(store: &dyn Store) -> Result<ListReport, ReleaseError> {
             uploaded.insert(version);
         }
     }
-    let pointer = read_pointer(store).await?.map(|(p, _)| p);
+    let pointer = read_pointer(store).await?.map(|stored| stored.pointer);
     let latest = pointer.as_ref().map(|p| p.version.clone());
     let mut versions: Vec<VersionSummary> = sealed
         .iter()
@@ -77,7 +72,7 @@ pub async fn list(store: &dyn Store) -> Result<ListReport, ReleaseError> {
 /// The index bytes exactly as customers get them.
 pub async fn sri_index(store: &dyn Store) -> Result<bytes::Bytes, ReleaseError> {
     match read_index(store).await? {
-        Some((_, bytes, _)) => Ok(bytes),
+        Some(stored) => Ok(stored.bytes),
         None => Err(nothing_published(store)),
     }
 }
@@ -100,7 +95,7 @@ pub struct VersionEntries {
 
 /// The index entries of `dir` (`latest` or a version string).
 pub async fn sri_version(store: &dyn Store, dir: &str) -> Result<VersionEntries, ReleaseError> {
-    let Some((index, _, _)) = read_index(store).await? else { return Err(nothing_published(store)) };
+    let Some(index) = read_index(store).await?.map(|stored| stored.index) else { return Err(nothing_published(store)) };
     let files = index.for_version(dir);
     if files.is_empty() {
         return Err(ReleaseError::Usage(format!(

@@ -7,8 +7,9 @@ use futures::StreamExt;
 use semver::Version;
 use serde::Serialize;
 
+use super::index::expected_index;
 use super::verify_http::CdnCheck;
-use super::{ReleaseError, read_index, read_manifest, read_pointer};
+use super::{ReleaseError, read_index, read_manifest, read_pointer, sealed_versions};
 use crate::integrity::Integrity;
 use crate::layout;
 use crate::manifest::{SriIndex, VersionManifest};
@@ -78,18 +79,6 @@ pub enum Selection {
     Versions(Vec<Version>),
 }
 
-/// Sealed versions, from the manifest keys.
-pub(crate) async fn sealed_versions(store: &dyn Store) -> Result<Vec<Version>, ReleaseError> {
-    let mut versions: Vec<Version> = store
-        .list(layout::MANIFESTS_PREFIX)
-        .await?
-        .iter()
-        .filter_map(|m| layout::version_of_manifest(&m.key))
-        .collect();
-    versions.sort();
-    Ok(versions)
-}
-
 /// Verifies `selection` in `store`, re-hashing up to `concurrency` objects at once.
 ///
 /// With `base_url`, every file is also fetched through the CDN or origin over
@@ -135,7 +124,7 @@ pub async fn verify(
         manifests.push(manifest);
     }
 
-    let pointer = read_pointer(store).await?.map(|(p, _)| p);
+    let pointer = read_pointer(store).await?.map(|stored| stored.pointer);
     let mut latest_manifest = None;
     if let Some(pointer) = &pointer {
         report.latest = Some(pointer.version.clone());
@@ -157,22 +146,15 @@ pub async fn verify(
         latest_manifest = Some(manifest);
     }
 
-    let stored = read_index(store).await?.map(|(index, _, _)| index);
-    let mut expected = SriIndex::default();
-    for manifest in &manifests {
-        expected.add_version(manifest);
-    }
-    if let Some(manifest) = latest_manifest.as_ref().filter(|_| pointer.as_ref().is_some_and(|p| p.synced)) {
-        expected.set_latest(manifest);
-    }
+    let stored = read_index(store).await?.map(|stored| stored.index);
+    let synced = latest_manifest.as_ref().filter(|_| pointer.as_ref().is_some_and(|p| p.synced));
+    let expected = expected_index(&manifests, synced);
     check_index(stored.as_ref(), &expected, &selection, &mut report);
     Ok(report)
 }
 
 async fn sealed_manifest(store: &dyn Store, version: &Version) -> Result<VersionManifest, ReleaseError> {
-    read_manifest(store, version).await?.ok_or_else(|| {
-        ReleaseError::StoreUnusable(format!("manifests/{version}.json disappeared while verifying; rerun verify"))
-    })
+    read_manifest(store, version).await?.ok_or_else(|| ReleaseError::SealVanished { version: version.clone() })
 }
 
 /// What `Cache-Control` a file must have.
@@ -187,11 +169,12 @@ pub(super) enum CacheRule {
 impl CacheRule {
     /// What is wrong with `cache_control` under this rule, if anything.
     pub(super) fn problem(self, cache_control: &str) -> Option<String> {
-        let immutable = cache_control.contains("immutable");
+        let immutable = crate::headers::is_immutable(cache_control);
         match self {
-            CacheRule::Immutable if !immutable => {
-                Some(format!("Cache-Control {cache_control:?} (expected {:?})", layout::IMMUTABLE_CACHE_CONTROL))
-            }
+            CacheRule::Immutable if !immutable => Some(format!(
+                "Cache-Control {cache_control:?} (expected {:?})",
+                crate::headers::IMMUTABLE_CACHE_CONTROL
+            )),
             CacheRule::Short if immutable || cache_control.is_empty() => {
                 Some(format!("Cache-Control {cache_control:?} (latest/ must be short-lived, never immutable)"))
             }

@@ -27,7 +27,6 @@ use super::index_api::not_modified_response;
 use super::negotiate::{not_modified, store_etag};
 use super::request_path::{Dir, FileTarget, file_target};
 use super::state::{Loaded, ServeState};
-use crate::layout::{DEFAULT_LATEST_CACHE_CONTROL, IMMUTABLE_CACHE_CONTROL};
 use crate::store::{ObjectMeta, ObjectReader};
 
 /// Bytes read from the store per body chunk.
@@ -80,10 +79,9 @@ fn with_file_headers(mut response: Response, target: &FileTarget, meta: &ObjectM
         "" => crate::content_type::for_path(&target.path),
         stored => stored.to_string(),
     };
-    let cache_control = match (stored.cache_control.as_str(), &target.dir) {
-        ("", Dir::Latest) => DEFAULT_LATEST_CACHE_CONTROL.to_string(),
-        ("", Dir::Version(_)) => IMMUTABLE_CACHE_CONTROL.to_string(),
-        (stored, _) => stored.to_string(),
+    let cache_control = match stored.cache_control.as_str() {
+        "" => crate::headers::default_file_cache_control(matches!(target.dir, Dir::Latest)).to_string(),
+        stored => stored.to_string(),
     };
     let has_body = response.status() != StatusCode::NOT_MODIFIED;
     let out = response.headers_mut();

@@ -20,7 +20,8 @@ use super::negotiate::{choose_coding, content_etag, not_modified};
 use super::request_path::{Dir, parse_dir};
 use super::snapshot::IndexSnapshot;
 use super::state::{Loaded, ServeState};
-use crate::layout::{self, IMMUTABLE_CACHE_CONTROL, JSON_CONTENT_TYPE};
+use crate::headers::{IMMUTABLE_CACHE_CONTROL, JSON_CONTENT_TYPE};
+use crate::layout;
 use crate::manifest;
 use crate::release::VersionEntries;
 

@@ -42,7 +42,7 @@ pub use listener::{Server, shutdown_signal};
 pub use routes::app;
 pub use state::{RefreshError, Refreshed, ServeState};
 
-use crate::layout::INDEX_CACHE_CONTROL;
+use crate::headers::INDEX_CACHE_CONTROL;
 use crate::store::Store;
 
 /// Default listening address: loopback only; expose it deliberately.

@@ -162,7 +162,7 @@ impl ServeState {
             }
             (Some(_), _) => {}
         }
-        let Some((index, bytes, etag)) = release::read_index(self.store.as_ref()).await? else {
+        let Some(release::StoredIndex { index, bytes, etag }) = release::read_index(self.store.as_ref()).await? else {
             return match current {
                 Loaded::Index(_) => Err(RefreshError::Vanished),
                 _ => Ok(Refreshed::NoIndex),

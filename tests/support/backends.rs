@@ -202,6 +202,24 @@ impl Backend {
         })
     }
 
+    /// Deletes one object (an operator's or an attacker's hand in the bucket).
+    pub fn delete(&self, key: &str) {
+        let store = self.store();
+        let key = Key::new(key).expect("valid key");
+        runtime().block_on(async move { store.delete(&key).await.expect("delete") });
+    }
+
+    /// Writes one object as is, bypassing the tool (to stage a damaged store).
+    pub fn put_raw(&self, key: &str, bytes: &[u8]) {
+        let store = self.store();
+        let key = Key::new(key).expect("valid key");
+        let body = sdk_cdn::store::Body::Bytes(bytes.to_vec().into());
+        let headers = sdk_cdn::store::Headers::default();
+        runtime().block_on(async move {
+            store.put(&key, body, &headers, sdk_cdn::store::PutMode::Overwrite).await.expect("put")
+        });
+    }
+
     /// One object's bytes, if present.
     pub fn read(&self, key: &str) -> Option<Vec<u8>> {
         let store = self.store();
