@@ -266,6 +266,11 @@ pub struct DiscardArgs {
     /// The version whose partial upload should be removed.
     #[arg(value_parser = parse_version)]
     pub version: Version,
+
+    /// Also discard a version whose publisher was killed while sealing it (its intent record says
+    /// `sealing`). Only when that publish cannot be rerun: a live publisher may still seal it.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `serve` arguments.

@@ -323,7 +323,7 @@ async fn reindex(global: &GlobalArgs, args: &ReindexArgs) -> Result<Output, Erro
 
 async fn discard(global: &GlobalArgs, args: &DiscardArgs) -> Result<Output, Error> {
     let store = open_store(global).await?;
-    let report = release::discard(store.as_ref(), &args.version).await?;
+    let report = release::discard(store.as_ref(), &args.version, args.force).await?;
     let text = if report.deleted.is_empty() {
         format!("{} has no partial upload in {}; nothing to discard\n", args.version, store.describe())
     } else {

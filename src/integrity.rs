@@ -65,6 +65,27 @@ impl Integrity {
         Ok((Integrity(hasher.finalize().into()), size))
     }
 
+    /// Copies `reader` into `out` through one 64 KiB buffer, hashing the
+    /// bytes on the way: the integrity returned is that of exactly the bytes
+    /// written, however the source changes meanwhile.
+    pub fn of_copy(mut reader: impl Read, out: &mut impl std::io::Write) -> std::io::Result<(Self, u64)> {
+        let mut hasher = Sha384::new();
+        let mut buf = vec![0u8; BUF_LEN];
+        let mut size = 0u64;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            out.write_all(&buf[..n])?;
+            hasher.update(&buf[..n]);
+            size += n as u64;
+        }
+        Ok((Integrity(hasher.finalize().into()), size))
+    }
+
     /// The first 16 bytes of the digest: enough to tell contents apart for an etag.
     pub fn short(&self) -> [u8; 16] {
         let mut out = [0u8; 16];

@@ -5,6 +5,7 @@
 //! sdk/<version>/<path>              the build's files; written once, never overwritten
 //! sdk/latest/<path>                 copies of the files of the version `latest` points to
 //! manifests/<version>.json          per-version manifest, create-only: the seal
+//! manifests/pending/<version>.json  intent record of a publish in progress (create-only, then CAS)
 //! manifests/channels/latest.json    the channel pointer (compare-and-swap)
 //! api/sdk/sri                       the SRI index customers fetch (compare-and-swap)
 //! ```
@@ -56,6 +57,14 @@ pub fn version_of_manifest(key: &Key) -> Option<Version> {
         return None;
     }
     crate::version::parse(name).ok()
+}
+
+/// Prefix of the intent records of publishes in progress.
+pub const INTENTS_PREFIX: &str = "manifests/pending/";
+
+/// `manifests/pending/<version>.json`: the intent record of a publish in progress.
+pub fn intent(version: &Version) -> Key {
+    Key::trusted(format!("{INTENTS_PREFIX}{version}.json"))
 }
 
 /// The SRI index key.

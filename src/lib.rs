@@ -10,6 +10,7 @@ pub mod headers;
 pub mod integrity;
 pub mod layout;
 pub mod manifest;
+pub mod pause;
 pub mod progress;
 pub mod purge;
 pub mod release;

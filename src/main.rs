@@ -56,12 +56,13 @@ fn exit_code(error: &Error) -> u8 {
         Error::Serve(sdk_cdn::serve::ServeError::Options(_)) => BAD_INPUT,
         Error::Verify(_) => CONFLICT,
         Error::Release(e) => match e {
-            ReleaseError::Version(_) | ReleaseError::Input { .. } | ReleaseError::Usage(_) => BAD_INPUT,
+            ReleaseError::Version(_)
+            | ReleaseError::Input { .. }
+            | ReleaseError::InputChanged { .. }
+            | ReleaseError::Usage(_) => BAD_INPUT,
             ReleaseError::Conflict { .. } | ReleaseError::Refused(_) => CONFLICT,
             ReleaseError::UnsafeStore(_) => UNSAFE_STORE,
             ReleaseError::Store(StoreError::AlreadyExists { .. } | StoreError::Precondition { .. }) => CONFLICT,
-            // An input file changed while it was published: the input is at fault, nothing was sealed.
-            ReleaseError::Store(StoreError::ContentChanged { .. }) => BAD_INPUT,
             ReleaseError::StoreUnusable(_)
             | ReleaseError::Contention { .. }
             | ReleaseError::PointerNotSealed { .. }

@@ -48,6 +48,33 @@ pub struct ChannelPointer {
     pub synced: bool,
 }
 
+/// `manifests/pending/<version>.json`: one publish's plan for a version, written
+/// create-only before its first file, so that no two builds ever mix in one
+/// version (DESIGN.md, "One intent per version"). Its state moves by
+/// compare-and-swap: `uploading` → `sealing` (the publisher, right before the
+/// seal) or → `discarding` (`discard`), never both, so a discard and a
+/// publisher of the same version can never both win.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Intent {
+    /// Where the version stands.
+    pub state: IntentState,
+    /// The manifest the publisher will seal (`None` when `discard` made the record).
+    pub manifest: Option<VersionManifest>,
+}
+
+/// The state of an [`Intent`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntentState {
+    /// Files are being uploaded; more publishers with the same plan may help.
+    Uploading,
+    /// Every file is in place; the seal is being written.
+    Sealing,
+    /// `discard` is deleting the version's files; publishers must stop.
+    Discarding,
+}
+
 /// `api/sdk/sri`: what customers fetch.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -42,6 +42,13 @@ pub enum ReleaseError {
     /// The store ignores conditional writes and cannot be trusted.
     #[error("{0}")]
     UnsafeStore(String),
+    /// An input file changed after it was hashed; the store refused its bytes.
+    #[error("{source}; nothing was sealed: rerun the publish once the build has finished writing")]
+    InputChanged {
+        /// The store's refusal, naming the file and both hashes.
+        #[source]
+        source: StoreError,
+    },
     /// A shared object kept changing under this writer for too many rounds.
     #[error("{object} kept changing for {rounds} rounds (other publishers or promoters racing); rerun the command")]
     Contention {

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::cas::{self, Round};
 use super::index::rebuild;
+use super::intent;
 use super::{ReleaseError, converge, read_manifest};
 use crate::layout;
 use crate::manifest;
@@ -61,29 +62,36 @@ pub struct DiscardReport {
 }
 
 /// Deletes the files of a partial (never sealed) upload of `version`.
-/// Refuses a sealed version without writing anything.
-pub async fn discard(store: &dyn Store, version: &Version) -> Result<DiscardReport, ReleaseError> {
-    let refuse = || {
-        ReleaseError::Refused(format!(
+/// Refuses a sealed version, and a version whose publisher is sealing it
+/// (unless `force`), without writing anything.
+///
+/// The intent record is swapped to `discarding` before the first delete, so
+/// a live publisher of the version can no longer seal it (its own swap to
+/// `sealing` fails), and a publisher that got to `sealing` first makes this
+/// discard stop: the two can never both win. Files a dying publisher
+/// uploads after the deletes are left as a partial upload that a rerun of
+/// `discard` removes.
+pub async fn discard(store: &dyn Store, version: &Version, force: bool) -> Result<DiscardReport, ReleaseError> {
+    if read_manifest(store, version).await?.is_some() {
+        return Err(ReleaseError::Refused(format!(
             "{version} is published (sealed by manifests/{version}.json); published versions are immutable and are \
              never discarded. Promote another version with `sdk-cdn promote` if it must stop being latest."
-        ))
-    };
-    if read_manifest(store, version).await?.is_some() {
-        return Err(refuse());
+        )));
     }
+    let prefix = layout::version_prefix(version);
+    let intent_key = layout::intent(version);
+    let (listed, pending) = tokio::join!(store.list(&prefix), store.head(&intent_key));
+    if listed?.is_empty() && pending?.is_none() {
+        // Nothing to discard: write nothing either.
+        return Ok(DiscardReport { version: version.clone(), deleted: Vec::new() });
+    }
+    intent::begin_discard(store, version, force).await?;
+    crate::pause::point("discard").await;
     let mut deleted = Vec::new();
-    for object in store.list(&layout::version_prefix(version)).await? {
+    for object in store.list(&prefix).await? {
         store.delete(&object.key).await?;
         deleted.push(object.key.to_string());
     }
-    if read_manifest(store, version).await?.is_some() {
-        // A publish sealed it while we deleted: say so loudly; a rerun of
-        // that publish restores the missing files.
-        return Err(ReleaseError::StoreUnusable(format!(
-            "a publish sealed {version} while discard was deleting its files; rerun that publish to restore them, \
-             then `sdk-cdn verify {version}`"
-        )));
-    }
+    intent::end_discard(store, version).await?;
     Ok(DiscardReport { version: version.clone(), deleted })
 }

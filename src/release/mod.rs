@@ -10,6 +10,7 @@ mod cas;
 mod channel;
 mod error;
 mod index;
+mod intent;
 mod maintain;
 pub mod plan;
 mod promote;

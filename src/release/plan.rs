@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
-use std::time::SystemTime;
 
 use indicatif::ProgressBar;
 use semver::Version;
@@ -38,9 +37,6 @@ pub struct PlannedFile {
     pub integrity: Integrity,
     /// The `Content-Type` it will be served with.
     pub content_type: String,
-    /// Modification time when hashed; a change before upload aborts the publish.
-    #[serde(skip)]
-    pub modified: Option<SystemTime>,
 }
 
 /// Everything a publish will do, computed before touching the store.
@@ -100,18 +96,6 @@ impl PlannedFile {
     /// Headers for the immutable `sdk/<version>/` copy.
     pub fn headers(&self) -> Headers {
         crate::headers::versioned_file(&self.content_type, &self.integrity)
-    }
-
-    /// Fails if the file changed since it was hashed (size or mtime).
-    pub fn check_unchanged(&self) -> Result<(), ReleaseError> {
-        let meta = std::fs::metadata(&self.source).map_err(|e| local("stat", &self.source, e))?;
-        if meta.len() != self.size || meta.modified().ok() != self.modified {
-            return Err(ReleaseError::Input {
-                path: self.source.display().to_string(),
-                reason: "changed while publishing; rerun when the build has finished writing".into(),
-            });
-        }
-        Ok(())
     }
 }
 
@@ -276,11 +260,11 @@ fn hash_one(found: Found, buf: &mut [u8]) -> Result<PlannedFile, ReleaseError> {
     let file = std::fs::File::open(&found.source).map_err(|e| local("open", &found.source, e))?;
     let meta = file.metadata().map_err(|e| local("stat", &found.source, e))?;
     // Reading exactly the size `fstat` reported saves the read that would
-    // find the end of a small file. A file that grows meanwhile also gets a
-    // new mtime, which `check_unchanged` refuses before its upload.
+    // find the end of a small file. A file that changes later is caught
+    // where it is stored: the store hashes the bytes it writes and refuses
+    // any that differ from this plan (`StoreError::ContentChanged`).
     let (integrity, size) =
         Integrity::of_reader_with(file.take(meta.len()), buf).map_err(|e| local("read", &found.source, e))?;
-    let modified = meta.modified().ok();
     Ok(PlannedFile {
         content_type: crate::content_type::for_path(&found.path),
         path: found.path,
@@ -288,7 +272,6 @@ fn hash_one(found: Found, buf: &mut [u8]) -> Result<PlannedFile, ReleaseError> {
         source: found.source,
         size,
         integrity,
-        modified,
     })
 }
 

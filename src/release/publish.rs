@@ -3,8 +3,11 @@
 //!
 //! Order (DESIGN.md, "Publish, in order"): the plan is complete before the
 //! store is touched; an existing seal with the same files turns the run into
-//! a repair (no file requests at all); files go up create-only and a 412 is
-//! settled by re-hashing the stored bytes; the seal is written last.
+//! a repair (no file requests at all); an intent record naming the plan is
+//! claimed before the first file (one build per version, see `intent`);
+//! files go up create-only, each checked by the store against its planned
+//! SRI, and a 412 is settled by re-hashing the stored bytes; the intent is
+//! swapped to `sealing` and the seal is written last.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -15,6 +18,7 @@ use serde::Serialize;
 
 use super::channel::{Claim, PromoteRule, claim, converge};
 use super::index::update_index_from;
+use super::intent;
 use super::{Plan, PlannedFile, ReleaseError, StoredIndex, read_index, read_manifest, read_pointer};
 use crate::integrity::Integrity;
 use crate::layout;
@@ -87,7 +91,8 @@ pub async fn publish(
             (PublishOutcome::AlreadyPublished, restored, plan.files.len() - restored, None)
         }
         None => {
-            let (present, known_index) = preflight(store, plan, options.concurrency).await?;
+            let (present, known_index) = preflight(store, plan, &manifest, options.concurrency).await?;
+            intent::claim(store, &manifest).await?;
             let (uploaded, present) =
                 upload_and_seal(store, plan, &manifest, &present, options.concurrency, progress).await?;
             (PublishOutcome::Published, uploaded, present, known_index)
@@ -156,26 +161,43 @@ fn conflict(version: &Version, state: &'static str, diff: FileDiff) -> ReleaseEr
 /// - The pointer and the index are read again later; reading them now
 ///   refuses a corrupt store before the first file is written. The index is
 ///   returned: if nobody changes it meanwhile, the final update starts from
-///   it instead of downloading and parsing it again.
+///   it instead of downloading and parsing it again. A pointer naming a
+///   version that is not sealed is refused now, not after the seal.
+/// - Another run's intent for this version must hold the same plan.
 /// - A partial upload from an interrupted run (or a racing publisher) must
 ///   be ours, byte for byte; returns the paths already in place.
 /// - The store must honour conditional writes.
 ///
-/// The three reads are independent, so they run at once (on a store a
-/// network round trip away that saves two round trips), and problems are
-/// reported in that order. The probe writes (its own key, and a lock file
-/// on a local store), so it runs only once the reads found nothing to
-/// refuse: a refused publish writes nothing.
+/// The reads are independent, so they run at once (on a store a network
+/// round trip away that saves round trips), and problems are reported in
+/// that order. The probe writes (its own key, and a lock file on a local
+/// store), so it runs only once the reads found nothing to refuse: a refused
+/// publish writes nothing.
 async fn preflight(
     store: &dyn Store,
     plan: &Plan,
+    manifest: &VersionManifest,
     concurrency: usize,
 ) -> Result<(BTreeSet<String>, Option<StoredIndex>), ReleaseError> {
     let prefix = layout::version_prefix(&plan.version);
-    let (pointer, index, existing) = tokio::join!(read_pointer(store), read_index(store), store.list(&prefix));
-    pointer?;
+    let (pointer, index, existing, claimed) =
+        tokio::join!(read_pointer(store), read_index(store), store.list(&prefix), intent::check(store, manifest));
+    if let Some(pointer) = pointer?.map(|stored| stored.pointer).filter(|p| p.version != plan.version)
+        && store.head(&layout::manifest(&pointer.version)).await?.is_none()
+    {
+        return Err(ReleaseError::PointerNotSealed { version: pointer.version });
+    }
     let known_index = index?;
-    let present = already_uploaded(store, plan, &prefix, existing?, concurrency).await?;
+    claimed?;
+    let present = match already_uploaded(store, plan, &prefix, existing?, concurrency).await {
+        // The listing may have seen a racing publisher's first files before
+        // the intent read saw its record: name its whole plan's differences.
+        Err(conflict @ ReleaseError::Conflict { .. }) => {
+            intent::check(store, manifest).await?;
+            return Err(conflict);
+        }
+        present => present?,
+    };
     let probe = probe_conditional_writes(store).await;
     if let Some(failed) = probe.failure() {
         let message =
@@ -244,9 +266,21 @@ async fn upload_and_seal(
 ) -> Result<(usize, usize), ReleaseError> {
     let version = &plan.version;
     let todo: Vec<&PlannedFile> = plan.files.iter().filter(|f| !present.contains(&f.path)).collect();
-    let uploaded = upload_all(store, version, todo, concurrency, progress).await?;
-
+    let uploaded = match upload_all(store, version, todo, concurrency, progress).await {
+        Ok(uploaded) => uploaded,
+        Err(e @ ReleaseError::InputChanged { .. }) => {
+            // Nothing of the changed file was stored: give the version back,
+            // so that a rerun with the finished build is not refused as
+            // another plan.
+            intent::release(store, manifest).await;
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
+    crate::pause::point("seal").await;
+    intent::begin_seal(store, manifest).await?;
     seal(store, manifest).await?;
+    intent::release(store, manifest).await;
     Ok((uploaded, plan.files.len() - uploaded))
 }
 
@@ -287,6 +321,7 @@ async fn upload_all(
     // ones instead of starting last and finishing alone.
     let mut files = files;
     files.sort_by_key(|f| std::cmp::Reverse(f.size));
+    crate::pause::point("upload").await;
     let bar = progress.bytes("upload", files.iter().map(|f| f.size).sum());
     let uploaded = futures::stream::iter(files)
         .map(|file| {
@@ -307,9 +342,11 @@ async fn upload_all(
 /// Uploads one file create-only; `false` if identical bytes were already there.
 async fn upload_one(store: &dyn Store, version: &Version, file: &PlannedFile) -> Result<bool, ReleaseError> {
     let key = &file.key;
-    file.check_unchanged()?;
+    // The store checks the bytes it stores against the planned SRI (a file
+    // changed since planning is refused with ContentChanged, nothing stored).
     match store.put(key, Body::File(file.source.clone()), &file.headers(), PutMode::Create).await {
         Ok(_) => Ok(true),
+        Err(source @ StoreError::ContentChanged { .. }) => Err(ReleaseError::InputChanged { source }),
         Err(StoreError::AlreadyExists { .. }) => {
             // Someone (an earlier run, a concurrent publisher) was first:
             // fine if the bytes are ours, a conflict otherwise.

@@ -8,6 +8,15 @@
 //! cover it. Throttling, 5xx and connection errors are retried by the SDK's
 //! standard retry config.
 //!
+//! A file written with a planned SRI ([`Headers::sri`]) is first copied
+//! into a private temp file while it is hashed, and the copy is what is
+//! sent, by every attempt and every multipart part: a source that changes
+//! during the upload (or between an attempt and the SDK's retry) can then
+//! never be stored under a hash it does not have. A copy that does not hash
+//! to the plan is refused with [`StoreError::ContentChanged`] before the
+//! first request. This costs one local read and write per byte, small next
+//! to the upload, and temp space for the files in flight (`TMPDIR`).
+//!
 //! Bodies are sent with `UNSIGNED-PAYLOAD` signing: SigV4 still signs the
 //! request, and the SDK's default flexible checksum (a CRC32 trailer, which
 //! the store verifies) protects the bytes, so the SHA-256 of every payload
@@ -24,12 +33,14 @@ use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, MetadataDirective};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
+use tempfile::TempPath;
 
 mod errors;
 
 use errors::{backend, describe, status, write_error};
 
 use super::{Body, Headers, Key, ObjectMeta, ObjectReader, PutMode, Store, StoreError, key::MAX_KEY_BYTES};
+use crate::integrity::Integrity;
 
 /// User-metadata name under which the SRI is stored (`x-amz-meta-sri`).
 const SRI_METADATA: &str = "sri";
@@ -254,6 +265,49 @@ async fn file_size(path: &Path) -> Result<u64, StoreError> {
     Ok(tokio::fs::metadata(path).await.map_err(|e| StoreError::io("stat", path, e))?.len())
 }
 
+/// The body to send for a write with `headers`: with a planned SRI, a
+/// private copy of the bytes that is proven to hash to it (see the module
+/// doc), or [`StoreError::ContentChanged`]. The returned path deletes the
+/// copy when dropped.
+async fn stage(key: &Key, body: Body, headers: &Headers) -> Result<(Body, Option<TempPath>), StoreError> {
+    let Some(expected) = headers.sri.clone() else { return Ok((body, None)) };
+    let path = match body {
+        Body::Bytes(bytes) => {
+            let actual = Integrity::of_bytes(&bytes).to_string();
+            check_planned(key, "<memory>", &expected, actual)?;
+            return Ok((Body::Bytes(bytes), None));
+        }
+        Body::File(path) => path,
+    };
+    let key = key.clone();
+    let staged = tokio::task::spawn_blocking(move || {
+        let mut input = std::fs::File::open(&path).map_err(|e| StoreError::io("open", &path, e))?;
+        let mut copy = tempfile::Builder::new()
+            .prefix("sdk-cdn-upload-")
+            .tempfile()
+            .map_err(|e| StoreError::io("create a temp file in", &std::env::temp_dir(), e))?;
+        let (integrity, _) =
+            Integrity::of_copy(&mut input, copy.as_file_mut()).map_err(|e| StoreError::io("copy", &path, e))?;
+        check_planned(&key, &path.display().to_string(), &expected, integrity.to_string())?;
+        let copy = copy.into_temp_path();
+        Ok::<_, StoreError>((Body::File(copy.to_path_buf()), Some(copy)))
+    })
+    .await;
+    staged.map_err(|e| StoreError::Backend { op: "stage", key: String::new(), detail: e.to_string() })?
+}
+
+fn check_planned(key: &Key, path: &str, expected: &str, actual: String) -> Result<(), StoreError> {
+    if actual == expected {
+        return Ok(());
+    }
+    Err(StoreError::ContentChanged {
+        key: key.to_string(),
+        path: path.to_string(),
+        expected: expected.to_string(),
+        actual,
+    })
+}
+
 /// Percent-encodes a `CopySource` (`bucket/key`), keeping `/` as is.
 fn encode_copy_source(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -356,6 +410,8 @@ impl Store for S3Store {
     }
 
     async fn put(&self, key: &Key, body: Body, headers: &Headers, mode: PutMode) -> Result<ObjectMeta, StoreError> {
+        // Kept until the upload is over: the staged copy is deleted on drop.
+        let (body, _staged) = stage(key, body, headers).await?;
         let size = match &body {
             Body::Bytes(b) => b.len() as u64,
             Body::File(path) => file_size(path).await?,
