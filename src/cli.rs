@@ -56,6 +56,15 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "SDK_CDN_PATH_STYLE")]
     pub path_style: bool,
 
+    /// Seconds any store request may take, retries included, before the command fails (exit 1). File
+    /// uploads get this plus the time to send their bytes at 1 MiB/s.
+    #[arg(long, global = true, env = "SDK_CDN_TIMEOUT", value_name = "SECONDS", default_value = "60", value_parser = parse_timeout)]
+    pub timeout: std::time::Duration,
+
+    /// Seconds to establish a connection to the store.
+    #[arg(long, global = true, env = "SDK_CDN_CONNECT_TIMEOUT", value_name = "SECONDS", default_value = "5", value_parser = parse_timeout)]
+    pub connect_timeout: std::time::Duration,
+
     /// Print one machine-readable JSON object on stdout (errors too) instead of text.
     #[arg(long, global = true)]
     pub json: bool,
@@ -242,6 +251,11 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
 
+    /// Exit 0 on a store with nothing published. Without it, an empty store is an error (exit 3): a typo in
+    /// --store looks like an empty store, and "verified OK" about nothing would hide it.
+    #[arg(long)]
+    pub allow_empty: bool,
+
     /// Objects fetched and re-hashed at once (on S3 each waits a network round trip; BENCHMARKS.md measures 8
     /// against 64).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -374,6 +388,13 @@ fn parse_latest_cache_control(s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    match s.parse::<f64>() {
+        Ok(secs) if (0.1..=86_400.0).contains(&secs) => Ok(std::time::Duration::from_secs_f64(secs)),
+        _ => Err("give a number of seconds between 0.1 and 86400, such as 60".into()),
+    }
+}
+
 fn parse_refresh(s: &str) -> Result<std::time::Duration, String> {
     match s.parse::<f64>() {
         Ok(secs) if (0.1..=3600.0).contains(&secs) => Ok(std::time::Duration::from_secs_f64(secs)),
@@ -395,6 +416,13 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn store_timeout_defaults_are_the_stores_own() {
+        let cli = Cli::try_parse_from(["sdk-cdn", "list"]).unwrap();
+        let defaults = crate::store::Timeouts::default();
+        assert_eq!((cli.global.timeout, cli.global.connect_timeout), (defaults.operation, defaults.connect));
     }
 
     #[test]

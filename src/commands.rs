@@ -101,7 +101,11 @@ async fn dispatch(cli: &Cli) -> Result<Output, Error> {
 /// Opens the store named by the global options.
 pub async fn open_store(global: &GlobalArgs) -> Result<std::sync::Arc<dyn Store>, Error> {
     let url = StoreUrl::parse(&global.store)?;
-    let options = S3Options { endpoint_url: global.endpoint_url.clone(), path_style: global.path_style };
+    let options = S3Options {
+        endpoint_url: global.endpoint_url.clone(),
+        path_style: global.path_style,
+        timeouts: store::Timeouts { connect: global.connect_timeout, operation: global.timeout },
+    };
     Ok(store::open(&url, &options).await?)
 }
 
@@ -277,8 +281,12 @@ async fn verify(global: &GlobalArgs, args: &VerifyArgs) -> Result<Output, Error>
     } else {
         release::Selection::Versions(args.versions.clone())
     };
-    let report =
-        release::verify(store.as_ref(), selection, usize::from(args.concurrency), args.base_url.as_deref()).await?;
+    let options = release::VerifyOptions {
+        concurrency: usize::from(args.concurrency),
+        base_url: args.base_url.as_deref(),
+        allow_empty: args.allow_empty,
+    };
+    let report = release::verify(store.as_ref(), selection, &options).await?;
     if !report.is_clean() {
         return Err(Error::Verify(Box::new(report)));
     }

@@ -60,7 +60,9 @@ fn exit_code(error: &Error) -> u8 {
             | ReleaseError::Input { .. }
             | ReleaseError::InputChanged { .. }
             | ReleaseError::Usage(_) => BAD_INPUT,
-            ReleaseError::Conflict { .. } | ReleaseError::Refused(_) => CONFLICT,
+            ReleaseError::Conflict { .. } | ReleaseError::Refused(_) | ReleaseError::NothingPublished { .. } => {
+                CONFLICT
+            }
             ReleaseError::UnsafeStore(_) => UNSAFE_STORE,
             ReleaseError::Store(StoreError::AlreadyExists { .. } | StoreError::Precondition { .. }) => CONFLICT,
             ReleaseError::StoreUnusable(_)

@@ -269,3 +269,73 @@ fn a_publisher_arriving_during_a_discard_is_refused_before_it_writes() {
         run(&backend, cwd.path(), &["publish", other.path().to_str().unwrap(), "--version", "3.1.0"]).expect_code(0);
     }
 }
+
+/// The backend's global arguments with `--store` moved to `store_suffix` under it.
+fn args_with_store_suffix(backend: &Backend, suffix: &str, rest: &[&str]) -> Vec<String> {
+    let mut args = backend.args();
+    let at = args.iter().position(|a| a == "--store").unwrap() + 1;
+    args[at] = format!("{}/{suffix}", args[at].trim_end_matches('/'));
+    args.extend(rest.iter().map(|s| s.to_string()));
+    args
+}
+
+#[test]
+fn verify_of_a_store_with_nothing_published_fails_unless_allowed() {
+    for backend in backends::all() {
+        let name = backend.name();
+        let cwd = tempfile::tempdir().unwrap();
+        publish(&backend, cwd.path(), V1, "1.0.0", &[]).expect_code(0);
+        for rest in [&["verify"][..], &["verify", "--json"]] {
+            // A typo'd path or bucket prefix looks like an empty store.
+            let args = args_with_store_suffix(&backend, "typo", rest);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = support::cli::run_without_store_with_env(cwd.path(), &args, &backend.env());
+            out.expect_code(3);
+            let text = if rest.len() == 2 { out.json()["error"].as_str().unwrap().to_string() } else { out.stderr };
+            assert!(text.contains("nothing is published at") && text.contains("typo"), "{name}: {text}");
+        }
+        let args = args_with_store_suffix(&backend, "typo", &["verify", "--allow-empty"]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        support::cli::run_without_store_with_env(cwd.path(), &args, &backend.env()).expect_code(0);
+        run(&backend, cwd.path(), &["verify"]).expect_code(0);
+    }
+}
+
+#[test]
+fn a_black_holed_s3_endpoint_ends_in_exit_1_naming_it_within_the_timeout() {
+    // Accepts connections and never answers (nor closes them).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let held = std::thread::spawn(move || {
+        let mut conns = Vec::new();
+        for conn in listener.incoming().take(64) {
+            conns.push(conn);
+        }
+    });
+    let cwd = tempfile::tempdir().unwrap();
+    let env = [
+        ("AWS_ACCESS_KEY_ID".to_string(), "k".to_string()),
+        ("AWS_SECRET_ACCESS_KEY".to_string(), "s".to_string()),
+        ("AWS_REGION".to_string(), "us-east-1".to_string()),
+        ("AWS_EC2_METADATA_DISABLED".to_string(), "true".to_string()),
+    ];
+    let args =
+        ["--store", "s3://bucket", "--endpoint-url", &endpoint, "--path-style", "--timeout", "2", "--json", "list"];
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_sdk-cdn"));
+    cmd.current_dir(cwd.path()).args(args).envs(env.iter().cloned()).stdout(std::process::Stdio::piped());
+    let mut child = cmd.stderr(std::process::Stdio::piped()).spawn().unwrap();
+    // A generous deadline that only a hang can reach (the bound under test is 2 s).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("`list` against a black-holed endpoint still running after 120 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = support::cli::wait(child);
+    out.expect_code(1);
+    let error = out.json()["error"].as_str().unwrap().to_string();
+    assert!(error.contains(&endpoint) && error.contains("did not answer in time"), "{error}");
+    drop(held);
+}

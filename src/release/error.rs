@@ -49,6 +49,16 @@ pub enum ReleaseError {
         #[source]
         source: StoreError,
     },
+    /// `verify` found nothing to verify: no version is sealed in the store.
+    #[error(
+        "nothing is published at {store} (no manifests/<version>.json): nothing was verified. Check the --store \
+         URL (a typo in a bucket prefix or path looks like an empty store), or pass --allow-empty if an empty \
+         store is expected"
+    )]
+    NothingPublished {
+        /// The store.
+        store: String,
+    },
     /// A shared object kept changing under this writer for too many rounds.
     #[error("{object} kept changing for {rounds} rounds (other publishers or promoters racing); rerun the command")]
     Contention {

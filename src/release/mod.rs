@@ -31,4 +31,4 @@ pub use query::{
     ListReport, VersionEntries, VersionState, VersionSummary, list, snippet, sri_file, sri_index, sri_version,
 };
 pub use read::{StoredIndex, StoredPointer, read_index, read_manifest, read_pointer, sealed_versions};
-pub use verify::{Finding, Problem, Selection, VerifyReport, verify};
+pub use verify::{Finding, Problem, Selection, VerifyOptions, VerifyReport, verify};

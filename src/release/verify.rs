@@ -79,19 +79,34 @@ pub enum Selection {
     Versions(Vec<Version>),
 }
 
-/// Verifies `selection` in `store`, re-hashing up to `concurrency` objects at once.
+/// How to verify.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions<'a> {
+    /// Objects fetched and re-hashed at once.
+    pub concurrency: usize,
+    /// Also fetch every file through this CDN or origin over HTTP.
+    pub base_url: Option<&'a str>,
+    /// Succeed on a store with nothing published (otherwise that is an error:
+    /// nothing verified is not OK).
+    pub allow_empty: bool,
+}
+
+/// Verifies `selection` in `store`.
 ///
-/// With `base_url`, every file is also fetched through the CDN or origin over
+/// With a base URL, every file is also fetched through the CDN or origin over
 /// HTTP (with an `Origin` header) and its bytes, status, CORS, Content-Type
 /// and Cache-Control are checked: what browsers will actually get.
 pub async fn verify(
     store: &dyn Store,
     selection: Selection,
-    concurrency: usize,
-    base_url: Option<&str>,
+    options: &VerifyOptions<'_>,
 ) -> Result<VerifyReport, ReleaseError> {
-    let cdn = base_url.map(CdnCheck::new).transpose()?;
+    let concurrency = options.concurrency;
+    let cdn = options.base_url.map(CdnCheck::new).transpose()?;
     let sealed = sealed_versions(store).await?;
+    if sealed.is_empty() && !options.allow_empty {
+        return Err(ReleaseError::NothingPublished { store: store.describe() });
+    }
     let versions = match &selection {
         Selection::All => sealed.clone(),
         Selection::Versions(list) => {

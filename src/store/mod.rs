@@ -29,7 +29,7 @@ use tokio::io::AsyncRead;
 pub use key::{Key, KeyError};
 pub use local::LocalStore;
 pub use probe::{Check, ProbeReport, Verdict, probe_conditional_writes};
-pub use s3::{S3Options, S3Store};
+pub use s3::{S3Options, S3Store, Timeouts};
 pub use url::{StoreUrl, StoreUrlError};
 
 /// How a write treats an object that may already exist under the key.

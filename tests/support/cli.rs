@@ -62,6 +62,16 @@ pub fn run_without_store(cwd: &Path, args: &[&str]) -> Run {
     Run::from(output)
 }
 
+/// Runs the binary with exactly `args` (store flags included) and `env`.
+pub fn run_without_store_with_env(cwd: &Path, args: &[&str], env: &[(String, String)]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sdk-cdn"));
+    cmd.current_dir(cwd).args(args).env_remove("SDK_CDN_STORE").env_remove("AWS_PROFILE").stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Run::from(cmd.output().expect("run sdk-cdn"))
+}
+
 /// Starts the binary without waiting (for races).
 pub fn spawn(backend: &Backend, cwd: &Path, args: &[&str]) -> Child {
     command(backend, cwd, args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn sdk-cdn")

@@ -24,7 +24,7 @@ impl HasStatus for aws_sdk_s3::config::http::HttpResponse {
 }
 
 /// A one-line account of an SDK error with what to do about it (no debug dumps).
-pub(super) fn describe<E, R>(e: &SdkError<E, R>) -> String
+pub(super) fn describe<E, R>(e: &SdkError<E, R>, endpoint: &str) -> String
 where
     E: std::error::Error + ProvideErrorMetadata + 'static,
     R: std::fmt::Debug + HasStatus + 'static,
@@ -40,8 +40,13 @@ where
                 text
             }
         }
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => format!(
-            "the store is unreachable ({}); check --endpoint-url / AWS_ENDPOINT_URL, the network and AWS_REGION",
+        SdkError::TimeoutError(_) => format!(
+            "{endpoint} did not answer in time ({}); check --endpoint-url / AWS_ENDPOINT_URL, the network and \
+             AWS_REGION, or allow more time with --timeout / --connect-timeout",
+            root_cause(e)
+        ),
+        SdkError::DispatchFailure(_) => format!(
+            "{endpoint} is unreachable ({}); check --endpoint-url / AWS_ENDPOINT_URL, the network and AWS_REGION",
             root_cause(e)
         ),
         SdkError::ConstructionFailure(_) => format!(
@@ -75,18 +80,24 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     current.to_string()
 }
 
-pub(super) fn backend<E, R>(op: &'static str, key: &Key, e: SdkError<E, R>) -> StoreError
+pub(super) fn backend<E, R>(endpoint: &str, op: &'static str, key: &Key, e: SdkError<E, R>) -> StoreError
 where
     E: std::error::Error + ProvideErrorMetadata + 'static,
     R: std::fmt::Debug + HasStatus + 'static,
 {
     match status(&e) {
-        Some(403) => StoreError::Denied { op, key: key.to_string(), detail: describe(&e) },
-        _ => StoreError::Backend { op, key: key.to_string(), detail: describe(&e) },
+        Some(403) => StoreError::Denied { op, key: key.to_string(), detail: describe(&e, endpoint) },
+        _ => StoreError::Backend { op, key: key.to_string(), detail: describe(&e, endpoint) },
     }
 }
 
-pub(super) fn write_error<E, R>(op: &'static str, key: &Key, mode: &PutMode, e: SdkError<E, R>) -> StoreError
+pub(super) fn write_error<E, R>(
+    endpoint: &str,
+    op: &'static str,
+    key: &Key,
+    mode: &PutMode,
+    e: SdkError<E, R>,
+) -> StoreError
 where
     E: std::error::Error + ProvideErrorMetadata + 'static,
     R: std::fmt::Debug + HasStatus + 'static,
@@ -95,7 +106,7 @@ where
         (Some(412), PutMode::Create) => StoreError::AlreadyExists { key: key.to_string() },
         (Some(412), _) => StoreError::Precondition { key: key.to_string() },
         (Some(404), PutMode::Update { .. }) => StoreError::NotFound { key: key.to_string() },
-        (Some(409), _) => StoreError::Backend { op: "conflict", key: key.to_string(), detail: describe(&e) },
-        _ => backend(op, key, e),
+        (Some(409), _) => StoreError::Backend { op: "conflict", key: key.to_string(), detail: describe(&e, endpoint) },
+        _ => backend(endpoint, op, key, e),
     }
 }

@@ -29,6 +29,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, MetadataDirective};
 use bytes::Bytes;
@@ -62,6 +63,56 @@ pub struct S3Options {
     pub endpoint_url: Option<String>,
     /// Path-style addressing (`--path-style`), needed by most self-hosted stores.
     pub path_style: bool,
+    /// How long any request may take.
+    pub timeouts: Timeouts,
+}
+
+/// Bounds on every S3 request, so that an endpoint that accepts
+/// connections and never answers ends in an error, not a wait without end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Establishing a connection.
+    pub connect: Duration,
+    /// One request, retries included (`--timeout`). File transfers get
+    /// this plus the time to send their bytes at [`MIN_TRANSFER_RATE`].
+    pub operation: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts { connect: DEFAULT_CONNECT_TIMEOUT, operation: DEFAULT_OPERATION_TIMEOUT }
+    }
+}
+
+/// Default `--connect-timeout`.
+pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default `--timeout`: what a CI job waits at most for a store that does not answer.
+pub(crate) const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
+/// The slowest upload rate a transfer is given time for (1 MiB/s). A body
+/// that stalls outright is cut by the SDK's stalled-stream protection.
+pub(crate) const MIN_TRANSFER_RATE: u64 = 1024 * 1024;
+
+impl Timeouts {
+    /// The SDK's timeouts for requests without a large body: each attempt
+    /// gets a third of the operation's time, so retries fit in the bound.
+    fn config(&self) -> TimeoutConfig {
+        TimeoutConfig::builder()
+            .connect_timeout(self.connect)
+            .operation_attempt_timeout(self.operation / 3)
+            .operation_timeout(self.operation)
+            .build()
+    }
+
+    /// Timeouts for a request that sends `bytes` of body.
+    fn transfer(&self, bytes: u64) -> TimeoutConfig {
+        let sending = Duration::from_secs(bytes.div_ceil(MIN_TRANSFER_RATE));
+        let attempt = self.operation / 3 + sending;
+        TimeoutConfig::builder()
+            .connect_timeout(self.connect)
+            .operation_attempt_timeout(attempt)
+            .operation_timeout(attempt * MAX_ATTEMPTS)
+            .build()
+    }
 }
 
 /// A store in an S3 bucket, under an optional key prefix.
@@ -70,6 +121,9 @@ pub struct S3Store {
     client: Client,
     bucket: String,
     prefix: String,
+    /// Where requests go, for messages (the configured URL, or AWS in a region).
+    endpoint: String,
+    timeouts: Timeouts,
 }
 
 impl S3Store {
@@ -78,6 +132,7 @@ impl S3Store {
         let shared = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
         let mut config = aws_sdk_s3::config::Builder::from(&shared)
             .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+            .timeout_config(options.timeouts.config())
             .force_path_style(options.path_style);
         if let Some(endpoint) = &options.endpoint_url {
             config = config.endpoint_url(endpoint);
@@ -86,16 +141,34 @@ impl S3Store {
             // S3-compatible stores rarely care, but the SDK refuses to sign without one.
             config = config.region(aws_sdk_s3::config::Region::new("us-east-1"));
         }
+        let endpoint = match (options.endpoint_url.as_deref().or(shared.endpoint_url()), shared.region()) {
+            (Some(url), _) => url.to_string(),
+            (None, Some(region)) => format!("AWS S3 in {region}"),
+            (None, None) => "AWS S3 in us-east-1".to_string(),
+        };
         Ok(S3Store {
             client: Client::from_conf(config.build()),
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
+            endpoint,
+            timeouts: options.timeouts,
         })
     }
 
     /// A store over an already configured client (tests, embedding).
     pub fn from_client(client: Client, bucket: &str, prefix: &str) -> Self {
-        S3Store { client, bucket: bucket.to_string(), prefix: prefix.trim_end_matches('/').to_string() }
+        S3Store {
+            client,
+            bucket: bucket.to_string(),
+            prefix: prefix.trim_end_matches('/').to_string(),
+            endpoint: "the configured endpoint".to_string(),
+            timeouts: Timeouts::default(),
+        }
+    }
+
+    /// Per-request timeouts for a request with `bytes` of body.
+    fn transfer_timeouts(&self, bytes: u64) -> aws_sdk_s3::config::Builder {
+        aws_sdk_s3::config::Builder::default().timeout_config(self.timeouts.transfer(bytes))
     }
 
     fn full_key(&self, key: &Key) -> Result<String, StoreError> {
@@ -126,11 +199,14 @@ impl S3Store {
         mode: &PutMode,
     ) -> Result<Option<String>, StoreError> {
         let full = self.full_key(key)?;
-        if let Body::File(path) = body {
-            let size = file_size(path).await?;
-            if size >= MULTIPART_THRESHOLD {
-                return self.put_multipart(key, &full, path, size, headers, mode).await;
-            }
+        let size = match body {
+            Body::Bytes(b) => b.len() as u64,
+            Body::File(path) => file_size(path).await?,
+        };
+        if let Body::File(path) = body
+            && size >= MULTIPART_THRESHOLD
+        {
+            return self.put_multipart(key, &full, path, size, headers, mode).await;
         }
         let stream = match body {
             Body::Bytes(b) => ByteStream::from(b.clone()),
@@ -156,8 +232,13 @@ impl S3Store {
             PutMode::Update { etag } => req.if_match(etag),
             PutMode::Overwrite => req,
         };
-        let out =
-            req.customize().disable_payload_signing().send().await.map_err(|e| write_error("put", key, mode, e))?;
+        let out = req
+            .customize()
+            .disable_payload_signing()
+            .config_override(self.transfer_timeouts(size))
+            .send()
+            .await
+            .map_err(|e| write_error(&self.endpoint, "put", key, mode, e))?;
         Ok(out.e_tag().map(str::to_string))
     }
 
@@ -180,7 +261,7 @@ impl S3Store {
         if let Some(sri) = &headers.sri {
             create = create.metadata(SRI_METADATA, sri);
         }
-        let upload = create.send().await.map_err(|e| backend("create multipart upload", key, e))?;
+        let upload = create.send().await.map_err(|e| backend(&self.endpoint, "create multipart upload", key, e))?;
         let Some(upload_id) = upload.upload_id().map(str::to_string) else {
             return Err(StoreError::Backend {
                 op: "create multipart upload",
@@ -234,9 +315,10 @@ impl S3Store {
                     .body(body)
                     .customize()
                     .disable_payload_signing()
+                    .config_override(self.transfer_timeouts(length))
                     .send()
                     .await
-                    .map_err(|e| backend("upload part", key, e))?;
+                    .map_err(|e| backend(&self.endpoint, "upload part", key, e))?;
                 Ok::<_, StoreError>(
                     CompletedPart::builder().part_number(number).set_e_tag(out.e_tag().map(str::to_string)).build(),
                 )
@@ -256,7 +338,10 @@ impl S3Store {
             PutMode::Update { etag } => complete.if_match(etag),
             PutMode::Overwrite => complete,
         };
-        let out = complete.send().await.map_err(|e| write_error("complete multipart upload", key, mode, e))?;
+        let out = complete
+            .send()
+            .await
+            .map_err(|e| write_error(&self.endpoint, "complete multipart upload", key, mode, e))?;
         Ok(out.e_tag().map(str::to_string))
     }
 }
@@ -374,7 +459,7 @@ impl Store for S3Store {
                 out.metadata(),
             ))),
             Err(e) if status(&e) == Some(404) => Ok(None),
-            Err(e) => Err(backend("head", key, e)),
+            Err(e) => Err(backend(&self.endpoint, "head", key, e)),
         }
     }
 
@@ -405,7 +490,7 @@ impl Store for S3Store {
                 Ok(Some((Box::pin(out.body.into_async_read()) as ObjectReader, meta)))
             }
             Err(e) if status(&e) == Some(404) => Ok(None),
-            Err(e) => Err(backend("get", key, e)),
+            Err(e) => Err(backend(&self.endpoint, "get", key, e)),
         }
     }
 
@@ -449,7 +534,7 @@ impl Store for S3Store {
         match req.send().await {
             Ok(_) => Ok(()),
             Err(e) if status(&e) == Some(404) => Err(StoreError::NotFound { key: from.to_string() }),
-            Err(e) => Err(backend("copy", to, e)),
+            Err(e) => Err(backend(&self.endpoint, "copy", to, e)),
         }
     }
 
@@ -459,8 +544,10 @@ impl Store for S3Store {
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| match status(&e) {
-                Some(403) => StoreError::Denied { op: "list", key: full_prefix.clone(), detail: describe(&e) },
-                _ => StoreError::Backend { op: "list", key: full_prefix.clone(), detail: describe(&e) },
+                Some(403) => {
+                    StoreError::Denied { op: "list", key: full_prefix.clone(), detail: describe(&e, &self.endpoint) }
+                }
+                _ => StoreError::Backend { op: "list", key: full_prefix.clone(), detail: describe(&e, &self.endpoint) },
             })?;
             for object in page.contents() {
                 let Some(key) = object.key().and_then(|k| self.strip_prefix(k)).and_then(|k| Key::new(k).ok()) else {
@@ -483,7 +570,7 @@ impl Store for S3Store {
         match self.client.delete_object().bucket(&self.bucket).key(&full).send().await {
             Ok(_) => Ok(()),
             Err(e) if status(&e) == Some(404) => Ok(()),
-            Err(e) => Err(backend("delete", key, e)),
+            Err(e) => Err(backend(&self.endpoint, "delete", key, e)),
         }
     }
 }
