@@ -31,9 +31,16 @@ pub(crate) enum Round<T> {
 }
 
 /// Whether a conditional write failed because another writer got there
-/// first (the object changed, appeared, or disappeared since it was read).
+/// first (the object changed, appeared, or disappeared since it was read,
+/// or another conditional write to it was in flight).
 pub(crate) fn lost_race(e: &StoreError) -> bool {
-    matches!(e, StoreError::Precondition { .. } | StoreError::AlreadyExists { .. } | StoreError::NotFound { .. })
+    matches!(
+        e,
+        StoreError::Precondition { .. }
+            | StoreError::AlreadyExists { .. }
+            | StoreError::NotFound { .. }
+            | StoreError::ConcurrentWrite { .. }
+    )
 }
 
 /// Maps the result of a conditional write: a lost race becomes

@@ -120,6 +120,15 @@ pub enum StoreError {
         /// The integrity of the bytes actually read.
         actual: String,
     },
+    /// A concurrent conditional write to the same key was in flight (S3
+    /// 409 `ConditionalRequestConflict`): nothing was written; retry.
+    #[error("{key}: another conditional write to it was in flight ({detail}); rerun the command")]
+    ConcurrentWrite {
+        /// The key.
+        key: String,
+        /// What the store said.
+        detail: String,
+    },
     /// The object does not exist.
     #[error("{key} does not exist")]
     NotFound {

@@ -106,7 +106,7 @@ where
         (Some(412), PutMode::Create) => StoreError::AlreadyExists { key: key.to_string() },
         (Some(412), _) => StoreError::Precondition { key: key.to_string() },
         (Some(404), PutMode::Update { .. }) => StoreError::NotFound { key: key.to_string() },
-        (Some(409), _) => StoreError::Backend { op: "conflict", key: key.to_string(), detail: describe(&e, endpoint) },
+        (Some(409), _) => StoreError::ConcurrentWrite { key: key.to_string(), detail: describe(&e, endpoint) },
         _ => backend(endpoint, op, key, e),
     }
 }

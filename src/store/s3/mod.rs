@@ -508,7 +508,7 @@ impl Store for S3Store {
                     let etag = etag.unwrap_or_else(|| missing_etag(key));
                     return Ok(ObjectMeta { key: key.clone(), size, etag, headers: Some(headers.clone()) });
                 }
-                Err(StoreError::Backend { op: "conflict", .. }) if attempt < CONFLICT_RETRIES => {
+                Err(StoreError::ConcurrentWrite { .. }) if attempt < CONFLICT_RETRIES => {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
                 }
