@@ -114,6 +114,7 @@ async fn plan(store: &dyn Store, args: &PublishArgs, progress: Progress) -> Resu
     let plan = tokio::task::spawn_blocking(move || Plan::build(&dir, &version, max, progress))
         .await
         .map_err(|e| ReleaseError::StoreUnusable(format!("hashing was interrupted: {e}")))??;
+    plan.check_keys(store)?;
     Ok(plan)
 }
 

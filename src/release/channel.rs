@@ -135,7 +135,28 @@ pub async fn converge(
 }
 
 /// Copies every file of `manifest` into `latest/` and deletes the others.
+///
+/// A stale file may stand where a new file's directory must be: the old
+/// version's `latest/foo` and the new one's `latest/foo/bar.js` (or the
+/// reverse) cannot both exist on a local directory store, so a copy fails.
+/// Then the stale files are deleted first and the copies run once more (a
+/// stale file is gone once the promotion completes either way); the usual
+/// order keeps the window in which `latest/` lacks a file as short as it was.
 async fn sync_files(
+    store: &dyn Store,
+    manifest: &VersionManifest,
+    cache_control: &str,
+    concurrency: usize,
+) -> Result<(), ReleaseError> {
+    if let Err(e) = copy_files(store, manifest, cache_control, concurrency).await {
+        tracing::debug!(error = %e, "copying into latest/ failed; deleting stale files first, then copying again");
+        delete_stale(store, manifest).await?;
+        copy_files(store, manifest, cache_control, concurrency).await?;
+    }
+    delete_stale(store, manifest).await
+}
+
+async fn copy_files(
     store: &dyn Store,
     manifest: &VersionManifest,
     cache_control: &str,
@@ -150,7 +171,11 @@ async fn sync_files(
         })
         .buffer_unordered(concurrency.max(1))
         .try_collect::<()>()
-        .await?;
+        .await
+}
+
+/// Deletes the files of `latest/` that `manifest` does not have.
+async fn delete_stale(store: &dyn Store, manifest: &VersionManifest) -> Result<(), ReleaseError> {
     let prefix = layout::latest_prefix();
     for stale in store.list(&prefix).await? {
         let path = stale.key.as_str().strip_prefix(&prefix).unwrap_or_default();

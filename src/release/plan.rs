@@ -18,7 +18,7 @@ use crate::integrity::Integrity;
 use crate::layout;
 use crate::manifest::{FileEntry, VersionManifest};
 use crate::progress::Progress;
-use crate::store::{Headers, Key};
+use crate::store::{Headers, Key, Store};
 
 /// One file to publish.
 #[derive(Debug, Clone, Serialize)]
@@ -84,6 +84,28 @@ impl Plan {
             })
             .collect();
         VersionManifest { version: self.version.clone(), files }
+    }
+
+    /// Refuses a plan with a key `store` cannot hold (a backend's own
+    /// limits beyond S3's, e.g. a local filesystem's 255-byte names): the
+    /// manifest that seals the version, then each file, naming it and the
+    /// limit. Part of planning: no write has happened yet.
+    pub fn check_keys(&self, store: &dyn Store) -> Result<(), ReleaseError> {
+        let seal = layout::manifest(&self.version);
+        store.check_key(&seal).map_err(|why| {
+            ReleaseError::Usage(format!(
+                "version {} cannot be published to {}: its manifest {seal} cannot be stored there: {why} (use a \
+                 shorter version)",
+                self.version,
+                store.describe()
+            ))
+        })?;
+        for file in &self.files {
+            store
+                .check_key(&file.key)
+                .map_err(|why| refuse(&file.source, format!("cannot be stored at {}: {why}", store.describe())))?;
+        }
+        Ok(())
     }
 
     /// Total bytes.
@@ -315,6 +337,24 @@ mod tests {
             std::fs::write(dir.path().join(bad), b"x").unwrap();
             assert!(matches!(build(dir.path()), Err(ReleaseError::Input { .. })), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn versions_too_long_for_the_store_are_refused_before_any_write() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.js"), b"x").unwrap();
+        let store = crate::store::LocalStore::new(dir.path().join("store"));
+        // `manifests/<version>.json` is one name: 250 bytes of version fit, 251 do not.
+        for (len, ok) in [(250, true), (251, false)] {
+            let version = Version::parse(&format!("1.0.0-{}", "a".repeat(len - 6))).unwrap();
+            let plan = Plan::build(dir.path(), &version, 1024, Progress::hidden()).unwrap();
+            let checked = plan.check_keys(&store);
+            assert_eq!(checked.is_ok(), ok, "{len}: {checked:?}");
+            if let Err(e) = checked {
+                assert!(matches!(e, ReleaseError::Usage(_)) && e.to_string().contains("255"), "{e}");
+            }
+        }
+        assert!(!dir.path().join("store").exists(), "planning writes nothing");
     }
 
     #[test]

@@ -85,6 +85,15 @@ pub enum Body {
     File(PathBuf),
 }
 
+/// Temp files of interrupted writes that a store removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StaleTemp {
+    /// How many files.
+    pub files: u64,
+    /// Their total size in bytes.
+    pub bytes: u64,
+}
+
 /// A streaming reader over an object's bytes.
 pub type ObjectReader = Pin<Box<dyn AsyncRead + Send>>;
 
@@ -183,6 +192,21 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The longest key this store accepts, in bytes (S3: 1,024 including the prefix).
     fn max_key_len(&self) -> usize {
         key::MAX_KEY_BYTES
+    }
+
+    /// Whether this store can hold `key` beside the keys S3 allows; `Err`
+    /// says why not (a limit of the backend, e.g. a local filesystem's
+    /// 255-byte name limit), for planning to refuse before the first write.
+    fn check_key(&self, _key: &Key) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Removes what interrupted writes of earlier processes left behind
+    /// (the local store's temp files) and says what was removed; `None`
+    /// for a store that keeps no such files. Writes also do this, once per
+    /// process; `doctor` calls it to report it.
+    async fn remove_stale_temp_files(&self) -> Result<Option<StaleTemp>, StoreError> {
+        Ok(None)
     }
 
     /// Metadata of one object, or `None` if it does not exist.

@@ -3,15 +3,20 @@
 //! Some S3-compatible stores accept `If-None-Match`/`If-Match` and silently
 //! ignore them; trusting such a store would let two publishers overwrite each
 //! other. `doctor` runs every check; `publish` runs the same probe before its
-//! first asset write. The probe writes one scratch key and deletes it.
+//! first asset write. The probe writes one scratch key and deletes it. On a
+//! store that keeps temp files (the local directory), it also removes and
+//! reports those that interrupted writes left behind.
 
 use bytes::Bytes;
 use serde::Serialize;
 
-use super::{Body, Headers, Key, PutMode, Store, StoreError};
+use super::{Body, Headers, Key, PutMode, StaleTemp, Store, StoreError};
 
 /// Where probe objects are written (relative to the store root).
 pub(crate) const PROBE_PREFIX: &str = "_sdk-cdn-probe/";
+
+/// The check that reports (and removes) temp files of interrupted writes.
+const TEMP_CHECK: &str = "temp files";
 
 /// One named check and its outcome.
 #[derive(Debug, Clone, Serialize)]
@@ -86,6 +91,18 @@ pub async fn probe_conditional_writes(store: &dyn Store) -> ProbeReport {
         );
     }
     report.pass("list", "the store answers and listing is allowed");
+
+    match store.remove_stale_temp_files().await {
+        Ok(None) => {}
+        Ok(Some(StaleTemp { files: 0, .. })) => report.pass(TEMP_CHECK, "no temp files left by interrupted writes"),
+        Ok(Some(StaleTemp { files, bytes })) => report.pass(
+            TEMP_CHECK,
+            format!("removed {files} temp files ({bytes} bytes) left by interrupted writes (killed or crashed runs)"),
+        ),
+        Err(e) => {
+            return report.fail(TEMP_CHECK, Verdict::Unusable, format!("{e}; the store directory must be writable"));
+        }
+    }
 
     let first = match store.put(&key, Body::Bytes(Bytes::from_static(b"one")), &headers, PutMode::Create).await {
         Ok(meta) => meta,

@@ -2,29 +2,37 @@
 //!
 //! Layout on disk: each object's bytes live at `<root>/<key>`, so the
 //! directory is itself a browsable CDN tree. Bookkeeping lives under
-//! `<root>/.sdk-cdn/` (a name [`Key`] refuses): `meta/<key>.json` sidecars
-//! with the headers, `locks/NNN.lock` lock files (striped by key hash) and `tmp/` for
-//! writes in flight.
+//! `<root>/.sdk-cdn/` (a name [`Key`] refuses), in names that never grow
+//! with the user's (see [`names`]): `meta/ab/cdef….json` header sidecars
+//! named by the SHA-256 of the key, `locks/NNN.lock` lock files (striped
+//! by key hash) and `tmp/<host>-<pid>-<n>` for writes in flight. So any
+//! key S3 can hold has bookkeeping that fits, and no two keys' bookkeeping
+//! collide; the data tree keeps the filesystem's own limits (255 bytes per
+//! name, a name is a file or a directory), which [`Store::check_key`]
+//! reports to planning. Per object: one data inode and one sidecar inode.
 //!
 //! Invariants:
-//! - Bytes never appear half-written under a final name: they are written to
-//!   `tmp/` in full, then hard-linked (create-only: the kernel refuses an
-//!   existing name atomically, across processes) or renamed into place
-//!   (flushing to disk: see Durability below).
+//! - Bytes never appear half-written under a final name: they are copied
+//!   into `tmp/` in full, hashed on the way, then hard-linked (create-only:
+//!   the kernel refuses an existing name atomically, across processes) or
+//!   renamed into place (flushing to disk: see Durability below).
+//! - What is stored is what was promised: a write whose bytes do not hash
+//!   to the SRI its caller planned is refused before anything is placed
+//!   ([`StoreError::ContentChanged`]), and its temp file removed.
 //! - Writers of one key are serialised across processes by an exclusive lock
 //!   on its lock file, which makes compare-and-swap atomic.
-//! - The etag is derived from the content (the first 128 bits of its SHA-384,
-//!   see [`content_etag`]), and a sidecar is trusted only if it names the
-//!   inode and size of the data file beside it; a crash between the sidecar
-//!   rename and the data rename therefore leaves a sidecar that is ignored,
-//!   never one that lies.
+//! - The etag is derived from the content (the first 128 bits of its SHA-384),
+//!   and a sidecar is believed only for the content it names (see
+//!   [`sidecar`]): a crash between the sidecar and the data leaves a sidecar
+//!   that is ignored, never one that lies, and a store copied with `cp -a`,
+//!   `rsync -a` or `tar` keeps its headers.
+//! - Temp files of writers that died are removed by the next process's first
+//!   write (see [`sweep`]).
 //!
-//! Cost (this is the hot path of a publish): the bytes are copied into
-//! `tmp/` in the kernel (`copy_file_range`) before the key's lock is taken,
-//! so the lock covers only the sidecar and the link; directories are
-//! created only when an operation finds them missing; a file written with
-//! the SRI its writer computed gets its etag from that SRI instead of being
-//! hashed a second time.
+//! Cost (this is the hot path of a publish): each byte is read once, into a
+//! 64 KiB buffer that is hashed and written to `tmp/` before the key's lock
+//! is taken, so the lock covers only the sidecar and the link; directories
+//! are created only when an operation finds them missing.
 //!
 //! Durability: every object's bytes are flushed (`fdatasync`) before its
 //! name appears, so after a power loss a name never points at missing or
@@ -36,106 +44,117 @@ use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 
 mod etag;
+mod names;
+mod sidecar;
+mod sweep;
 #[cfg(test)]
 mod tests;
 mod write;
 
-use etag::content_etag_of_open;
+use etag::{etag_of, integrity_of_open};
+use sidecar::Sidecar;
 use write::{Staged, in_parent, stage};
 
-use super::{Body, Headers, Key, ObjectMeta, ObjectReader, PutMode, Store, StoreError, key::RESERVED_PREFIX};
+use super::{
+    Body, Headers, Key, ObjectMeta, ObjectReader, PutMode, StaleTemp, Store, StoreError, key::RESERVED_PREFIX,
+};
+use crate::integrity::Integrity;
 
 /// A store in a local directory.
 #[derive(Debug, Clone)]
 pub struct LocalStore {
     root: PathBuf,
+    /// Whether this process has swept stale temp files yet (once per store).
+    swept: Arc<AtomicBool>,
 }
-
-/// The sidecar kept beside each object.
-#[derive(Debug, Serialize, Deserialize)]
-struct Sidecar {
-    content_type: String,
-    cache_control: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    sri: Option<String>,
-    etag: String,
-    size: u64,
-    ino: u64,
-}
-
-/// Number of lock files writers are spread over.
-const LOCK_STRIPES: u64 = 1024;
-
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl LocalStore {
     /// A store rooted at `root` (created on first write).
     pub fn new(root: PathBuf) -> Self {
-        LocalStore { root }
+        LocalStore { root, swept: Arc::new(AtomicBool::new(false)) }
     }
 
     fn data_path(&self, key: &Key) -> PathBuf {
         self.root.join(key.as_str())
     }
 
-    fn sidecar_path(&self, key: &Key) -> PathBuf {
-        self.root.join(RESERVED_PREFIX).join("meta").join(format!("{key}.json"))
-    }
-
-    /// Lock files are striped by a hash of the key: a bounded set of files,
-    /// so short-lived keys (probes) leave nothing behind; two keys sharing a
-    /// stripe merely wait for each other.
-    fn lock_path(&self, key: &Key) -> PathBuf {
-        let stripe = key
-            .as_str()
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-        self.root.join(RESERVED_PREFIX).join("locks").join(format!("{:03x}.lock", stripe % LOCK_STRIPES))
-    }
-
-    fn tmp_path(&self) -> PathBuf {
-        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-        self.root.join(RESERVED_PREFIX).join("tmp").join(format!("{}-{n}-{nanos}", pid()))
-    }
-
     /// Takes the exclusive per-key writer lock; released when the file drops.
     fn lock(&self, key: &Key) -> Result<File, StoreError> {
-        let path = self.lock_path(key);
+        let path = names::lock(&self.root, key);
         let open = || File::options().create(true).truncate(false).write(true).open(&path);
         let file = in_parent(&path, open).map_err(|e| StoreError::io("open lock", &path, e))?;
         file.lock().map_err(|e| StoreError::io("lock", &path, e))?;
         Ok(file)
     }
 
-    /// Metadata of the object whose data file is `data` (its `stat`),
-    /// trusting the sidecar only if it describes exactly this inode. Without
-    /// one, the etag is computed from `file`, the open data file itself (not
-    /// its path, which a concurrent writer may already have replaced), or
-    /// from the path when no file is open (listings).
+    /// Removes stale temp files, the first time this process writes here.
+    fn sweep_once(&self) {
+        if self.swept.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        match sweep::sweep(&self.root) {
+            Ok(s) if s.files > 0 => {
+                tracing::info!(files = s.files, bytes = s.bytes, "removed temp files of interrupted writes");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not remove stale temp files; `sdk-cdn doctor` reports them"),
+        }
+    }
+
+    /// Metadata of the object whose data file is `data` (its `stat`). The
+    /// sidecar's headers are returned only if it describes these bytes: at
+    /// once when it names this inode, else after hashing them. The hash
+    /// reads `file`, the open data file itself (not its path, which a
+    /// concurrent writer may already have replaced), or the path when no
+    /// file is open (listings).
     fn meta_of(&self, key: &Key, data: &fs::Metadata, file: Option<&File>) -> Result<ObjectMeta, StoreError> {
-        let sidecar = read_sidecar(&self.sidecar_path(key)).filter(|s| s.ino == data.ino() && s.size == data.len());
-        let (etag, headers) = match sidecar {
-            Some(s) => {
-                (s.etag, Some(Headers { content_type: s.content_type, cache_control: s.cache_control, sri: s.sri }))
+        let found = sidecar::read(&self.root, key);
+        if let Some(s) = found.as_ref().filter(|s| s.names_inode(data)) {
+            return Ok(ObjectMeta {
+                key: key.clone(),
+                size: data.len(),
+                etag: s.etag.clone(),
+                headers: Some(s.headers()),
+            });
+        }
+        let path = self.data_path(key);
+        let integrity = match file {
+            Some(file) => integrity_of_open(file),
+            None => File::open(&path).and_then(|f| integrity_of_open(&f)),
+        }
+        .map_err(|e| StoreError::io("read", &path, e))?;
+        let headers = match found {
+            Some(s) if s.describes(data.len(), &integrity) => {
+                self.rebind(key, &s, data);
+                Some(s.headers())
             }
-            None => {
-                let path = self.data_path(key);
-                let etag = match file {
-                    Some(file) => content_etag_of_open(file),
-                    None => File::open(&path).and_then(|f| content_etag_of_open(&f)),
-                };
-                (etag.map_err(|e| StoreError::io("read", &path, e))?, None)
-            }
+            _ => None,
         };
-        Ok(ObjectMeta { key: key.clone(), size: data.len(), etag, headers })
+        Ok(ObjectMeta { key: key.clone(), size: data.len(), etag: etag_of(&integrity), headers })
+    }
+
+    /// Binds a sidecar found to describe the data (a copied store) to the
+    /// data's inode, so it is believed without hashing next time. Best
+    /// effort and only under the key's lock, taken without waiting: no
+    /// writer is then between its sidecar and its data, and the data and
+    /// sidecar are checked to be the ones just compared.
+    fn rebind(&self, key: &Key, found: &Sidecar, data: &fs::Metadata) {
+        let Ok(lock) = File::options().write(true).open(names::lock(&self.root, key)) else { return };
+        if lock.try_lock().is_err() {
+            return;
+        }
+        let Ok(now) = fs::metadata(self.data_path(key)) else { return };
+        let unchanged = now.ino() == data.ino() && now.dev() == data.dev();
+        if unchanged && sidecar::read(&self.root, key).is_some_and(|s| s.same(found)) {
+            let _ = sidecar::write(&self.root, key, &found.rebound(key, data), true);
+        }
     }
 
     /// Like [`LocalStore::open_sync`] without keeping the file: the file is
@@ -160,12 +179,13 @@ impl LocalStore {
     }
 
     fn put_sync(&self, key: &Key, body: Body, headers: &Headers, mode: PutMode) -> Result<ObjectMeta, StoreError> {
+        self.sweep_once();
         // Refuse a taken key before copying any bytes; checked again under the lock.
         if mode == PutMode::Create && self.exists(key)? {
             return Err(StoreError::AlreadyExists { key: key.to_string() });
         }
-        let tmp = self.tmp_path();
-        let result = stage(&tmp, body, headers).and_then(|staged| {
+        let tmp = names::tmp(&self.root);
+        let result = stage(key, &tmp, body, headers).and_then(|staged| {
             let _lock = self.lock(key)?;
             self.check_mode(key, &mode)?;
             self.commit(key, &tmp, headers, &staged, &mode)
@@ -209,11 +229,10 @@ impl LocalStore {
         staged: &Staged,
         mode: &PutMode,
     ) -> Result<ObjectMeta, StoreError> {
-        let sidecar = staged_sidecar(headers, staged);
         // Under the lock, a create-only write knows the data file is absent,
         // and readers consult a sidecar only beside an existing data file: it
         // can be written in place. Anything else replaces it atomically.
-        self.write_sidecar(key, &sidecar, *mode != PutMode::Create)?;
+        sidecar::write(&self.root, key, &Sidecar::new(key, headers, staged), *mode != PutMode::Create)?;
         let dest = self.data_path(key);
         // A delete of a sibling may remove a freshly emptied parent at any
         // time; `in_parent` (re)creates it when the placement finds it gone.
@@ -221,10 +240,13 @@ impl LocalStore {
             PutMode::Create => fs::hard_link(tmp, &dest),
             PutMode::Update { .. } | PutMode::Overwrite => fs::rename(tmp, &dest),
         });
-        placed.map_err(|e| match e.kind() {
-            io::ErrorKind::AlreadyExists => StoreError::AlreadyExists { key: key.to_string() },
-            _ => StoreError::io("place", &dest, e),
-        })?;
+        if let Err(e) = placed {
+            if *mode == PutMode::Create {
+                // Nothing was placed and the lock is held: the sidecar is ours alone.
+                let _ = sidecar::remove(&self.root, key);
+            }
+            return Err(self.placement_error(key, &dest, e));
+        }
         Ok(ObjectMeta {
             key: key.clone(),
             size: staged.size,
@@ -233,54 +255,58 @@ impl LocalStore {
         })
     }
 
-    fn write_sidecar(&self, key: &Key, sidecar: &Sidecar, replace: bool) -> Result<(), StoreError> {
-        let path = self.sidecar_path(key);
-        let json = serde_json::to_vec(sidecar).map_err(|e| StoreError::io("encode", &path, io::Error::other(e)))?;
-        if !replace {
-            return in_parent(&path, || fs::write(&path, &json)).map_err(|e| StoreError::io("write", &path, e));
+    /// Why `key` could not be placed: a file/directory clash the data tree
+    /// cannot represent (S3 can hold `foo` and `foo/bar.js`), or the OS error.
+    fn placement_error(&self, key: &Key, dest: &Path, e: io::Error) -> StoreError {
+        if dest.is_dir() {
+            return clash(key, format!("{key} is a directory of other objects here"));
         }
-        // Beside its final name, so the rename stays within one directory
-        // (cross-directory renames serialise on a filesystem-wide lock).
-        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let mut tmp = path.clone().into_os_string();
-        tmp.push(format!(".{}-{n}.tmp", pid()));
-        let tmp = PathBuf::from(tmp);
-        let result = in_parent(&tmp, || fs::write(&tmp, &json))
-            .map_err(|e| StoreError::io("write", &tmp, e))
-            .and_then(|()| fs::rename(&tmp, &path).map_err(|e| StoreError::io("rename", &path, e)));
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
+        let parts: Vec<&str> = key.as_str().split('/').collect();
+        for n in 1..parts.len() {
+            let prefix = parts[..n].join("/");
+            if self.root.join(&prefix).is_file() {
+                return clash(key, format!("{prefix} is an object (a file) here"));
+            }
         }
-        result
+        match e.kind() {
+            io::ErrorKind::AlreadyExists => StoreError::AlreadyExists { key: key.to_string() },
+            _ => StoreError::io("place", dest, e),
+        }
     }
 
     fn copy_sync(&self, from: &Key, to: &Key, headers: &Headers) -> Result<(), StoreError> {
+        self.sweep_once();
         let _lock = self.lock(to)?;
         let from_path = self.data_path(from);
         let Some((source, meta)) = self.open_sync(from)? else {
             return Err(StoreError::NotFound { key: from.to_string() });
         };
-        let ino = source.metadata().map_err(|e| StoreError::io("stat", &from_path, e))?.ino();
-        let staged = Staged { etag: meta.etag, size: meta.size, ino };
+        check_copied_sri(from, to, headers, &meta)?;
+        let m = source.metadata().map_err(|e| StoreError::io("stat", &from_path, e))?;
+        let staged = Staged { etag: meta.etag, size: meta.size, ino: m.ino(), dev: m.dev() };
         // Objects are never modified in place (every write is a new inode
         // renamed into place), so sharing the source's inode is a safe copy
         // that costs no second write of the bytes. A new name is linked
         // straight into place (the lock keeps other writers out).
         if !self.exists(to)? {
-            self.write_sidecar(to, &staged_sidecar(headers, &staged), false)?;
+            sidecar::write(&self.root, to, &Sidecar::new(to, headers, &staged), false)?;
             let dest = self.data_path(to);
             match in_parent(&dest, || fs::hard_link(&from_path, &dest)) {
                 Ok(()) => return Ok(()),
+                Err(e) if dest.is_dir() || e.kind() == io::ErrorKind::NotADirectory => {
+                    let _ = sidecar::remove(&self.root, to);
+                    return Err(self.placement_error(to, &dest, e));
+                }
                 // e.g. too many links: copy the bytes instead, below.
                 Err(e) => tracing::debug!("linking {from} to {to} failed ({e}); copying"),
             }
         }
-        let tmp = self.tmp_path();
+        let tmp = names::tmp(&self.root);
         let result = match in_parent(&tmp, || fs::hard_link(&from_path, &tmp)) {
             Ok(()) => Ok(staged),
             Err(_) => fs::copy(&from_path, &tmp)
                 .and_then(|_| fs::metadata(&tmp))
-                .map(|m| Staged { ino: m.ino(), ..staged })
+                .map(|m| Staged { ino: m.ino(), dev: m.dev(), ..staged })
                 .map_err(|e| StoreError::io("copy", &tmp, e)),
         }
         .and_then(|staged| self.commit(to, &tmp, headers, &staged, &PutMode::Overwrite));
@@ -333,13 +359,13 @@ impl LocalStore {
 
     fn delete_sync(&self, key: &Key) -> Result<(), StoreError> {
         let _lock = self.lock(key)?;
-        for path in [self.data_path(key), self.sidecar_path(key)] {
-            match fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if is_absent(&e) => {}
-                Err(e) => return Err(StoreError::io("delete", &path, e)),
-            }
+        let path = self.data_path(key);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if is_absent(&e) => {}
+            Err(e) => return Err(StoreError::io("delete", &path, e)),
         }
+        sidecar::remove(&self.root, key)?;
         // Tidy up directories the delete emptied (S3 has no directories to
         // leave behind); a non-empty one stops the walk. Writers recreate
         // parents if this races them (see `in_parent`).
@@ -353,28 +379,26 @@ fn is_absent(e: &io::Error) -> bool {
     matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory)
 }
 
-fn read_sidecar(path: &Path) -> Option<Sidecar> {
-    // Sidecars are a few hundred bytes: no `stat` for a size hint.
-    let mut json = Vec::with_capacity(1024);
-    File::open(path).ok()?.read_to_end(&mut json).ok()?;
-    serde_json::from_slice(&json).ok()
-}
-
-fn staged_sidecar(headers: &Headers, staged: &Staged) -> Sidecar {
-    Sidecar {
-        content_type: headers.content_type.clone(),
-        cache_control: headers.cache_control.clone(),
-        sri: headers.sri.clone(),
-        etag: staged.etag.clone(),
-        size: staged.size,
-        ino: staged.ino,
+fn clash(key: &Key, why: String) -> StoreError {
+    StoreError::Backend {
+        op: "place",
+        key: key.to_string(),
+        detail: format!(
+            "{why}: a local directory cannot hold both a file and a directory of one name (S3 can); delete the \
+             other object or rename the file"
+        ),
     }
 }
 
-/// This process's id, for temp names (`getpid` is a system call each time).
-fn pid() -> u32 {
-    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    *PID.get_or_init(std::process::id)
+/// A copy keeps the promise of [`Headers::sri`] too: the source's bytes
+/// (by their content etag, 128 bits of the SHA-384) must be the ones named.
+fn check_copied_sri(from: &Key, to: &Key, headers: &Headers, source: &ObjectMeta) -> Result<(), StoreError> {
+    let Some(expected) = &headers.sri else { return Ok(()) };
+    if expected.parse::<Integrity>().is_ok_and(|i| etag_of(&i) == source.etag) {
+        return Ok(());
+    }
+    let actual = source.headers.as_ref().and_then(|h| h.sri.clone()).unwrap_or_else(|| source.etag.clone());
+    Err(StoreError::ContentChanged { key: to.to_string(), path: from.to_string(), expected: expected.clone(), actual })
 }
 
 async fn blocking<T: Send + 'static>(
@@ -391,6 +415,20 @@ async fn blocking<T: Send + 'static>(
 impl Store for LocalStore {
     fn describe(&self) -> String {
         self.root.display().to_string()
+    }
+
+    fn check_key(&self, key: &Key) -> Result<(), String> {
+        names::check_key(key)
+    }
+
+    async fn remove_stale_temp_files(&self) -> Result<Option<StaleTemp>, StoreError> {
+        let this = self.clone();
+        blocking(move || {
+            this.swept.store(true, Ordering::Relaxed);
+            let dir = names::bookkeeping(&this.root);
+            sweep::sweep(&this.root).map(Some).map_err(|e| StoreError::io("sweep temp files in", &dir, e))
+        })
+        .await
     }
 
     async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>, StoreError> {

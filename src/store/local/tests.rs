@@ -1,18 +1,35 @@
-//! Unit tests of the local backend's write path and etags.
+//! Unit tests of the local backend's write path, sidecars and etags.
 
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 
 use super::etag::content_etag;
 use super::*;
-use crate::integrity::Integrity;
 
 fn headers(sri: Option<String>) -> Headers {
     Headers { content_type: "text/javascript".into(), cache_control: "no-cache".into(), sri }
 }
 
+fn sri(bytes: &[u8]) -> Option<String> {
+    Some(Integrity::of_bytes(bytes).to_string())
+}
+
 fn key(s: &str) -> Key {
     Key::new(s).unwrap()
+}
+
+/// Every file under the store's bookkeeping directory except lock files.
+fn bookkeeping_files(root: &Path) -> Vec<String> {
+    walkdir::WalkDir::new(root.join(RESERVED_PREFIX))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file() && !e.path().to_string_lossy().contains("/locks/"))
+        .map(|e| e.path().display().to_string())
+        .collect()
+}
+
+fn tmp_files(root: &Path) -> Vec<String> {
+    bookkeeping_files(root).into_iter().filter(|p| p.contains("/.sdk-cdn/tmp/")).collect()
 }
 
 #[test]
@@ -27,31 +44,58 @@ fn a_reader_racing_a_replacement_gets_the_etag_of_the_bytes_it_reads() {
     store.put_sync(&k, Body::Bytes("two".into()), &headers(None), PutMode::Overwrite).unwrap();
     let meta = store.meta_of(&k, &old_meta, Some(&old)).unwrap();
     assert_eq!(meta.etag, content_etag(b"one"), "the etag must describe the bytes this reader holds");
+    assert_eq!(meta.headers, None, "the sidecar describes other bytes");
 }
 
 #[test]
-fn a_streamed_file_takes_its_etag_from_its_sri_and_it_equals_the_content_etag() {
+fn a_file_that_does_not_hash_to_its_sri_is_refused_and_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = LocalStore::new(dir.path().join("store"));
     let source = dir.path().join("a.js");
-    std::fs::write(&source, b"alert(1)").unwrap();
-    let sri = Some(Integrity::of_bytes(b"alert(1)").to_string());
+    // Planned as "alert(1)"; the file changed before the upload.
+    std::fs::write(&source, b"alert(2)").unwrap();
     let k = key("sdk/1.0.0/a.js");
-    let put = store.put_sync(&k, Body::File(source), &headers(sri), PutMode::Create).unwrap();
-    assert_eq!(put.etag, content_etag(b"alert(1)"));
-    // Without its sidecar the object is hashed again: the same etag.
-    std::fs::remove_file(store.sidecar_path(&k)).unwrap();
-    assert_eq!(store.head_sync(&k).unwrap().unwrap().etag, put.etag);
+    let err = store.put_sync(&k, Body::File(source.clone()), &headers(sri(b"alert(1)")), PutMode::Create).unwrap_err();
+    match err {
+        StoreError::ContentChanged { key, path, expected, actual } => {
+            assert_eq!(key, k.as_str());
+            assert_eq!(path, source.display().to_string());
+            assert_eq!(Some(expected), sri(b"alert(1)"));
+            assert_eq!(Some(actual), sri(b"alert(2)"));
+        }
+        other => panic!("expected ContentChanged, got {other:?}"),
+    }
+    assert!(store.head_sync(&k).unwrap().is_none(), "no object under the key");
+    assert!(!store.data_path(&k).exists());
+    assert_eq!(bookkeeping_files(&dir.path().join("store")), Vec::<String>::new(), "no sidecar, no temp file");
+    // The same put with the right SRI stores the bytes and its etag follows them.
+    let put = store.put_sync(&k, Body::File(source), &headers(sri(b"alert(2)")), PutMode::Create).unwrap();
+    assert_eq!(put.etag, content_etag(b"alert(2)"));
 }
 
 #[test]
-fn in_memory_bodies_are_hashed_whatever_sri_comes_with_them() {
+fn in_memory_bodies_are_checked_against_their_sri_too() {
     let dir = tempfile::tempdir().unwrap();
     let store = LocalStore::new(dir.path().to_path_buf());
-    let lying = Some(Integrity::of_bytes(b"something else").to_string());
     let k = key("sdk/1.0.0/b.js");
-    let put = store.put_sync(&k, Body::Bytes("real".into()), &headers(lying), PutMode::Create).unwrap();
+    let err = store.put_sync(&k, Body::Bytes("real".into()), &headers(sri(b"else")), PutMode::Overwrite).unwrap_err();
+    assert!(matches!(err, StoreError::ContentChanged { ref path, .. } if path == "<memory>"), "{err:?}");
+    assert!(store.head_sync(&k).unwrap().is_none());
+    assert!(tmp_files(dir.path()).is_empty());
+    let put = store.put_sync(&k, Body::Bytes("real".into()), &headers(sri(b"real")), PutMode::Create).unwrap();
     assert_eq!(put.etag, content_etag(b"real"));
+}
+
+#[test]
+fn a_copy_whose_sri_names_other_bytes_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path().to_path_buf());
+    let (from, to) = (key("sdk/1.0.0/c.js"), key("sdk/latest/c.js"));
+    store.put_sync(&from, Body::Bytes("c".into()), &headers(sri(b"c")), PutMode::Create).unwrap();
+    let err = store.copy_sync(&from, &to, &headers(sri(b"d"))).unwrap_err();
+    assert!(matches!(err, StoreError::ContentChanged { .. }), "{err:?}");
+    assert!(store.head_sync(&to).unwrap().is_none());
+    store.copy_sync(&from, &to, &headers(sri(b"c"))).unwrap();
 }
 
 #[test]
@@ -66,12 +110,119 @@ fn create_and_copy_to_a_new_name_leave_no_temp_files_and_share_the_inode() {
     let ino = |k: &Key| std::fs::metadata(store.data_path(k)).unwrap().ino();
     assert_eq!(ino(&from), ino(&to), "latest/ shares the bytes of the version");
     assert_eq!(store.head_sync(&to).unwrap().unwrap().headers, Some(latest));
-    let leftovers: Vec<_> = walkdir::WalkDir::new(dir.path().join(RESERVED_PREFIX))
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file() && !e.path().to_string_lossy().contains("/locks/"))
-        .filter(|e| e.path().extension().is_none_or(|x| x != "json"))
-        .map(|e| e.path().display().to_string())
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert!(tmp_files(dir.path()).is_empty(), "{:?}", tmp_files(dir.path()));
+    // One sidecar per object, whatever the key.
+    assert_eq!(bookkeeping_files(dir.path()).len(), 2);
+}
+
+/// Copies a directory tree file by file: every file gets a new inode, as
+/// with `cp -a`, `rsync -a` or a tar round trip.
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in walkdir::WalkDir::new(from).into_iter().map(Result::unwrap) {
+        let dest = to.join(entry.path().strip_prefix(from).unwrap());
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_copied_store_keeps_its_headers_and_rebinds_its_sidecars() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = LocalStore::new(dir.path().join("a"));
+    let k = key("sdk/1.0.0/a.js");
+    let h = headers(sri(b"alert(1)"));
+    original.put_sync(&k, Body::Bytes("alert(1)".into()), &h, PutMode::Create).unwrap();
+    copy_tree(&dir.path().join("a"), &dir.path().join("b"));
+    let copy = LocalStore::new(dir.path().join("b"));
+    let data = std::fs::metadata(copy.data_path(&k)).unwrap();
+    assert!(!sidecar::read(&copy.root, &k).unwrap().names_inode(&data), "the copy has new inodes");
+    let meta = copy.head_sync(&k).unwrap().unwrap();
+    assert_eq!(meta.headers, Some(h));
+    assert_eq!(meta.etag, content_etag(b"alert(1)"));
+    assert!(sidecar::read(&copy.root, &k).unwrap().names_inode(&data), "rebound: the next read hashes nothing");
+}
+
+#[test]
+fn a_sidecar_for_bytes_that_never_arrived_is_ignored_even_after_a_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path().join("a"));
+    let k = key("sdk/latest/a.js");
+    store.put_sync(&k, Body::Bytes("old".into()), &headers(sri(b"old")), PutMode::Overwrite).unwrap();
+    // The state a crash leaves between a replacing write's sidecar and its data.
+    let tmp = names::tmp(&store.root);
+    let staged = stage(&k, &tmp, Body::Bytes("new".into()), &headers(sri(b"new"))).unwrap();
+    sidecar::write(&store.root, &k, &Sidecar::new(&k, &headers(sri(b"new")), &staged), true).unwrap();
+    let meta = store.head_sync(&k).unwrap().unwrap();
+    assert_eq!((meta.etag, meta.headers), (content_etag(b"old"), None), "never headers of other bytes");
+    // The temp file the crash left has a new inode of the same size: still ignored.
+    std::fs::remove_file(&tmp).unwrap();
+    copy_tree(&dir.path().join("a"), &dir.path().join("b"));
+    let copy = LocalStore::new(dir.path().join("b"));
+    assert_eq!(copy.head_sync(&k).unwrap().unwrap().headers, None);
+}
+
+#[test]
+fn keys_whose_old_sidecar_paths_collided_and_long_names_coexist() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path().to_path_buf());
+    let long = "x".repeat(names::MAX_NAME_BYTES);
+    let keys = ["foo", "foo.json/bar.js", "a/b", "a/b.json", &format!("sdk/1.0.0/{long}")].map(key);
+    for k in &keys {
+        store
+            .put_sync(k, Body::Bytes(k.to_string().into()), &headers(sri(k.as_str().as_bytes())), PutMode::Create)
+            .unwrap();
+    }
+    let to = key(&format!("sdk/latest/{long}"));
+    store.copy_sync(&keys[4], &to, &headers(sri(keys[4].as_str().as_bytes()))).unwrap();
+    store.copy_sync(&keys[4], &to, &headers(None)).unwrap();
+    for k in &keys {
+        let (mut file, meta) = store.open_sync(k).unwrap().unwrap();
+        let mut body = String::new();
+        file.read_to_string(&mut body).unwrap();
+        assert_eq!(body, k.as_str());
+        assert_eq!(meta.headers.unwrap().sri, sri(k.as_str().as_bytes()), "{k}");
+    }
+    assert_eq!(store.head_sync(&to).unwrap().unwrap().headers.unwrap().sri, None);
+}
+
+#[test]
+fn a_file_directory_clash_is_refused_naming_both_and_leaves_no_sidecar() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path().to_path_buf());
+    store.put_sync(&key("l/foo"), Body::Bytes("f".into()), &headers(None), PutMode::Create).unwrap();
+    let err = store.put_sync(&key("l/foo/bar.js"), Body::Bytes("b".into()), &headers(None), PutMode::Create);
+    let err = err.unwrap_err().to_string();
+    assert!(err.contains("l/foo/bar.js") && err.contains("l/foo is an object"), "{err}");
+    store.put_sync(&key("m/foo/bar.js"), Body::Bytes("b".into()), &headers(None), PutMode::Create).unwrap();
+    let err = store.copy_sync(&key("l/foo"), &key("m/foo"), &headers(None)).unwrap_err().to_string();
+    assert!(err.contains("m/foo is a directory"), "{err}");
+    assert_eq!(bookkeeping_files(dir.path()).len(), 2, "only the two objects' sidecars");
+}
+
+#[test]
+fn the_first_write_removes_temp_files_of_dead_writers_and_keeps_live_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp_dir = dir.path().join(RESERVED_PREFIX).join(names::TMP_DIR);
+    std::fs::create_dir_all(&tmp_dir).unwrap();
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let host = sweep::host_tag();
+    let orphan = tmp_dir.join(format!("{host}-{dead}-0"));
+    let live = tmp_dir.join(format!("{host}-{}-999", std::process::id()));
+    std::fs::write(&orphan, vec![0u8; 1000]).unwrap();
+    std::fs::write(&live, b"in flight").unwrap();
+    let store = LocalStore::new(dir.path().to_path_buf());
+    store.put_sync(&key("a"), Body::Bytes("a".into()), &headers(None), PutMode::Create).unwrap();
+    assert!(!orphan.exists(), "the dead writer's temp file is removed");
+    assert!(live.exists(), "a live writer's temp file is kept");
+    // Once per process: a new orphan waits for the next process (or doctor).
+    std::fs::write(&orphan, b"x").unwrap();
+    store.put_sync(&key("b"), Body::Bytes("b".into()), &headers(None), PutMode::Create).unwrap();
+    assert!(orphan.exists());
+    let removed = sweep::sweep(&store.root).unwrap();
+    assert_eq!(removed, StaleTemp { files: 1, bytes: 1 });
 }

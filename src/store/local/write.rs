@@ -1,14 +1,15 @@
-//! How a write's bytes reach the disk: a temp file filled in the kernel
-//! (`copy_file_range`) or from memory and flushed, and parents made on
-//! demand.
+//! How a write's bytes reach the disk: copied into a temp file while they
+//! are hashed, checked against the integrity the caller planned, flushed,
+//! and only then given a name; parents made on demand.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use super::etag::{content_etag, copy_hashing, etag_from_sri};
-use crate::store::{Body, Headers, StoreError};
+use super::etag::{copy_hashing, etag_of};
+use crate::integrity::Integrity;
+use crate::store::{Body, Headers, Key, StoreError};
 
 /// Runs `op`, which creates something at `path`; if the parent directory is
 /// missing, creates it and runs `op` again. Directories are made only when
@@ -38,27 +39,60 @@ pub(super) struct Staged {
     pub(super) etag: String,
     pub(super) size: u64,
     pub(super) ino: u64,
+    pub(super) dev: u64,
 }
 
-/// Writes `body` into `tmp`, flushes it to disk, and returns its etag, size and inode.
-pub(super) fn stage(tmp: &Path, body: Body, headers: &Headers) -> Result<Staged, StoreError> {
+/// Test-only pause point (debug builds only): with this variable set, a
+/// writer stops for good once a file's bytes are in its temp file, so a
+/// test can kill it there (a `kill -9` mid-publish) without racing it.
+#[cfg(debug_assertions)]
+const HANG_WHILE_STAGING_ENV: &str = "SDK_CDN_TEST_HANG_WHILE_STAGING";
+
+fn hang_for_tests() {
+    #[cfg(debug_assertions)]
+    if std::env::var_os(HANG_WHILE_STAGING_ENV).is_some() {
+        loop {
+            std::thread::park();
+        }
+    }
+}
+
+/// What a source is called in messages when it is not a file.
+const MEMORY: &str = "<memory>";
+
+/// Writes `body` into `tmp`, hashing exactly the bytes written, refuses
+/// with [`StoreError::ContentChanged`] if they are not the bytes
+/// `headers.sri` promises, and flushes them to disk.
+///
+/// The caller removes `tmp` whatever the outcome: on a refusal nothing has
+/// a name yet, so nothing under `key` describes the wrong bytes.
+pub(super) fn stage(key: &Key, tmp: &Path, body: Body, headers: &Headers) -> Result<Staged, StoreError> {
     let mut out = in_parent(tmp, || File::options().write(true).create_new(true).open(tmp))
         .map_err(|e| StoreError::io("create", tmp, e))?;
-    let (etag, size) = match body {
+    let (integrity, size, source) = match body {
         Body::Bytes(bytes) => {
             out.write_all(&bytes).map_err(|e| StoreError::io("write", tmp, e))?;
-            (content_etag(&bytes), bytes.len() as u64)
+            (Integrity::of_bytes(&bytes), bytes.len() as u64, MEMORY.to_string())
         }
         Body::File(src) => {
-            let mut input = File::open(&src).map_err(|e| StoreError::io("open", &src, e))?;
-            match etag_from_sri(headers) {
-                // `io::copy` between two files is `copy_file_range`: the bytes never enter this process.
-                Some(etag) => (etag, io::copy(&mut input, &mut out).map_err(|e| StoreError::io("copy", &src, e))?),
-                None => copy_hashing(input, &mut out).map_err(|e| StoreError::io("copy", &src, e))?,
-            }
+            let input = File::open(&src).map_err(|e| StoreError::io("open", &src, e))?;
+            let (integrity, size) = copy_hashing(input, &mut out).map_err(|e| StoreError::io("copy", &src, e))?;
+            hang_for_tests();
+            (integrity, size, src.display().to_string())
         }
     };
+    if let Some(expected) = &headers.sri {
+        let actual = integrity.to_string();
+        if *expected != actual {
+            return Err(StoreError::ContentChanged {
+                key: key.to_string(),
+                path: source,
+                expected: expected.clone(),
+                actual,
+            });
+        }
+    }
     out.sync_data().map_err(|e| StoreError::io("sync", tmp, e))?;
-    let ino = out.metadata().map_err(|e| StoreError::io("stat", tmp, e))?.ino();
-    Ok(Staged { etag, size, ino })
+    let m = out.metadata().map_err(|e| StoreError::io("stat", tmp, e))?;
+    Ok(Staged { etag: etag_of(&integrity), size, ino: m.ino(), dev: m.dev() })
 }
