@@ -3,28 +3,9 @@
 //! the same bytes always get the same etag.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 
 use crate::integrity::Integrity;
-
-/// Copies `input` into `out` through one 64 KiB buffer, hashing each chunk
-/// between its read and its write: every byte is read once, and memory
-/// does not grow with the file. Returns the integrity and size of exactly
-/// the bytes written.
-pub(super) fn copy_hashing(input: impl Read, out: &mut File) -> io::Result<(Integrity, u64)> {
-    struct Tee<'a, R> {
-        input: R,
-        out: &'a mut File,
-    }
-    impl<R: Read> Read for Tee<'_, R> {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            let n = self.input.read(buf)?;
-            self.out.write_all(&buf[..n])?;
-            Ok(n)
-        }
-    }
-    Integrity::of_reader(Tee { input, out })
-}
 
 /// The content etag of bytes with this integrity.
 pub(super) fn etag_of(integrity: &Integrity) -> String {

@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use super::etag::{copy_hashing, etag_of};
+use super::etag::etag_of;
 use crate::integrity::Integrity;
 use crate::store::{Body, Headers, Key, StoreError};
 
@@ -76,7 +76,7 @@ pub(super) fn stage(key: &Key, tmp: &Path, body: Body, headers: &Headers) -> Res
         }
         Body::File(src) => {
             let input = File::open(&src).map_err(|e| StoreError::io("open", &src, e))?;
-            let (integrity, size) = copy_hashing(input, &mut out).map_err(|e| StoreError::io("copy", &src, e))?;
+            let (integrity, size) = Integrity::of_copy(input, &mut out).map_err(|e| StoreError::io("copy", &src, e))?;
             hang_for_tests();
             (integrity, size, src.display().to_string())
         }
