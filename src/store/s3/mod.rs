@@ -37,14 +37,14 @@ use futures::{StreamExt, TryStreamExt};
 use tempfile::TempPath;
 
 mod errors;
+mod request;
 
 use errors::{backend, describe, status, write_error};
+use request::{SRI_METADATA, WithHeaders, WithMode};
 
 use super::{Body, Headers, Key, ObjectMeta, ObjectReader, PutMode, Store, StoreError, key::MAX_KEY_BYTES};
 use crate::integrity::Integrity;
 
-/// User-metadata name under which the SRI is stored (`x-amz-meta-sri`).
-const SRI_METADATA: &str = "sri";
 /// Files at least this large are uploaded in parts.
 pub(crate) const MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;
 /// Part size for multipart uploads (grown for huge files to stay under 10,000 parts).
@@ -216,22 +216,8 @@ impl S3Store {
                 source: std::io::Error::other(e),
             })?,
         };
-        let mut req = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(&full)
-            .body(stream)
-            .content_type(&headers.content_type)
-            .cache_control(&headers.cache_control);
-        if let Some(sri) = &headers.sri {
-            req = req.metadata(SRI_METADATA, sri);
-        }
-        req = match mode {
-            PutMode::Create => req.if_none_match("*"),
-            PutMode::Update { etag } => req.if_match(etag),
-            PutMode::Overwrite => req,
-        };
+        let req =
+            self.client.put_object().bucket(&self.bucket).key(&full).body(stream).with_headers(headers).with_mode(mode);
         let out = req
             .customize()
             .disable_payload_signing()
@@ -251,16 +237,7 @@ impl S3Store {
         headers: &Headers,
         mode: &PutMode,
     ) -> Result<Option<String>, StoreError> {
-        let mut create = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(full)
-            .content_type(&headers.content_type)
-            .cache_control(&headers.cache_control);
-        if let Some(sri) = &headers.sri {
-            create = create.metadata(SRI_METADATA, sri);
-        }
+        let create = self.client.create_multipart_upload().bucket(&self.bucket).key(full).with_headers(headers);
         let upload = create.send().await.map_err(|e| backend(&self.endpoint, "create multipart upload", key, e))?;
         let Some(upload_id) = upload.upload_id().map(str::to_string) else {
             return Err(StoreError::Backend {
@@ -333,11 +310,7 @@ impl S3Store {
             .key(full)
             .upload_id(upload_id)
             .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build());
-        complete = match mode {
-            PutMode::Create => complete.if_none_match("*"),
-            PutMode::Update { etag } => complete.if_match(etag),
-            PutMode::Overwrite => complete,
-        };
+        complete = complete.with_mode(mode);
         let out = complete
             .send()
             .await
@@ -519,18 +492,14 @@ impl Store for S3Store {
 
     async fn copy(&self, from: &Key, to: &Key, headers: &Headers) -> Result<(), StoreError> {
         let source = encode_copy_source(&format!("{}/{}", self.bucket, self.full_key(from)?));
-        let mut req = self
+        let req = self
             .client
             .copy_object()
             .bucket(&self.bucket)
             .key(self.full_key(to)?)
             .copy_source(source)
             .metadata_directive(MetadataDirective::Replace)
-            .content_type(&headers.content_type)
-            .cache_control(&headers.cache_control);
-        if let Some(sri) = &headers.sri {
-            req = req.metadata(SRI_METADATA, sri);
-        }
+            .with_headers(headers);
         match req.send().await {
             Ok(_) => Ok(()),
             Err(e) if status(&e) == Some(404) => Err(StoreError::NotFound { key: from.to_string() }),
