@@ -56,7 +56,7 @@ impl std::fmt::Display for LeftOut {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             LeftOut::Excluded { pattern } => write!(f, "excluded by --exclude {pattern}"),
-            LeftOut::ManifestsDir => f.write_str("the local --manifests-dir (this tool's output)"),
+            LeftOut::ManifestsDir => f.write_str("the local --manifests-dir: this tool's output"),
             LeftOut::Hidden => f.write_str("hidden (refused without --include-hidden)"),
         }
     }
