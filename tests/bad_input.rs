@@ -141,6 +141,7 @@ fn store_urls_and_credentials() {
         ("file:cdn", "file:///abs/path"),
         ("file:/srv/cdn", "file:///abs/path"),
         ("file:///srv/cdn?x=1", "query"),
+        ("s3:/my-bucket", "s3://bucket"),
     ] {
         let out = run_without_store(cwd.path(), &["--store", store, "publish", g, "--version", "1.0.0"]);
         assert_eq!(out.code, 2, "--store {store:?}: {}", out.stderr);

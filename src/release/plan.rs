@@ -86,7 +86,7 @@ pub struct PlanOptions {
 }
 
 impl PlanOptions {
-    /// Options that publish every file but hidden ones, with no local outputs to avoid.
+    /// The default filter (hidden paths refused, no patterns), no local store or manifests dir.
     pub fn new(max_key_len: usize) -> Self {
         let filter = Filter::new(&super::select::FilterOptions::default()).expect("no patterns always compile");
         PlanOptions { max_key_len, filter, store_root: None, manifests_dir: None }

@@ -65,6 +65,9 @@ impl StoreUrl {
                 example_dir()
             )));
         }
+        if url.get(..S3_SCHEME.len()).is_some_and(|s| s.eq_ignore_ascii_case(S3_SCHEME)) {
+            return Err(fail("not a valid S3 URL; write s3://bucket or s3://bucket/prefix (lowercase s3://)".into()));
+        }
         if let Some((scheme, _)) = url.split_once("://") {
             return Err(fail(format!(
                 "unsupported scheme {scheme:?}; use a directory, file:///abs/path or s3://bucket[/prefix] \
@@ -108,6 +111,8 @@ impl StoreUrl {
 const FILE_URL_PREFIX: &str = "file://";
 /// A URL scheme that must be followed by `//` and an absolute path.
 const FILE_SCHEME: &str = "file:";
+/// The S3 scheme, which must be followed by `//` and a bucket (checked after `s3://` itself).
+const S3_SCHEME: &str = "s3:";
 
 fn example_dir() -> &'static str {
     ", e.g. ./cdn or /srv/cdn"
@@ -190,7 +195,18 @@ mod tests {
 
     #[test]
     fn bad_urls_name_the_problem() {
-        for bad in ["", "s3://", "s3://My_Bucket", "s3://ab", "s3://b-ok/../x", "gs://bucket", "file://rel/path"] {
+        for bad in [
+            "",
+            "s3://",
+            "s3://My_Bucket",
+            "s3://ab",
+            "s3://b-ok/../x",
+            "gs://bucket",
+            "file://rel/path",
+            "s3:/bucket",
+            "s3:bucket",
+            "S3://bucket",
+        ] {
             assert!(StoreUrl::parse(bad).is_err(), "{bad:?} was accepted");
         }
         let err = StoreUrl::parse("https://cdn.example.com").unwrap_err();
