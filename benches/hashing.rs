@@ -12,7 +12,7 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sdk_cdn::integrity::Integrity;
 use sdk_cdn::progress::Progress;
-use sdk_cdn::release::Plan;
+use sdk_cdn::release::{Plan, PlanOptions};
 use semver::Version;
 
 /// Deterministic, incompressible-enough bytes (xorshift), so no test data is checked in.
@@ -58,7 +58,7 @@ fn plan_tree(c: &mut Criterion) {
     group.sample_size(10).measurement_time(Duration::from_secs(if quick() { 1 } else { 5 }));
     group.throughput(Throughput::Bytes((count * size) as u64));
     group.bench_function(format!("tree_{count}x4KiB"), |b| {
-        b.iter(|| Plan::build(dir.path(), &version, 1024, Progress::hidden()).unwrap())
+        b.iter(|| Plan::build(dir.path(), &version, &PlanOptions::new(1024), Progress::hidden()).unwrap())
     });
     group.finish();
 }
@@ -76,7 +76,7 @@ fn plan_large_file(c: &mut Criterion) {
     group.sample_size(10).measurement_time(Duration::from_secs(if quick() { 1 } else { 8 }));
     group.throughput(Throughput::Bytes(size as u64));
     group.bench_function(format!("one_file_{}MiB", size >> 20), |b| {
-        b.iter(|| Plan::build(dir.path(), &version, 1024, Progress::hidden()).unwrap())
+        b.iter(|| Plan::build(dir.path(), &version, &PlanOptions::new(1024), Progress::hidden()).unwrap())
     });
     group.finish();
 }

@@ -194,7 +194,8 @@ Example:
 /// `publish` arguments.
 #[derive(Debug, Args)]
 pub struct PublishArgs {
-    /// The build output directory (every regular file in it is published).
+    /// The build output directory: its regular files are published, except hidden paths (refused unless
+    /// asked for), --exclude matches and the local --manifests-dir (README: "What gets published").
     pub dir: PathBuf,
 
     /// The version: strict SemVer 2.0 without build metadata (1.4.0, 1.5.0-rc.1).
@@ -213,6 +214,19 @@ pub struct PublishArgs {
     #[arg(long)]
     pub no_promote: bool,
 
+    /// Publish hidden paths (a component starting with '.': .env, .git/, .DS_Store) too. Without it a build
+    /// holding any that are not excluded is refused (exit 2), naming them.
+    #[arg(long)]
+    pub include_hidden: bool,
+
+    /// Leave out paths matching this gitignore pattern ('*.map', 'docs/', '/notes.txt'); repeatable.
+    #[arg(long, value_name = "PATTERN", value_parser = parse_pattern)]
+    pub exclude: Vec<String>,
+
+    /// Publish paths matching this gitignore pattern even if hidden or excluded ('.well-known/'); repeatable.
+    #[arg(long, value_name = "PATTERN", value_parser = parse_pattern)]
+    pub include: Vec<String>,
+
     /// Transfer options.
     #[command(flatten)]
     pub transfer: TransferArgs,
@@ -220,6 +234,17 @@ pub struct PublishArgs {
     /// CDN purge options.
     #[command(flatten)]
     pub purge: PurgeArgs,
+}
+
+impl PublishArgs {
+    /// The filter flags, for the planner.
+    pub fn filter(&self) -> crate::release::select::FilterOptions {
+        crate::release::select::FilterOptions {
+            include_hidden: self.include_hidden,
+            exclude: self.exclude.clone(),
+            include: self.include.clone(),
+        }
+    }
 }
 
 /// Options of commands that write files.
@@ -374,6 +399,10 @@ pub struct SnippetArgs {
 
 fn parse_version(s: &str) -> Result<Version, String> {
     crate::version::parse(s).map_err(|e| e.reason)
+}
+
+fn parse_pattern(s: &str) -> Result<String, String> {
+    crate::release::select::check_pattern(s)
 }
 
 fn parse_version_or_latest(s: &str) -> Result<String, String> {

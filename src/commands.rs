@@ -2,6 +2,7 @@
 //! shape the result as text for people and JSON for CI.
 
 use std::fmt::Write as _;
+use std::path::Path;
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -11,7 +12,7 @@ use crate::cli::{
 };
 use crate::layout;
 use crate::progress::Progress;
-use crate::release::{self, Plan, PromoteOptions, PublishOptions, PublishOutcome, ReleaseError};
+use crate::release::{self, Plan, PlanOptions, PromoteOptions, PublishOptions, PublishOutcome, ReleaseError};
 use crate::store::{self, ProbeReport, S3Options, Store, StoreError, StoreUrl, Verdict};
 
 /// What a command prints on success.
@@ -101,6 +102,7 @@ async fn dispatch(cli: &Cli) -> Result<Output, Error> {
 /// Opens the store named by the global options.
 pub async fn open_store(global: &GlobalArgs) -> Result<std::sync::Arc<dyn Store>, Error> {
     let url = StoreUrl::parse(&global.store)?;
+    url.check_local()?;
     let options = S3Options {
         endpoint_url: global.endpoint_url.clone(),
         path_style: global.path_style,
@@ -109,9 +111,15 @@ pub async fn open_store(global: &GlobalArgs) -> Result<std::sync::Arc<dyn Store>
     Ok(store::open(&url, &options).await?)
 }
 
-async fn plan(store: &dyn Store, args: &PublishArgs, progress: Progress) -> Result<Plan, Error> {
-    let (dir, version, max) = (args.dir.clone(), args.version.clone(), store.max_key_len());
-    let plan = tokio::task::spawn_blocking(move || Plan::build(&dir, &version, max, progress))
+async fn plan(global: &GlobalArgs, store: &dyn Store, args: &PublishArgs, progress: Progress) -> Result<Plan, Error> {
+    let (dir, version) = (args.dir.clone(), args.version.clone());
+    let options = PlanOptions {
+        max_key_len: store.max_key_len(),
+        filter: release::select::Filter::new(&args.filter()).map_err(ReleaseError::Usage)?,
+        store_root: StoreUrl::parse(&global.store)?.local_root().map(Path::to_path_buf),
+        manifests_dir: Some(args.manifests_dir.clone()),
+    };
+    let plan = tokio::task::spawn_blocking(move || Plan::build(&dir, &version, &options, progress))
         .await
         .map_err(|e| ReleaseError::StoreUnusable(format!("hashing was interrupted: {e}")))??;
     plan.check_keys(store)?;
@@ -121,7 +129,7 @@ async fn plan(store: &dyn Store, args: &PublishArgs, progress: Progress) -> Resu
 async fn dry_run(global: &GlobalArgs, args: &PublishArgs, progress: Progress) -> Result<Output, Error> {
     // The store is parsed (a bad URL is still an error) but never contacted.
     let store = open_store(global).await?;
-    let plan = plan(store.as_ref(), args, progress).await?;
+    let plan = plan(global, store.as_ref(), args, progress).await?;
     let mut text = format!(
         "dry run: would publish {} to {} ({} files, {} bytes); nothing was written\n",
         plan.version,
@@ -147,14 +155,24 @@ async fn dry_run(global: &GlobalArgs, args: &PublishArgs, progress: Progress) ->
             );
         }
     }
-    let json =
-        json!({ "ok": true, "dry_run": true, "version": plan.version, "store": store.describe(), "files": files });
+    if !plan.left_out.is_empty() {
+        let _ = writeln!(text, "left out ({}):", plan.left_out.len());
+        for left in &plan.left_out {
+            let _ = writeln!(text, "  {}  ({})", left.path, left.reason);
+        }
+    }
+    let json = json!({
+        "ok": true, "dry_run": true, "version": plan.version, "store": store.describe(), "files": files,
+        "left_out": plan.left_out,
+    });
     Ok(Output { text, json })
 }
 
 async fn publish(global: &GlobalArgs, args: &PublishArgs, progress: Progress) -> Result<Output, Error> {
     let store = open_store(global).await?;
-    let plan = plan(store.as_ref(), args, progress).await?;
+    let plan = plan(global, store.as_ref(), args, progress).await?;
+    // Before the first store write: a publish that is live must not fail on a local directory.
+    release::outputs::check_manifests_dir(&args.manifests_dir)?;
     let options = PublishOptions {
         no_promote: args.no_promote,
         concurrency: usize::from(args.transfer.concurrency),

@@ -27,11 +27,14 @@ fn check(backend: &Backend, cwd: &Path, cases: &[Case]) -> usize {
     let before = backend.snapshot();
     for c in cases {
         let args: Vec<&str> = c.args.iter().map(String::as_str).collect();
+        let writes_before = backend.writes();
         let out = run(backend, cwd, &args);
         assert_eq!(out.code, c.code, "{}: {args:?}\nstdout: {}\nstderr: {}", c.what, out.stdout, out.stderr);
         assert!(out.stderr.contains(c.hint), "{}: the message should mention {:?}:\n{}", c.what, c.hint, out.stderr);
         assert!(!out.stderr.contains("panicked"), "{}: {}", c.what, out.stderr);
         assert_eq!(backend.snapshot(), before, "{}: wrote to the store", c.what);
+        // Not even a probe key that came and went (the in-process server counts requests).
+        assert_eq!(backend.writes(), writes_before, "{}: made write requests", c.what);
     }
     cases.len()
 }
@@ -134,12 +137,46 @@ fn store_urls_and_credentials() {
         ("s3://bucket/../escape", "not a valid key"),
         ("file://relative/path", "absolute path"),
         ("", "empty"),
+        ("file:", "file:///abs/path"),
+        ("file:cdn", "file:///abs/path"),
+        ("file:/srv/cdn", "file:///abs/path"),
+        ("file:///srv/cdn?x=1", "query"),
+        ("s3:/my-bucket", "s3://bucket"),
     ] {
         let out = run_without_store(cwd.path(), &["--store", store, "publish", g, "--version", "1.0.0"]);
         assert_eq!(out.code, 2, "--store {store:?}: {}", out.stderr);
         assert!(out.stderr.contains(hint), "--store {store:?}: {}", out.stderr);
     }
-    assert!(!cwd.path().join("manifests").exists());
+    // The filesystem root, however spelled: with --dry-run, so that a
+    // regression can never write into `/`.
+    for store in ["/", "//", "/tmp/..", "file:///", "file:///.."] {
+        let out = run_without_store(cwd.path(), &["--store", store, "publish", g, "--version", "1.0.0", "--dry-run"]);
+        assert_eq!(out.code, 2, "--store {store:?}: {}", out.stderr);
+        assert!(out.stderr.contains("filesystem root"), "--store {store:?}: {}", out.stderr);
+    }
+    // A regular file, or a path through one: exit 2 for every command, nothing written.
+    let afile = cwd.path().join("afile");
+    std::fs::write(&afile, b"not a store").unwrap();
+    let through = afile.join("cdn");
+    for (store, args) in [
+        (&afile, vec!["publish", g, "--version", "1.0.0"]),
+        (&through, vec!["publish", g, "--version", "1.0.0"]),
+        (&afile, vec!["list"]),
+        (&afile, vec!["reindex"]),
+    ] {
+        let mut all = vec!["--store", store.to_str().unwrap()];
+        all.extend(args);
+        let out = run_without_store(cwd.path(), &all);
+        assert_eq!(out.code, 2, "{all:?}: {}", out.stderr);
+        assert!(out.stderr.contains("is a file") && out.stderr.contains("afile"), "{all:?}: {}", out.stderr);
+        assert_eq!(std::fs::read(&afile).unwrap(), b"not a store");
+    }
+    assert_eq!(tree(cwd.path()).len(), 1, "nothing but afile: no `file:` directory, no manifests");
+    // file:// URLs are percent-decoded: a%20b is the directory "a b".
+    let spaced = tempfile::tempdir().unwrap();
+    let url = format!("file://{}/a%20b", spaced.path().display());
+    run_without_store(cwd.path(), &["--store", &url, "publish", g, "--version", "1.0.0"]).expect_code(0);
+    assert!(spaced.path().join("a b/sdk/1.0.0/a.js").is_file(), "{:?}", tree(spaced.path()));
 
     // Credentials: none at all, and a wrong secret. Exit 1, saying what to set; the secret never printed.
     let server = s3_server::start_blocking(Conditional::Atomic);
@@ -252,5 +289,243 @@ fn corrupted_objects_in_the_store_are_named_and_nothing_is_written() {
             put("api/sdk/sri", &good_index);
         }
         assert_eq!(count, 6);
+    }
+}
+
+/// Every file under `dir` with its bytes (for stores and directories the
+/// backend snapshot cannot see, e.g. one that should not exist at all).
+fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in walkdir::WalkDir::new(dir).sort_by_file_name().into_iter().flatten() {
+        if entry.file_type().is_file() {
+            let rel = entry.path().strip_prefix(dir).unwrap().display().to_string();
+            out.push((rel, std::fs::read(entry.path()).unwrap()));
+        }
+    }
+    out
+}
+
+fn manifest_paths(backend: &Backend, version: &str) -> Vec<String> {
+    let bytes = backend.read(&format!("manifests/{version}.json")).expect("sealed manifest");
+    let manifest: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    manifest["files"].as_object().unwrap().keys().cloned().collect()
+}
+
+#[test]
+fn hidden_files_are_refused_by_name_unless_left_out_or_asked_for() {
+    for backend in backends::all() {
+        let name = backend.name();
+        let cwd = tempfile::tempdir().unwrap();
+        let build = build_dir(&[
+            ("a.js", b"1"),
+            (".env", b"SECRET=1"),
+            (".git/config", b"[core]"),
+            ("sub/.DS_Store", b"x"),
+            ("a.js.map", b"{}"),
+        ]);
+        let b = build.path().to_str().unwrap();
+        let cases = vec![
+            case("hidden files", &["publish", b, "--version", "1.0.0"], 2, ".env, .git/, sub/.DS_Store"),
+            case("hidden files say how", &["publish", b, "--version", "1.0.0"], 2, "--include-hidden"),
+            case("hidden files, dry run", &["publish", b, "--version", "1.0.0", "--dry-run"], 2, "3 hidden"),
+            case(
+                "hidden files, some excluded",
+                &["publish", b, "--version", "1.0.0", "--exclude", ".git/", "--exclude", ".DS_Store"],
+                2,
+                "contains 1 hidden path(s) that would be published at public, immutable URLs: .env;",
+            ),
+            case("empty pattern", &["publish", b, "--version", "1.0.0", "--exclude", ""], 2, "matches nothing"),
+            case("comment pattern", &["publish", b, "--version", "1.0.0", "--include", "#x"], 2, "\\#"),
+            case(
+                "everything excluded",
+                &["publish", b, "--version", "1.0.0", "--include-hidden", "--exclude", "*"],
+                2,
+                "no files to publish",
+            ),
+        ];
+        check(&backend, cwd.path(), &cases);
+
+        // The dry run shows what would be published and what is left out, and why.
+        let leave_out = ["--exclude", ".env", "--exclude", ".git/", "--exclude", ".DS_Store", "--exclude", "*.map"];
+        let mut args = vec!["publish", b, "--version", "1.0.0", "--dry-run", "--json"];
+        args.extend(leave_out);
+        let plan = run(&backend, cwd.path(), &args).expect_code(0).json();
+        let published: Vec<&str> =
+            plan["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
+        assert_eq!(published, ["a.js"], "{name}");
+        let left: Vec<(&str, &str)> = plan["left_out"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| (l["path"].as_str().unwrap(), l["pattern"].as_str().unwrap()))
+            .collect();
+        assert_eq!(left, [(".env", ".env"), (".git/", ".git/"), ("a.js.map", "*.map"), ("sub/.DS_Store", ".DS_Store")]);
+        let mut args = vec!["publish", b, "--version", "1.0.0", "--dry-run"];
+        args.extend(leave_out);
+        let text = run(&backend, cwd.path(), &args).expect_code(0).stdout.clone();
+        assert!(text.contains("left out (4):") && text.contains(".git/  (excluded by --exclude .git/)"), "{text}");
+
+        // Published, the manifest holds exactly the files the plan kept.
+        let mut args = vec!["publish", b, "--version", "1.0.0"];
+        args.extend(leave_out);
+        run(&backend, cwd.path(), &args).expect_code(0);
+        assert_eq!(manifest_paths(&backend, "1.0.0"), ["a.js"], "{name}");
+        assert_eq!(backend.read("sdk/1.0.0/.env"), None, "{name}");
+        // Asked for, a hidden file is published; the rest stays refused or left out.
+        let args = ["publish", b, "--version", "2.0.0", "--include", ".env", "--exclude", ".*", "--exclude", "*.map"];
+        run(&backend, cwd.path(), &args).expect_code(0);
+        assert_eq!(manifest_paths(&backend, "2.0.0"), [".env", "a.js"], "{name}");
+    }
+}
+
+#[test]
+fn a_build_that_is_holds_or_is_inside_the_local_store_is_refused() {
+    let cwd = tempfile::tempdir().unwrap();
+    let c = cwd.path();
+    // A build holding a store that does not exist yet: compared by the path it would have.
+    let build = build_dir(&[("a.js", b"1")]);
+    let b = build.path().to_str().unwrap();
+    let store = build.path().join("cdn");
+    let out = run_without_store(c, &["--store", store.to_str().unwrap(), "publish", b, "--version", "1.0.0"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("contains the local store"), "{}", out.stderr);
+    assert!(!store.exists() && !c.join("manifests").exists(), "nothing was created");
+
+    // A store with a version in it: the build is the store, or a directory inside it.
+    let first = build_dir(&[("a.js", b"1")]);
+    let s = store.to_str().unwrap();
+    run_without_store(c, &["--store", s, "publish", first.path().to_str().unwrap(), "--version", "1.0.0"])
+        .expect_code(0);
+    let before = tree(build.path());
+    let inside = format!("{s}/sdk/1.0.0");
+    let dotted = format!("{b}/./cdn/..");
+    for (what, args, hint) in [
+        ("build holds the store", vec!["--store", s, "publish", b, "--version", "2.0.0"], "contains the local store"),
+        ("build is the store", vec!["--store", s, "publish", s, "--version", "2.0.0"], "is the local store"),
+        ("build inside the store", vec!["--store", s, "publish", &inside, "--version", "2.0.0"], "is inside"),
+        ("spelled otherwise", vec!["--store", s, "publish", &dotted, "--version", "2.0.0"], "contains the local"),
+        ("dry run", vec!["--store", s, "publish", b, "--version", "2.0.0", "--dry-run"], "contains the local store"),
+    ] {
+        let out = run_without_store(c, &args);
+        assert_eq!(out.code, 2, "{what}: {}", out.stderr);
+        assert!(out.stderr.contains(hint) && out.stderr.contains("--store"), "{what}: {}", out.stderr);
+        assert_eq!(tree(build.path()), before, "{what}: wrote to the store");
+    }
+}
+
+#[test]
+fn publishing_from_inside_the_build_twice_is_a_no_op_and_never_publishes_manifests() {
+    for backend in backends::all() {
+        let name = backend.name();
+        let root = tempfile::tempdir().unwrap();
+        let dist = root.path().join("dist");
+        std::fs::create_dir(&dist).unwrap();
+        std::fs::write(dist.join("a.js"), b"1").unwrap();
+        // `cd dist && sdk-cdn --store ../cdn publish . --version 1.0.0`: ./manifests lies inside the build.
+        let publish = |version: &str, extra: &[&str]| {
+            let mut args = vec!["publish", ".", "--version", version];
+            args.extend(extra);
+            match &backend {
+                Backend::Local(_) => {
+                    let mut with_store = vec!["--store", "../cdn"];
+                    with_store.extend(args);
+                    run_without_store(&dist, &with_store)
+                }
+                _ => run(&backend, &dist, &args),
+            }
+        };
+        publish("1.0.0", &[]).expect_code(0);
+        assert!(dist.join("manifests/1.0.0.json").is_file(), "{name}: the local copy is written");
+        let out = publish("1.0.0", &[]);
+        out.expect_code(0);
+        assert!(out.stdout.contains("already published"), "{name}: {}", out.stdout);
+        let plan = publish("1.0.1", &["--dry-run", "--json"]).expect_code(0).json();
+        assert_eq!(plan["left_out"], serde_json::json!([{ "path": "manifests/", "reason": "manifests_dir" }]));
+        publish("1.0.1", &[]).expect_code(0);
+        let paths = match &backend {
+            Backend::Local(_) => {
+                let bytes = std::fs::read(root.path().join("cdn/manifests/1.0.1.json")).unwrap();
+                let manifest: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                manifest["files"].as_object().unwrap().keys().cloned().collect()
+            }
+            _ => manifest_paths(&backend, "1.0.1"),
+        };
+        assert_eq!(paths, ["a.js"], "{name}: the next version publishes no manifests");
+    }
+}
+
+#[test]
+fn an_unusable_manifests_dir_is_refused_before_the_store_changes() {
+    for backend in backends::all() {
+        let name = backend.name();
+        let cwd = tempfile::tempdir().unwrap();
+        std::fs::write(cwd.path().join("afile"), b"x").unwrap();
+        let build = build_dir(&[("a.js", b"1")]);
+        let b = build.path().to_str().unwrap();
+        let cases = vec![
+            case(
+                "manifests dir is a file",
+                &["publish", b, "--version", "1.0.0", "--manifests-dir", "afile"],
+                2,
+                "afile",
+            ),
+            case(
+                "manifests dir under a file",
+                &["publish", b, "--version", "1.0.0", "--manifests-dir", "afile/sub"],
+                2,
+                "cannot be used as --manifests-dir",
+            ),
+            case(
+                "manifests dir is the build",
+                &["publish", b, "--version", "1.0.0", "--manifests-dir", b],
+                2,
+                "is also the --manifests-dir",
+            ),
+        ];
+        check(&backend, cwd.path(), &cases);
+        assert_eq!(std::fs::read(cwd.path().join("afile")).unwrap(), b"x", "{name}");
+        // A new directory is created, and the publish goes through.
+        run(&backend, cwd.path(), &["publish", b, "--version", "1.0.0", "--manifests-dir", "out/m"]).expect_code(0);
+        assert!(cwd.path().join("out/m/1.0.0.json").is_file(), "{name}");
+    }
+}
+
+unsafe extern "C" {
+    fn geteuid() -> u32;
+}
+
+/// Nobody's user and group id: root reads any file, so an unreadable file
+/// is tested by running the binary as nobody when the tests run as root.
+const NOBODY: u32 = 65534;
+
+#[test]
+fn an_unreadable_input_file_is_bad_input_named_before_any_write() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    for backend in backends::all() {
+        let name = backend.name();
+        let cwd = tempfile::tempdir().unwrap();
+        let build = build_dir(&[("a.js", b"1"), ("secret.js", b"2")]);
+        for dir in [cwd.path(), build.path()] {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let secret = build.path().join("secret.js");
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).unwrap();
+        let (before, writes) = (backend.snapshot(), backend.writes());
+        let mut cmd = support::cli::command(
+            &backend,
+            cwd.path(),
+            &["publish", build.path().to_str().unwrap(), "--version", "1.0.0"],
+        );
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { geteuid() } == 0 {
+            cmd.uid(NOBODY).gid(NOBODY);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(stderr.contains("secret.js") && stderr.contains("cannot be read"), "{name}: {stderr}");
+        assert_eq!(backend.snapshot(), before, "{name}: wrote to the store");
+        assert_eq!(backend.writes(), writes, "{name}");
     }
 }

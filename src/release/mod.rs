@@ -12,11 +12,13 @@ mod error;
 mod index;
 mod intent;
 mod maintain;
+pub mod outputs;
 pub mod plan;
 mod promote;
 mod publish;
 mod query;
 mod read;
+pub mod select;
 mod verify;
 mod verify_http;
 
@@ -24,7 +26,7 @@ pub use channel::{PromoteRule, converge};
 pub use error::ReleaseError;
 pub use index::update_index;
 pub use maintain::{DiscardReport, ReindexReport, discard, reindex};
-pub use plan::{Plan, PlannedFile};
+pub use plan::{LeftOutPath, Plan, PlanOptions, PlannedFile};
 pub use promote::{PromoteOptions, PromoteReport, promote};
 pub use publish::{PublishOptions, PublishOutcome, PublishReport, publish};
 pub use query::{

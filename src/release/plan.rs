@@ -1,6 +1,9 @@
 //! Plan a publish: scan and validate the build directory and hash every
 //! file, with no store I/O at all. Bad input is refused here, before the
-//! first write; `--dry-run` prints the plan and stops.
+//! first write; `--dry-run` prints the plan and stops. What of the build is
+//! published at all is decided by [`super::select`] (hidden paths, patterns)
+//! and [`super::outputs`] (the tool's own outputs); the plan lists exactly
+//! the published files, and apart from them what was left out and why.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -14,6 +17,8 @@ use semver::Version;
 use serde::Serialize;
 
 use super::ReleaseError;
+use super::outputs::BuildRoots;
+use super::select::{Filter, LeftOut, Verdict};
 use crate::integrity::Integrity;
 use crate::layout;
 use crate::manifest::{FileEntry, VersionManifest};
@@ -48,7 +53,44 @@ pub struct Plan {
     pub dir: PathBuf,
     /// The files, sorted by path.
     pub files: Vec<PlannedFile>,
+    /// What the build directory holds that is not published, in walk order.
+    pub left_out: Vec<LeftOutPath>,
 }
+
+/// A path of the build directory that is not published.
+#[derive(Debug, Clone, Serialize)]
+pub struct LeftOutPath {
+    /// Relative to the build directory; a directory (left out with all it
+    /// holds) ends in `/`.
+    pub path: String,
+    /// Why.
+    #[serde(flatten)]
+    pub reason: LeftOut,
+}
+
+/// What decides the plan besides the directory and the version.
+#[derive(Debug)]
+pub struct PlanOptions {
+    /// The store's key budget (S3 allows 1,024 bytes including any prefix).
+    pub max_key_len: usize,
+    /// Which paths are published (hidden paths, `--exclude`, `--include`).
+    pub filter: Filter,
+    /// The local store's directory: a build that is, holds or is inside it is refused.
+    pub store_root: Option<PathBuf>,
+    /// The local `--manifests-dir`: never part of the build.
+    pub manifests_dir: Option<PathBuf>,
+}
+
+impl PlanOptions {
+    /// The default filter (hidden paths refused, no patterns), no local store or manifests dir.
+    pub fn new(max_key_len: usize) -> Self {
+        let filter = Filter::new(&super::select::FilterOptions::default()).expect("no patterns always compile");
+        PlanOptions { max_key_len, filter, store_root: None, manifests_dir: None }
+    }
+}
+
+/// Hidden paths named in the refusal; the rest are counted.
+const HIDDEN_LISTED: usize = 10;
 
 /// A file the walk found, on its way to a hashing worker.
 struct Found {
@@ -62,13 +104,18 @@ struct Found {
 const HASH_BUF_LEN: usize = 64 * 1024;
 
 impl Plan {
-    /// Scans, validates and hashes `dir` for `version`. `max_key_len` is the
-    /// store's key budget (S3 allows 1,024 bytes including any prefix).
-    pub fn build(dir: &Path, version: &Version, max_key_len: usize, progress: Progress) -> Result<Plan, ReleaseError> {
+    /// Scans, validates and hashes `dir` for `version`.
+    pub fn build(
+        dir: &Path,
+        version: &Version,
+        options: &PlanOptions,
+        progress: Progress,
+    ) -> Result<Plan, ReleaseError> {
         let bar = progress.bytes("hash", 0);
-        let files = scan_and_hash(dir, version, max_key_len, &bar);
+        let scanned = scan_and_hash(dir, version, options, &bar);
         bar.finish_and_clear();
-        let plan = Plan { version: version.clone(), dir: dir.to_path_buf(), files: files? };
+        let (files, left_out) = scanned?;
+        let plan = Plan { version: version.clone(), dir: dir.to_path_buf(), files, left_out };
         tracing::debug!(files = plan.files.len(), bytes = plan.total_bytes(), "planned: every file hashed");
         Ok(plan)
     }
@@ -121,8 +168,13 @@ impl PlannedFile {
     }
 }
 
-fn local(what: &'static str, path: &Path, source: std::io::Error) -> ReleaseError {
-    ReleaseError::Local { what, path: path.display().to_string(), source }
+/// A build file or directory that cannot be read is a problem of the input
+/// (exit 2), whatever the OS says about it.
+fn unreadable(path: &Path, e: &dyn std::fmt::Display) -> ReleaseError {
+    refuse(
+        path,
+        format!("cannot be read ({e}); make it readable (e.g. chmod a+r) or leave it out with --exclude PATTERN"),
+    )
 }
 
 fn refuse(path: &Path, reason: impl Into<String>) -> ReleaseError {
@@ -136,24 +188,25 @@ fn refuse(path: &Path, reason: impl Into<String>) -> ReleaseError {
 fn scan_and_hash(
     dir: &Path,
     version: &Version,
-    max_key_len: usize,
+    options: &PlanOptions,
     progress: &ProgressBar,
-) -> Result<Vec<PlannedFile>, ReleaseError> {
+) -> Result<(Vec<PlannedFile>, Vec<LeftOutPath>), ReleaseError> {
     match std::fs::metadata(dir) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => return Err(refuse(dir, "is not a directory; pass the build output directory (e.g. dist)")),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(refuse(dir, "does not exist; pass the build output directory (e.g. dist)"));
         }
-        Err(e) => return Err(local("read", dir, e)),
+        Err(e) => return Err(unreadable(dir, &e)),
     }
+    let roots = BuildRoots::new(dir, options.store_root.as_deref(), options.manifests_dir.as_deref())?;
     let workers = std::thread::available_parallelism().map_or(2, usize::from);
     let (send, receive) = std::sync::mpsc::channel::<(usize, Found)>();
     let receive = Mutex::new(receive);
     let failed = AtomicBool::new(false);
     let (walked, hashed) = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers).map(|_| scope.spawn(|| hash_worker(&receive, &failed, progress))).collect();
-        let walked = walk(dir, version, max_key_len, &failed, progress, |i, found| {
+        let walked = walk(dir, version, options, &roots, &failed, progress, |i, found| {
             // The workers only stop receiving after a failure, which ends the walk anyway.
             let _ = send.send((i, found));
         });
@@ -164,9 +217,15 @@ fn scan_and_hash(
         let hashed: Vec<_> = handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect();
         (walked, hashed)
     });
-    let count = walked?;
+    let Walked { count, left_out } = walked?;
+    refuse_hidden(dir, &left_out)?;
     if count == 0 {
-        return Err(refuse(dir, "contains no files; build the SDK first"));
+        let reason = if left_out.is_empty() {
+            "contains no files; build the SDK first".to_string()
+        } else {
+            format!("contains no files to publish ({} paths left out; see --dry-run)", left_out.len())
+        };
+        return Err(refuse(dir, reason));
     }
     let mut slots: Vec<Option<Result<PlannedFile, ReleaseError>>> = (0..count).map(|_| None).collect();
     for (i, result) in hashed {
@@ -181,33 +240,81 @@ fn scan_and_hash(
             None => {}
         }
     }
-    Ok(files)
+    Ok((files, left_out))
+}
+
+/// Refuses the plan if any hidden path was neither excluded nor asked for.
+fn refuse_hidden(dir: &Path, left_out: &[LeftOutPath]) -> Result<(), ReleaseError> {
+    let hidden: Vec<&str> = left_out.iter().filter(|l| l.reason == LeftOut::Hidden).map(|l| l.path.as_str()).collect();
+    if hidden.is_empty() {
+        return Ok(());
+    }
+    let mut listed = hidden.iter().take(HIDDEN_LISTED).copied().collect::<Vec<_>>().join(", ");
+    if hidden.len() > HIDDEN_LISTED {
+        listed.push_str(&format!(" and {} more", hidden.len() - HIDDEN_LISTED));
+    }
+    Err(refuse(
+        dir,
+        format!(
+            "contains {} hidden path(s) that would be published at public, immutable URLs: {listed}; remove \
+             them from the build, leave them out with --exclude PATTERN (e.g. --exclude .DS_Store), or publish \
+             them with --include PATTERN or --include-hidden",
+            hidden.len()
+        ),
+    ))
+}
+
+/// What the walk found: how many files it handed on, and what it left out.
+struct Walked {
+    count: usize,
+    left_out: Vec<LeftOutPath>,
 }
 
 /// Walks `dir` in file-name order, refusing anything that cannot be published
-/// safely, and hands each file to `found`; returns how many there were.
+/// safely, and hands each file to `found`; returns how many there were and
+/// what was left out. Left-out directories are not walked into (unless an
+/// `--include` could bring back part of one). After the first hidden path
+/// the walk only collects the others, for the refusal, and hands on nothing.
 /// Costs no `stat` per file (the type comes from the directory entry, the
 /// size from the hashing worker's `fstat`) unless a progress bar is drawn,
 /// which needs the total.
 fn walk(
     dir: &Path,
     version: &Version,
-    max_key_len: usize,
+    options: &PlanOptions,
+    roots: &BuildRoots,
     failed: &AtomicBool,
     progress: &ProgressBar,
     mut found: impl FnMut(usize, Found),
-) -> Result<usize, ReleaseError> {
-    let mut count = 0;
-    for entry in walkdir::WalkDir::new(dir).follow_links(false).sort_by_file_name().min_depth(1) {
+) -> Result<Walked, ReleaseError> {
+    let max_key_len = options.max_key_len;
+    let (mut count, mut left_out, mut refusing) = (0, Vec::new(), false);
+    let mut entries = walkdir::WalkDir::new(dir).follow_links(false).sort_by_file_name().min_depth(1).into_iter();
+    while let Some(entry) = entries.next() {
         if failed.load(Ordering::Relaxed) {
             break;
         }
-        let entry = entry.map_err(|e| {
-            let path = e.path().unwrap_or(dir).to_path_buf();
-            refuse(&path, format!("cannot be read: {e}"))
-        })?;
+        let entry = entry.map_err(|e| unreadable(e.path().unwrap_or(dir), &e))?;
         let path = entry.path();
         let kind = entry.file_type();
+        let rel_path = path.strip_prefix(dir).map_err(|_| refuse(path, "is outside the build directory"))?;
+        let verdict = if roots.manifests_in_build.as_deref() == Some(rel_path) {
+            Verdict::LeaveOut(LeftOut::ManifestsDir)
+        } else {
+            options.filter.verdict(rel_path, kind.is_dir())
+        };
+        if let Verdict::LeaveOut(reason) = verdict {
+            let whole_dir = kind.is_dir() && (reason == LeftOut::ManifestsDir || !options.filter.may_readmit());
+            if whole_dir {
+                entries.skip_current_dir();
+            }
+            if whole_dir || !kind.is_dir() {
+                refusing |= reason == LeftOut::Hidden;
+                let slash = if kind.is_dir() { "/" } else { "" };
+                left_out.push(LeftOutPath { path: format!("{}{slash}", rel_path.to_string_lossy()), reason });
+            }
+            continue;
+        }
         if kind.is_symlink() {
             return Err(refuse(
                 path,
@@ -221,10 +328,9 @@ fn walk(
         if !kind.is_file() {
             return Err(refuse(path, "is not a regular file (device, socket or pipe); remove it from the build"));
         }
-        let rel = path.strip_prefix(dir).map_err(|_| refuse(path, "is outside the build directory"))?;
         // Walked paths are clean (no `.`, `..` or doubled separators), and the
         // separator is `/`: the relative path is the key's tail as it is.
-        let rel = rel
+        let rel = rel_path
             .to_str()
             .ok_or_else(|| refuse(path, "has a name that is not valid UTF-8; rename it (URLs and S3 keys are UTF-8)"))?
             .to_string();
@@ -239,13 +345,16 @@ fn walk(
                 ),
             ));
         }
+        if refusing {
+            continue;
+        }
         if !progress.is_hidden() {
             progress.inc_length(entry.metadata().map_or(0, |m| m.len()));
         }
         found(count, Found { path: rel, key, source: entry.into_path() });
         count += 1;
     }
-    Ok(count)
+    Ok(Walked { count, left_out })
 }
 
 /// Hashes files from `queue` until it is closed; stops hashing (but keeps
@@ -279,14 +388,14 @@ fn hash_worker(
 }
 
 fn hash_one(found: Found, buf: &mut [u8]) -> Result<PlannedFile, ReleaseError> {
-    let file = std::fs::File::open(&found.source).map_err(|e| local("open", &found.source, e))?;
-    let meta = file.metadata().map_err(|e| local("stat", &found.source, e))?;
+    let file = std::fs::File::open(&found.source).map_err(|e| unreadable(&found.source, &e))?;
+    let meta = file.metadata().map_err(|e| unreadable(&found.source, &e))?;
     // Reading exactly the size `fstat` reported saves the read that would
     // find the end of a small file. A file that changes later is caught
     // where it is stored: the store hashes the bytes it writes and refuses
     // any that differ from this plan (`StoreError::ContentChanged`).
     let (integrity, size) =
-        Integrity::of_reader_with(file.take(meta.len()), buf).map_err(|e| local("read", &found.source, e))?;
+        Integrity::of_reader_with(file.take(meta.len()), buf).map_err(|e| unreadable(&found.source, &e))?;
     Ok(PlannedFile {
         content_type: crate::content_type::for_path(&found.path),
         path: found.path,
@@ -302,7 +411,39 @@ mod tests {
     use super::*;
 
     fn build(dir: &Path) -> Result<Plan, ReleaseError> {
-        Plan::build(dir, &Version::new(1, 0, 0), 1024, Progress::hidden())
+        build_with(dir, PlanOptions::new(1024))
+    }
+
+    fn build_with(dir: &Path, options: PlanOptions) -> Result<Plan, ReleaseError> {
+        Plan::build(dir, &Version::new(1, 0, 0), &options, Progress::hidden())
+    }
+
+    fn filtered(include_hidden: bool, exclude: &[&str], include: &[&str]) -> PlanOptions {
+        let strings = |v: &[&str]| v.iter().map(ToString::to_string).collect();
+        let filter = super::super::select::FilterOptions {
+            include_hidden,
+            exclude: strings(exclude),
+            include: strings(include),
+        };
+        PlanOptions { filter: Filter::new(&filter).unwrap(), ..PlanOptions::new(1024) }
+    }
+
+    fn build_dir(files: &[&str]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for file in files {
+            let path = dir.path().join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, file.as_bytes()).unwrap();
+        }
+        dir
+    }
+
+    fn paths(plan: &Plan) -> Vec<&str> {
+        plan.files.iter().map(|f| f.path.as_str()).collect()
+    }
+
+    fn left_out(plan: &Plan) -> Vec<(&str, &LeftOut)> {
+        plan.left_out.iter().map(|l| (l.path.as_str(), &l.reason)).collect()
     }
 
     #[test]
@@ -347,7 +488,7 @@ mod tests {
         // `manifests/<version>.json` is one name: 250 bytes of version fit, 251 do not.
         for (len, ok) in [(250, true), (251, false)] {
             let version = Version::parse(&format!("1.0.0-{}", "a".repeat(len - 6))).unwrap();
-            let plan = Plan::build(dir.path(), &version, 1024, Progress::hidden()).unwrap();
+            let plan = Plan::build(dir.path(), &version, &PlanOptions::new(1024), Progress::hidden()).unwrap();
             let checked = plan.check_keys(&store);
             assert_eq!(checked.is_ok(), ok, "{len}: {checked:?}");
             if let Err(e) = checked {
@@ -361,7 +502,81 @@ mod tests {
     fn keys_over_the_store_budget_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a".repeat(200)), b"x").unwrap();
-        let err = Plan::build(dir.path(), &Version::new(1, 0, 0), 100, Progress::hidden()).unwrap_err();
+        let err = build_with(dir.path(), PlanOptions::new(100)).unwrap_err();
         assert!(err.to_string().contains("shorten the path"), "{err}");
+    }
+
+    #[test]
+    fn hidden_paths_refuse_the_plan_and_are_all_named() {
+        let dir = build_dir(&["a.js", ".env", ".git/config", ".git/HEAD", "sub/.DS_Store"]);
+        let err = build(dir.path()).unwrap_err();
+        assert!(matches!(err, ReleaseError::Input { .. }), "{err}");
+        let err = err.to_string();
+        for named in ["3 hidden", ".env", ".git/", "sub/.DS_Store", "--include-hidden", "--exclude"] {
+            assert!(err.contains(named), "{named}: {err}");
+        }
+        assert!(!err.contains("config"), "a hidden directory is named once, not walked: {err}");
+        let plan = build_with(dir.path(), filtered(true, &[], &[])).unwrap();
+        assert_eq!(paths(&plan), [".env", ".git/HEAD", ".git/config", "a.js", "sub/.DS_Store"]);
+        assert!(plan.left_out.is_empty());
+    }
+
+    #[test]
+    fn many_hidden_paths_are_listed_up_to_a_bound_and_counted() {
+        let names: Vec<String> = (0..HIDDEN_LISTED + 5).map(|i| format!(".h{i:02}")).collect();
+        let mut files: Vec<&str> = names.iter().map(String::as_str).collect();
+        files.push("a.js");
+        let err = build(build_dir(&files).path()).unwrap_err().to_string();
+        assert!(err.contains(".h00") && err.contains(".h09") && !err.contains(".h10"), "{err}");
+        assert!(err.contains("and 5 more"), "{err}");
+    }
+
+    #[test]
+    fn excluded_and_included_paths_shape_the_plan_and_the_manifest() {
+        let dir = build_dir(&["a.js", "a.js.map", ".DS_Store", "docs/x.html", ".well-known/security.txt"]);
+        let options = filtered(false, &["*.map", ".DS_Store", "docs/"], &[".well-known/"]);
+        let plan = build_with(dir.path(), options).unwrap();
+        assert_eq!(paths(&plan), [".well-known/security.txt", "a.js"]);
+        let manifest = plan.manifest();
+        assert_eq!(manifest.files.keys().collect::<Vec<_>>(), [".well-known/security.txt", "a.js"]);
+        let excluded = |pattern: &str| LeftOut::Excluded { pattern: pattern.into() };
+        assert_eq!(
+            left_out(&plan),
+            [
+                (".DS_Store", &excluded(".DS_Store")),
+                ("a.js.map", &excluded("*.map")),
+                ("docs/x.html", &excluded("docs/"))
+            ],
+            "with an --include the walk looks inside left-out directories"
+        );
+        let plan = build_with(dir.path(), filtered(true, &["docs/"], &[])).unwrap();
+        assert_eq!(left_out(&plan), [("docs/", &excluded("docs/"))], "without, a directory is left out whole");
+    }
+
+    #[test]
+    fn the_manifests_dir_inside_the_build_is_left_out() {
+        let dir = build_dir(&["a.js", "manifests/1.0.0.json", "manifests/sri.json"]);
+        let options =
+            PlanOptions { manifests_dir: Some(dir.path().join("manifests")), ..filtered(false, &[], &["*.json"]) };
+        let plan = build_with(dir.path(), options).unwrap();
+        assert_eq!(paths(&plan), ["a.js"], "not even an --include brings it back");
+        assert_eq!(left_out(&plan), [("manifests/", &LeftOut::ManifestsDir)]);
+        let plan = build(dir.path()).unwrap();
+        assert_eq!(paths(&plan), ["a.js", "manifests/1.0.0.json", "manifests/sri.json"], "elsewhere it is a name");
+    }
+
+    #[test]
+    fn a_build_with_everything_left_out_says_so() {
+        let dir = build_dir(&["a.map"]);
+        let err = build_with(dir.path(), filtered(false, &["*.map"], &[])).unwrap_err().to_string();
+        assert!(err.contains("no files to publish") && err.contains("1 paths left out"), "{err}");
+    }
+
+    #[test]
+    fn a_build_overlapping_the_local_store_is_refused() {
+        let dir = build_dir(&["a.js"]);
+        let options = PlanOptions { store_root: Some(dir.path().join("cdn")), ..PlanOptions::new(1024) };
+        let err = build_with(dir.path(), options).unwrap_err();
+        assert!(matches!(err, ReleaseError::Input { .. }) && err.to_string().contains("contains the local store"));
     }
 }
