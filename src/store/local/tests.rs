@@ -226,3 +226,24 @@ fn the_first_write_removes_temp_files_of_dead_writers_and_keeps_live_ones() {
     let removed = sweep::sweep(&store.root).unwrap();
     assert_eq!(removed, StaleTemp { files: 1, bytes: 1 });
 }
+
+#[test]
+fn a_store_written_before_the_hashed_layout_keeps_its_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path().to_path_buf());
+    let k = key("sdk/1.0.0/old.js");
+    std::fs::create_dir_all(store.data_path(&k).parent().unwrap()).unwrap();
+    std::fs::write(store.data_path(&k), b"old").unwrap();
+    let ino = std::fs::metadata(store.data_path(&k)).unwrap().ino();
+    // The sidecar exactly as earlier releases wrote it, beside the data tree's mirror.
+    let legacy = names::legacy_sidecar(&store.root, &k);
+    std::fs::create_dir_all(legacy.parent().unwrap()).unwrap();
+    let json = serde_json::json!({
+        "content_type": "text/javascript", "cache_control": "no-cache", "sri": sri(b"old"),
+        "etag": content_etag(b"old"), "size": 3, "ino": ino,
+    });
+    std::fs::write(&legacy, json.to_string()).unwrap();
+    assert_eq!(store.head_sync(&k).unwrap().unwrap().headers, Some(headers(sri(b"old"))));
+    store.delete_sync(&k).unwrap();
+    assert!(!legacy.exists(), "a delete removes the old sidecar too");
+}
