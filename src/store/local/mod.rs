@@ -40,12 +40,13 @@
 //! costs one flush per file; BENCHMARKS.md measures it and explains why one
 //! `syncfs` per publish, measured as the alternative, was not kept.
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -73,12 +74,22 @@ pub struct LocalStore {
     root: PathBuf,
     /// Whether this process has swept stale temp files yet (once per store).
     swept: Arc<AtomicBool>,
+    /// Sidecars this process found to describe data files they were not
+    /// bound to and could not rebind (a read-only copy of a store): believed
+    /// again for the same inode without hashing every read.
+    verified: Arc<Mutex<HashMap<Key, Verified>>>,
 }
+
+/// A data file (device, inode, size) and the sidecar found to describe its bytes.
+type Verified = (u64, u64, u64, Sidecar);
+
+/// Most bindings [`LocalStore::verified`] keeps before it starts afresh.
+const MAX_VERIFIED: usize = 65_536;
 
 impl LocalStore {
     /// A store rooted at `root` (created on first write).
     pub fn new(root: PathBuf) -> Self {
-        LocalStore { root, swept: Arc::new(AtomicBool::new(false)) }
+        LocalStore { root, swept: Arc::new(AtomicBool::new(false)), verified: Arc::default() }
     }
 
     fn data_path(&self, key: &Key) -> PathBuf {
@@ -116,7 +127,7 @@ impl LocalStore {
     /// file is open (listings).
     fn meta_of(&self, key: &Key, data: &fs::Metadata, file: Option<&File>) -> Result<ObjectMeta, StoreError> {
         let found = sidecar::read(&self.root, key);
-        if let Some(s) = found.as_ref().filter(|s| s.names_inode(data)) {
+        if let Some(s) = found.as_ref().filter(|s| s.names_inode(data) || self.verified_before(key, s, data)) {
             return Ok(ObjectMeta {
                 key: key.clone(),
                 size: data.len(),
@@ -125,6 +136,8 @@ impl LocalStore {
             });
         }
         let path = self.data_path(key);
+        #[cfg(test)]
+        tests::HASHED.with(|n| n.set(n.get() + 1));
         let integrity = match file {
             Some(file) => integrity_of_open(file),
             None => File::open(&path).and_then(|f| integrity_of_open(&f)),
@@ -132,7 +145,9 @@ impl LocalStore {
         .map_err(|e| StoreError::io("read", &path, e))?;
         let headers = match found {
             Some(s) if s.describes(data.len(), &integrity) => {
-                self.rebind(key, &s, data);
+                if !self.rebind(key, &s, data) {
+                    self.remember(key, &s, data);
+                }
                 Some(s.headers())
             }
             _ => None,
@@ -145,16 +160,34 @@ impl LocalStore {
     /// effort and only under the key's lock, taken without waiting: no
     /// writer is then between its sidecar and its data, and the data and
     /// sidecar are checked to be the ones just compared.
-    fn rebind(&self, key: &Key, found: &Sidecar, data: &fs::Metadata) {
-        let Ok(lock) = File::options().write(true).open(names::lock(&self.root, key)) else { return };
+    /// Returns whether the sidecar was rebound.
+    fn rebind(&self, key: &Key, found: &Sidecar, data: &fs::Metadata) -> bool {
+        let Ok(lock) = File::options().write(true).open(names::lock(&self.root, key)) else { return false };
         if lock.try_lock().is_err() {
-            return;
+            return false;
         }
-        let Ok(now) = fs::metadata(self.data_path(key)) else { return };
+        let Ok(now) = fs::metadata(self.data_path(key)) else { return false };
         let unchanged = now.ino() == data.ino() && now.dev() == data.dev();
-        if unchanged && sidecar::read(&self.root, key).is_some_and(|s| s.same(found)) {
-            let _ = sidecar::write(&self.root, key, &found.rebound(key, data), true);
+        unchanged
+            && sidecar::read(&self.root, key).is_some_and(|s| s.same(found))
+            && sidecar::write(&self.root, key, &found.rebound(key, data), true).is_ok()
+    }
+
+    /// Remembers that `found` describes the bytes of `data` (same inode
+    /// means same bytes: objects are never modified in place).
+    fn remember(&self, key: &Key, found: &Sidecar, data: &fs::Metadata) {
+        let Ok(mut verified) = self.verified.lock() else { return };
+        if verified.len() >= MAX_VERIFIED {
+            verified.clear();
         }
+        verified.insert(key.clone(), (data.dev(), data.ino(), data.len(), found.clone()));
+    }
+
+    fn verified_before(&self, key: &Key, found: &Sidecar, data: &fs::Metadata) -> bool {
+        let Ok(verified) = self.verified.lock() else { return false };
+        verified.get(key).is_some_and(|(dev, ino, size, s)| {
+            (*dev, *ino, *size) == (data.dev(), data.ino(), data.len()) && s == found
+        })
     }
 
     /// Like [`LocalStore::open_sync`] without keeping the file: the file is

@@ -11,7 +11,8 @@
 //! (objects are never modified in place) and nothing is read. After `cp -a`,
 //! `rsync -a` or `tar`, every inode is new: the data is hashed once,
 //! compared with the sidecar, and the sidecar is rebound to the new inode
-//! under the key's lock, so the next read is fast again.
+//! under the key's lock, so the next read is fast again (on a read-only
+//! copy, the process remembers the binding instead).
 
 use std::fs::{self, File};
 use std::io::{self, Read};
@@ -27,7 +28,7 @@ use crate::integrity::Integrity;
 use crate::store::{Headers, Key, StoreError};
 
 /// The sidecar kept for each object.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Sidecar {
     /// The key it belongs to (absent in sidecars of earlier releases).
     #[serde(default, skip_serializing_if = "Option::is_none")]

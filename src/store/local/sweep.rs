@@ -2,7 +2,8 @@
 //! power loss): without this `.sdk-cdn/tmp` only grows.
 //!
 //! A temp file is stale when its writer is certainly gone: its name says it
-//! was written on this host since this boot (`<host>-<pid>-<n>`, see
+//! was written on this host since this boot, in this pid namespace
+//! (`<host>-<pid>-<n>`, see
 //! [`super::names::tmp`]) by a process that no longer exists, or nothing
 //! has touched it for [`STALE_AFTER`] (other hosts sharing the directory,
 //! earlier boots, older name formats). A live writer's file is never
@@ -20,6 +21,8 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use sha2::{Digest, Sha256};
+
 use super::names::{TMP_DIR, bookkeeping};
 use crate::store::StaleTemp;
 
@@ -29,14 +32,20 @@ pub(super) const STALE_AFTER: Duration = Duration::from_secs(3600);
 /// The host tag of a system where process ids cannot be checked.
 const UNKNOWN_HOST: &str = "x";
 
-/// A short tag for this host and boot (from the kernel's boot id): a pid in
-/// a temp name means something only to the same boot of the same host.
+/// A short tag for this host, boot and pid namespace (the kernel's boot id
+/// and `/proc/self/ns/pid`): a pid in a temp name means something only
+/// there. Containers sharing a store directory have other namespaces, so
+/// they never judge each other's writers by pid.
 pub(super) fn host_tag() -> &'static str {
     static TAG: OnceLock<String> = OnceLock::new();
     TAG.get_or_init(|| {
-        let id = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
-        let hex: String = id.chars().filter(char::is_ascii_hexdigit).take(8).collect();
-        if hex.len() == 8 && Path::new("/proc/self").exists() { hex } else { UNKNOWN_HOST.to_string() }
+        let boot = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+        let Ok(ns) = fs::read_link("/proc/self/ns/pid") else { return UNKNOWN_HOST.to_string() };
+        if boot.trim().is_empty() {
+            return UNKNOWN_HOST.to_string();
+        }
+        let digest = Sha256::digest(format!("{}\n{}", boot.trim(), ns.display()).as_bytes());
+        digest.iter().take(4).map(|b| format!("{b:02x}")).collect()
     })
 }
 

@@ -6,6 +6,15 @@ use std::os::unix::fs::MetadataExt;
 use super::etag::content_etag;
 use super::*;
 
+std::thread_local! {
+    /// How many times this thread's reads hashed a data file to check its sidecar.
+    pub(super) static HASHED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+fn hashed() -> usize {
+    HASHED.with(std::cell::Cell::get)
+}
+
 fn headers(sri: Option<String>) -> Headers {
     Headers { content_type: "text/javascript".into(), cache_control: "no-cache".into(), sri }
 }
@@ -143,6 +152,36 @@ fn a_copied_store_keeps_its_headers_and_rebinds_its_sidecars() {
     assert_eq!(meta.headers, Some(h));
     assert_eq!(meta.etag, content_etag(b"alert(1)"));
     assert!(sidecar::read(&copy.root, &k).unwrap().names_inode(&data), "rebound: the next read hashes nothing");
+    let before = hashed();
+    assert_eq!(copy.head_sync(&k).unwrap().unwrap().headers, Some(headers(sri(b"alert(1)"))));
+    assert_eq!(hashed(), before);
+}
+
+#[test]
+fn a_read_only_copy_hashes_each_object_once_per_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = LocalStore::new(dir.path().join("a"));
+    let k = key("sdk/1.0.0/a.js");
+    let h = headers(sri(b"alert(1)"));
+    original.put_sync(&k, Body::Bytes("alert(1)".into()), &h, PutMode::Create).unwrap();
+    copy_tree(&dir.path().join("a"), &dir.path().join("b"));
+    // No lock can be taken (as on a read-only mount): the sidecar cannot be rebound.
+    let locks = dir.path().join("b").join(RESERVED_PREFIX).join("locks");
+    std::fs::remove_dir_all(&locks).unwrap();
+    std::fs::write(&locks, b"").unwrap();
+    let copy = LocalStore::new(dir.path().join("b"));
+    let before = hashed();
+    for _ in 0..3 {
+        assert_eq!(copy.head_sync(&k).unwrap().unwrap().headers, Some(h.clone()));
+    }
+    assert_eq!(hashed() - before, 1, "verified once, then believed for the same inode");
+    let data = std::fs::metadata(copy.data_path(&k)).unwrap();
+    assert!(!sidecar::read(&copy.root, &k).unwrap().names_inode(&data), "nothing was written");
+    // A new inode (the file replaced) is checked again.
+    std::fs::copy(copy.data_path(&k), dir.path().join("x")).unwrap();
+    std::fs::rename(dir.path().join("x"), copy.data_path(&k)).unwrap();
+    assert_eq!(copy.head_sync(&k).unwrap().unwrap().headers, Some(h));
+    assert_eq!(hashed() - before, 2);
 }
 
 #[test]
@@ -225,4 +264,25 @@ fn the_first_write_removes_temp_files_of_dead_writers_and_keeps_live_ones() {
     assert!(orphan.exists());
     let removed = sweep::sweep(&store.root).unwrap();
     assert_eq!(removed, StaleTemp { files: 1, bytes: 1 });
+}
+
+#[test]
+fn a_store_written_before_the_hashed_layout_keeps_its_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path().to_path_buf());
+    let k = key("sdk/1.0.0/old.js");
+    std::fs::create_dir_all(store.data_path(&k).parent().unwrap()).unwrap();
+    std::fs::write(store.data_path(&k), b"old").unwrap();
+    let ino = std::fs::metadata(store.data_path(&k)).unwrap().ino();
+    // The sidecar exactly as earlier releases wrote it, beside the data tree's mirror.
+    let legacy = names::legacy_sidecar(&store.root, &k);
+    std::fs::create_dir_all(legacy.parent().unwrap()).unwrap();
+    let json = serde_json::json!({
+        "content_type": "text/javascript", "cache_control": "no-cache", "sri": sri(b"old"),
+        "etag": content_etag(b"old"), "size": 3, "ino": ino,
+    });
+    std::fs::write(&legacy, json.to_string()).unwrap();
+    assert_eq!(store.head_sync(&k).unwrap().unwrap().headers, Some(headers(sri(b"old"))));
+    store.delete_sync(&k).unwrap();
+    assert!(!legacy.exists(), "a delete removes the old sidecar too");
 }
