@@ -164,6 +164,15 @@ Endpoints: GET|HEAD /api/sdk/sri, /api/sdk/sri/<version|latest>,
 stops accepting and lets in-flight requests finish.")]
     Serve(ServeArgs),
 
+    /// Make a minisign key pair for signing releases (NAME.key, NAME.pub).
+    #[command(after_help = "\
+Examples:
+  SDK_CDN_SIGN_KEY_PASSWORD=… sdk-cdn keygen          # ./sdk-cdn.key (password-protected) + ./sdk-cdn.pub
+  sdk-cdn keygen --no-password --dir keys --name sri   # unencrypted, for a CI secret store
+
+Never overwrites a file. Keys made by `minisign -G` work everywhere too.")]
+    Keygen(crate::signing::KeygenArgs),
+
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
     #[command(after_help = "\
 Examples:

@@ -41,6 +41,9 @@ pub enum Error {
     /// `serve` could not start.
     #[error(transparent)]
     Serve(#[from] crate::serve::ServeError),
+    /// A key or signature problem (`keygen`, `pin --pubkey`).
+    #[error(transparent)]
+    Signing(#[from] crate::signing::SigningError),
 }
 
 impl From<StoreError> for Error {
@@ -95,6 +98,7 @@ async fn dispatch(cli: &Cli) -> Result<Output, Error> {
         Command::Completions { shell } => Ok(completions(*shell)),
         Command::Man => man(),
         Command::Serve(args) => serve(global, args).await,
+        Command::Keygen(args) => Ok(crate::signing::run_keygen(args)?),
     }
 }
 

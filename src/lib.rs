@@ -13,5 +13,6 @@ pub mod progress;
 pub mod purge;
 pub mod release;
 pub mod serve;
+pub mod signing;
 pub mod store;
 pub mod version;
