@@ -44,6 +44,9 @@ pub enum Error {
     /// A key or signature problem (`keygen`, `pin --pubkey`).
     #[error(transparent)]
     Signing(#[from] crate::signing::SigningError),
+    /// `pin` refused.
+    #[error(transparent)]
+    Pin(#[from] crate::pin::PinError),
 }
 
 impl From<StoreError> for Error {
@@ -99,6 +102,7 @@ async fn dispatch(cli: &Cli) -> Result<Output, Error> {
         Command::Man => man(),
         Command::Serve(args) => serve(global, args).await,
         Command::Keygen(args) => Ok(crate::signing::run_keygen(args)?),
+        Command::Pin(args) => Ok(crate::pin::run(args).await?),
     }
 }
 

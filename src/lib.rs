@@ -9,6 +9,7 @@ pub mod content_type;
 pub mod integrity;
 pub mod layout;
 pub mod manifest;
+pub mod pin;
 pub mod progress;
 pub mod purge;
 pub mod release;
