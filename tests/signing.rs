@@ -105,13 +105,15 @@ fn we_verify_stock_minisign_signatures_and_sign_with_its_keys() {
     }
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let made = minisign(d, &["-G", "-p", "m.pub", "-s", "m.key"], &format!("{PASSWORD}\n{PASSWORD}\n"));
+    // Unencrypted (-W): minisign's own password hardening costs ~1 GiB and
+    // seconds per use; password-protected keys are crossed the other way below.
+    let made = minisign(d, &["-G", "-W", "-p", "m.pub", "-s", "m.key"], "");
     assert!(made.status.success(), "minisign -G: {}", String::from_utf8_lossy(&made.stderr));
     let public = PublicKey::load(&d.join("m.pub")).unwrap();
     let manifest = b"{\"version\":\"2.0.0\",\"files\":{}}\n";
     std::fs::write(d.join("2.0.0.json"), manifest).unwrap();
     let comment = format!("sdk-cdn/1 kind=manifest version=2.0.0 sha384={} time=1", support::sri_of(manifest));
-    let signed = minisign(d, &["-S", "-s", "m.key", "-m", "2.0.0.json", "-t", &comment], &format!("{PASSWORD}\n"));
+    let signed = minisign(d, &["-S", "-s", "m.key", "-m", "2.0.0.json", "-t", &comment], "");
     assert!(signed.status.success(), "minisign -S: {}", String::from_utf8_lossy(&signed.stderr));
     let sig = std::fs::read_to_string(d.join("2.0.0.json.minisig")).unwrap();
     let read = signing::verify_signature(manifest, &sig, &public, SignedKind::Manifest).unwrap();
@@ -119,15 +121,21 @@ fn we_verify_stock_minisign_signatures_and_sign_with_its_keys() {
     let err = signing::verify_signature(b"{}", &sig, &public, SignedKind::Manifest).unwrap_err();
     assert!(matches!(err, SigningError::BadSignature { .. }), "{err}");
     // A stock signature with minisign's default comment proves no content: refused.
-    minisign(d, &["-S", "-s", "m.key", "-m", "2.0.0.json", "-x", "plain.minisig"], &format!("{PASSWORD}\n"));
+    minisign(d, &["-S", "-s", "m.key", "-m", "2.0.0.json", "-x", "plain.minisig"], "");
     let plain = std::fs::read_to_string(d.join("plain.minisig")).unwrap();
     assert!(signing::verify_signature(manifest, &plain, &public, SignedKind::Manifest).is_err());
     // The key minisign made signs with our code, and minisign accepts the result.
-    let key = SecretKey::load(&KeySource::File(d.join("m.key")), Some(PASSWORD)).unwrap();
+    let key = SecretKey::load(&KeySource::File(d.join("m.key")), None).unwrap();
     let ours = signing::sign_manifest(&key, manifest, &semver::Version::new(2, 0, 0)).unwrap();
     std::fs::write(d.join("2.0.0.json.minisig"), ours).unwrap();
     let ok = minisign(d, &["-Vm", "2.0.0.json", "-p", "m.pub"], "");
     assert!(ok.status.success(), "minisign refused our signature: {}", String::from_utf8_lossy(&ok.stderr));
+    // Our password-protected key is a standard minisign key: the stock tool signs with it.
+    keygen(d, &[], Some(PASSWORD)).expect_code(0);
+    let signed = minisign(d, &["-S", "-s", "sdk-cdn.key", "-m", "2.0.0.json", "-x", "ours.minisig"], &format!("{PASSWORD}\n"));
+    assert!(signed.status.success(), "minisign -S with our key: {}", String::from_utf8_lossy(&signed.stderr));
+    let ok = minisign(d, &["-Vm", "2.0.0.json", "-x", "ours.minisig", "-p", "sdk-cdn.pub"], "");
+    assert!(ok.status.success(), "minisign refused: {}", String::from_utf8_lossy(&ok.stderr));
 }
 
 /// Rebuilds the signature base from the header values and checks the

@@ -113,11 +113,14 @@ impl SecretKey {
         if bytes.len() != SK_LEN || &bytes[..2] != ALG_ED25519 {
             return Err(not_key(&format!("{} bytes, expected {SK_LEN} starting with \"Ed\"", bytes.len())));
         }
-        let sk_box = minisign::SecretKeyBox::from_string(&format!("{COMMENT_PREFIX} sdk-cdn\n{b64}\n"))
-            .map_err(|e| not_key(&e.to_string()))?;
         let inner = if bytes[SK_KDF] == KDF_NONE {
-            minisign::SecretKey::from_unencrypted_box(sk_box).map_err(|e| not_key(&e.to_string()))?
+            // Not through `from_unencrypted_box`: `minisign -G -W` (0.11) writes
+            // an all-zero checksum, which that refuses as corrupt. The seed/public
+            // key check below proves the key instead.
+            minisign::SecretKey::from_bytes(&bytes).map_err(|e| not_key(&e.to_string()))?
         } else {
+            let sk_box = minisign::SecretKeyBox::from_string(&format!("{COMMENT_PREFIX} sdk-cdn\n{b64}\n"))
+                .map_err(|e| not_key(&e.to_string()))?;
             let password = password.ok_or_else(|| SigningError::PasswordNeeded { origin: origin.clone() })?;
             minisign::SecretKey::from_box(sk_box, Some(password.to_string())).map_err(|e| match e.kind() {
                 minisign::ErrorKind::Verify => SigningError::WrongPassword { origin: origin.clone() },
@@ -127,7 +130,12 @@ impl SecretKey {
         let public = minisign::PublicKey::from_secret_key(&inner).map_err(|e| not_key(&e.to_string()))?;
         let mut seed = [0u8; 32];
         seed.copy_from_slice(&inner.to_bytes()[SK_SEED]);
-        Ok(SecretKey { inner, public: PublicKey::from_minisign(public), seed })
+        let public = PublicKey::from_minisign(public);
+        // The stored public half must be the one the seed derives: a damaged
+        // key would otherwise sign with one key and name another.
+        aws_lc_rs::signature::Ed25519KeyPair::from_seed_and_public_key(&seed, &public.ed25519())
+            .map_err(|_| not_key("damaged: its public half does not match its seed"))?;
+        Ok(SecretKey { inner, public, seed })
     }
 
     /// [`SecretKey::load`] from `--sign-key`/the environment, with the
@@ -241,6 +249,19 @@ mod tests {
         let err = SecretKey::load(&source, None).unwrap_err();
         assert!(matches!(err, SigningError::NotASecretKey { .. }), "{err}");
         assert!(err.to_string().contains("$SDK_CDN_SIGN_KEY"), "{err}");
+    }
+
+    #[test]
+    fn an_unencrypted_key_without_checksum_loads_and_a_damaged_one_does_not() {
+        let pair = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
+        let mut bytes = pair.sk.to_bytes();
+        bytes[SK_LEN - 32..].fill(0); // as `minisign -G -W` writes it
+        let text = |b: &[u8]| KeySource::Text { env: ENV_SIGN_KEY, text: STANDARD.encode(b) };
+        let key = SecretKey::load(&text(&bytes), None).unwrap();
+        assert_eq!(key.public_key().to_base64(), pair.pk.to_base64());
+        bytes[SK_SEED.start] ^= 1;
+        let err = SecretKey::load(&text(&bytes), None).unwrap_err();
+        assert!(err.to_string().contains("damaged"), "{err}");
     }
 
     #[test]
