@@ -36,7 +36,8 @@ impl Published {
         let cwd = tempfile::tempdir().unwrap();
         for (version, js) in [("1.0.0", b"old\n".as_slice()), ("1.1.0", JS)] {
             let build = build_dir(&[("app.js", js), ("app.css", CSS)]);
-            run(&backend, cwd.path(), &["publish", build.path().to_str().unwrap(), "--version", version]).expect_code(0);
+            run(&backend, cwd.path(), &["publish", build.path().to_str().unwrap(), "--version", version])
+                .expect_code(0);
         }
         Published { backend, cwd }
     }
@@ -82,7 +83,8 @@ fn assert_pinned(page: &Path) {
     assert!(html.starts_with(HEAD) && html.ends_with(TAIL), "markup around the tags changed:\n{html}");
     let js = format!("src=\"https://cdn.example/sdk/1.1.0/app.js\" integrity=\"{}\"", sri_of(JS));
     assert!(html.contains(&js), "{html}");
-    let css = format!("href=\"/sdk/1.1.0/app.css\" rel=stylesheet integrity=\"{}\" crossorigin=\"anonymous\"", sri_of(CSS));
+    let css =
+        format!("href=\"/sdk/1.1.0/app.css\" rel=stylesheet integrity=\"{}\" crossorigin=\"anonymous\"", sri_of(CSS));
     assert!(html.contains(&css), "{html}");
     assert_eq!(html.matches("crossorigin=\"anonymous\"").count(), 2, "{html}");
 }
@@ -132,7 +134,10 @@ fn static_server(root: PathBuf) -> String {
             let mut stream = stream;
             let _ = match std::fs::read(root.join(&path)) {
                 Ok(body) => stream
-                    .write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).as_bytes())
+                    .write_all(
+                        format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len())
+                            .as_bytes(),
+                    )
                     .and_then(|()| stream.write_all(&body)),
                 Err(_) => stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
             };
@@ -254,9 +259,51 @@ fn an_unreachable_or_broken_index_exits_1() {
     p.pin(&[page.to_str().unwrap(), "--index", &format!("http://{dead}/api/sdk/sri")]).expect_code(1);
     p.pin(&[page.to_str().unwrap(), "--index", "no/such/index"]).expect_code(1);
     let broken = p.cwd.path().join("broken.json");
-    for body in ["<html>", "{\"version\":\"1.1.0\",\"files\":{\"1.1.0/app.js\":null}}", "{\"version\":\"1.1.0\",\"files\":{\"1.1.0/app.js\":\"\"}}"] {
+    for body in [
+        "<html>",
+        "{\"version\":\"1.1.0\",\"files\":{\"1.1.0/app.js\":null}}",
+        "{\"version\":\"1.1.0\",\"files\":{\"1.1.0/app.js\":\"\"}}",
+    ] {
         std::fs::write(&broken, body).unwrap();
         p.pin(&[page.to_str().unwrap(), "--index", broken.to_str().unwrap()]).expect_code(1);
     }
     assert_eq!(std::fs::read(&page).unwrap(), before);
+}
+
+/// The page a customer ships: the SDK from the CDN, then a script that
+/// reports whether it ran.
+const BROWSER_PAGE: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>pin</title></head><body>\n\
+    <script src=\"CDN/sdk/latest/haloagents.umd.js\"></script>\n\
+    <script>var p = document.createElement('p'); p.id = 'result';\n\
+    p.textContent = 'RESULT=' + (typeof window.HaloAgents === 'undefined' ? 'blocked' : 'loaded');\n\
+    document.body.appendChild(p);</script></body></html>\n";
+
+#[test]
+fn a_page_pinned_by_pin_runs_the_sdk_in_chromium_and_a_tampered_file_is_blocked() {
+    if !support::serve::tools_present(&["chromium"], "SDK_CDN_REQUIRE_BROWSER") {
+        return;
+    }
+    let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("dist");
+    let backend = backends::local();
+    let cwd = tempfile::tempdir().unwrap();
+    run(&backend, cwd.path(), &["publish", dist.to_str().unwrap(), "--version", "0.1.0"]).expect_code(0);
+    let served = Served::start(&backend, cwd.path(), &[]);
+    let site = tempfile::tempdir().unwrap();
+    let page = site.path().join("index.html");
+    std::fs::write(&page, BROWSER_PAGE.replace("CDN", &served.base_url())).unwrap();
+    let index = format!("{}/api/sdk/sri", served.base_url());
+    run_without_store(cwd.path(), &["pin", page.to_str().unwrap(), "--index", &index]).expect_code(0);
+    let pinned = std::fs::read_to_string(&page).unwrap();
+    assert!(pinned.contains("/sdk/0.1.0/haloagents.umd.js\" integrity=\"sha384-"), "{pinned}");
+    // The page comes from another origin than the CDN, as on a customer's site.
+    let url = format!("{}/index.html", static_server(site.path().to_path_buf()));
+    let result =
+        |dom: &str| ["RESULT=loaded", "RESULT=blocked"].into_iter().find(|r| dom.contains(r)).map(str::to_string);
+    assert_eq!(result(&support::chromium::dump_dom(&url)).as_deref(), Some("RESULT=loaded"));
+    // Someone changes the stored file behind the CDN: the pinned page refuses it.
+    let stored = PathBuf::from(&backend.args()[1]).join("sdk/0.1.0/haloagents.umd.js");
+    let mut js = std::fs::read(&stored).unwrap();
+    js.extend_from_slice(b"\nwindow.stolen = document.cookie;\n");
+    std::fs::write(&stored, js).unwrap();
+    assert_eq!(result(&support::chromium::dump_dom(&url)).as_deref(), Some("RESULT=blocked"));
 }

@@ -132,7 +132,8 @@ fn we_verify_stock_minisign_signatures_and_sign_with_its_keys() {
     assert!(ok.status.success(), "minisign refused our signature: {}", String::from_utf8_lossy(&ok.stderr));
     // Our password-protected key is a standard minisign key: the stock tool signs with it.
     keygen(d, &[], Some(PASSWORD)).expect_code(0);
-    let signed = minisign(d, &["-S", "-s", "sdk-cdn.key", "-m", "2.0.0.json", "-x", "ours.minisig"], &format!("{PASSWORD}\n"));
+    let signed =
+        minisign(d, &["-S", "-s", "sdk-cdn.key", "-m", "2.0.0.json", "-x", "ours.minisig"], &format!("{PASSWORD}\n"));
     assert!(signed.status.success(), "minisign -S with our key: {}", String::from_utf8_lossy(&signed.stderr));
     let ok = minisign(d, &["-Vm", "2.0.0.json", "-x", "ours.minisig", "-p", "sdk-cdn.pub"], "");
     assert!(ok.status.success(), "minisign refused: {}", String::from_utf8_lossy(&ok.stderr));

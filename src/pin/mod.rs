@@ -173,7 +173,8 @@ pub async fn run(args: &PinArgs) -> Result<Output, PinError> {
         (None, None) if args.check => String::new(),
         (None, None) => return Err(PinError::NoVersion { location: location.into() }),
     };
-    if !version.is_empty() && !index.files.keys().any(|k| k.strip_prefix(&version).is_some_and(|r| r.starts_with('/'))) {
+    if !version.is_empty() && !index.files.keys().any(|k| k.strip_prefix(&version).is_some_and(|r| r.starts_with('/')))
+    {
         return Err(PinError::VersionNotInIndex { version, location: location.into() });
     }
     let mode = match args.check {
@@ -206,10 +207,8 @@ async fn verified(source: &Source, location: &str, bytes: &[u8], key: &PublicKey
     let addressed = content_addressed_signature_key(location, bytes);
     let mut first_error = None;
     for at in [&beside, &addressed] {
-        let fetched = source
-            .fetch(at)
-            .await
-            .map_err(|detail| PinError::IndexUnreachable { location: at.clone(), detail })?;
+        let fetched =
+            source.fetch(at).await.map_err(|detail| PinError::IndexUnreachable { location: at.clone(), detail })?;
         let Fetched::Found(sig) = fetched else { continue };
         let text = String::from_utf8_lossy(&sig);
         match signing::verify_signature(bytes, &text, key, SignedKind::Index) {
@@ -228,7 +227,8 @@ fn compute(files: &[PathBuf], index: &SriIndex, mode: Mode<'_>) -> Result<Vec<(P
     let mut results = Vec::new();
     let mut problems = Vec::new();
     for path in files {
-        let bytes = std::fs::read(path).map_err(|e| PinError::FileRead { path: path.clone(), detail: e.to_string() })?;
+        let bytes =
+            std::fs::read(path).map_err(|e| PinError::FileRead { path: path.clone(), detail: e.to_string() })?;
         let html = String::from_utf8(bytes)
             .map_err(|_| PinError::FileRead { path: path.clone(), detail: "not UTF-8 text".into() })?;
         match pin_html(&html, index, mode) {
@@ -251,7 +251,9 @@ fn report(
     check: bool,
 ) -> Output {
     let mut text = match (signed, key) {
-        (Some(c), Some(k)) => format!("index signature verified: key {}, signed at {} (Unix time)\n", k.key_id(), c.time),
+        (Some(c), Some(k)) => {
+            format!("index signature verified: key {}, signed at {} (Unix time)\n", k.key_id(), c.time)
+        }
         _ => "index NOT verified (no --pubkey): it is trusted as served\n".to_string(),
     };
     let verb = if check { "checked" } else { "pinned" };

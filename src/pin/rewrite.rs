@@ -132,7 +132,8 @@ pub(crate) fn pin_html(html: &str, index: &SriIndex, mode: Mode<'_>) -> Result<R
                     mismatches.push(format!("{url}: loads {}, not the pinned version {wanted}", sdk.version));
                 }
                 if el.get_attribute(CROSSORIGIN).is_none() {
-                    mismatches.push(format!("{url}: no crossorigin attribute; browsers refuse cross-origin SRI without it"));
+                    mismatches
+                        .push(format!("{url}: no crossorigin attribute; browsers refuse cross-origin SRI without it"));
                 }
                 tags.push(PinnedTag { url: url.clone(), pinned_url: url.clone(), integrity: current });
             }
@@ -176,9 +177,14 @@ mod tests {
     #[test]
     fn urls_are_split_at_the_sdk_segment() {
         let url = SdkUrl::parse("https://cdn.example/sdk/latest/x/app.js?v=1#f").unwrap();
-        assert_eq!((url.prefix, url.version, url.file, url.suffix), ("https://cdn.example/sdk/", "latest", "x/app.js", "?v=1#f"));
+        assert_eq!(
+            (url.prefix, url.version, url.file, url.suffix),
+            ("https://cdn.example/sdk/", "latest", "x/app.js", "?v=1#f")
+        );
         assert_eq!(SdkUrl::parse("sdk/1.2.3/a.js").unwrap().version, "1.2.3");
-        for other in ["https://cdn.example/mysdk/1.0.0/a.js", "/sdk/next/a.js", "/sdk/1.0.0/", "/api/sdk/sri", "/other.js"] {
+        for other in
+            ["https://cdn.example/mysdk/1.0.0/a.js", "/sdk/next/a.js", "/sdk/1.0.0/", "/api/sdk/sri", "/other.js"]
+        {
             assert_eq!(SdkUrl::parse(other), None, "{other}");
         }
     }

@@ -21,7 +21,7 @@ type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Byt
 
 /// An index location: a URL or a file.
 pub(crate) enum Source {
-    Http(HttpsClient),
+    Http(Box<HttpsClient>),
     File,
 }
 
@@ -45,7 +45,7 @@ impl Source {
             .https_or_http()
             .enable_http1()
             .build();
-        Ok(Source::Http(Client::builder(TokioExecutor::new()).build(connector)))
+        Ok(Source::Http(Box::new(Client::builder(TokioExecutor::new()).build(connector))))
     }
 
     /// Fetches `location`; `Err` for anything that is neither the bytes nor a clean miss.

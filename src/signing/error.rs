@@ -66,7 +66,9 @@ pub enum SigningError {
         public_key_id: String,
     },
     /// The signature is malformed or its Ed25519 check fails.
-    #[error("the signature of {what} does not verify: {detail}; do not use these bytes (they or the signature were changed)")]
+    #[error(
+        "the signature of {what} does not verify: {detail}; do not use these bytes (they or the signature were changed)"
+    )]
     BadSignature {
         /// What was being verified.
         what: String,
@@ -74,7 +76,9 @@ pub enum SigningError {
         detail: String,
     },
     /// The signature is valid, but its trusted comment names other content.
-    #[error("the signature of {what} is genuine but signs something else: {detail}; it is stale or swapped, do not use these bytes")]
+    #[error(
+        "the signature of {what} is genuine but signs something else: {detail}; it is stale or swapped, do not use these bytes"
+    )]
     WrongContent {
         /// What was being verified.
         what: String,
@@ -116,7 +120,9 @@ impl SigningError {
     /// does not prove what is published (a conflict with it), 1 for I/O.
     pub fn exit_code(&self) -> u8 {
         match self {
-            SigningError::KeyIdMismatch { .. } | SigningError::BadSignature { .. } | SigningError::WrongContent { .. } => 3,
+            SigningError::KeyIdMismatch { .. }
+            | SigningError::BadSignature { .. }
+            | SigningError::WrongContent { .. } => 3,
             SigningError::Sign { .. } | SigningError::KeyWrite { .. } => 1,
             _ => 2,
         }

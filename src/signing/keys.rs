@@ -245,7 +245,10 @@ mod tests {
 
     #[test]
     fn a_public_key_is_not_a_secret_key() {
-        let source = KeySource::Text { env: ENV_SIGN_KEY, text: "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3".into() };
+        let source = KeySource::Text {
+            env: ENV_SIGN_KEY,
+            text: "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3".into(),
+        };
         let err = SecretKey::load(&source, None).unwrap_err();
         assert!(matches!(err, SigningError::NotASecretKey { .. }), "{err}");
         assert!(err.to_string().contains("$SDK_CDN_SIGN_KEY"), "{err}");

@@ -45,9 +45,14 @@ pub fn content_addressed_signature_key(key: &str, bytes: &[u8]) -> String {
 /// Signs `bytes` with `comment` as the trusted comment; returns the `.minisig` text.
 pub fn sign(key: &SecretKey, bytes: &[u8], comment: &TrustedComment) -> Result<String, SigningError> {
     let untrusted = format!("signature from sdk-cdn key {}", key.public.key_id());
-    let signature =
-        minisign::sign(Some(&key.public.inner), &key.inner, Cursor::new(bytes), Some(&comment.to_string()), Some(&untrusted))
-            .map_err(|e| SigningError::Sign { what: what(comment.kind).into(), detail: e.to_string() })?;
+    let signature = minisign::sign(
+        Some(&key.public.inner),
+        &key.inner,
+        Cursor::new(bytes),
+        Some(&comment.to_string()),
+        Some(&untrusted),
+    )
+    .map_err(|e| SigningError::Sign { what: what(comment.kind).into(), detail: e.to_string() })?;
     Ok(signature.into_string())
 }
 
@@ -86,7 +91,8 @@ pub fn verify_signature(
 ) -> Result<TrustedComment, SigningError> {
     let what = what(expected).to_string();
     let bad = |detail: String| SigningError::BadSignature { what: what.clone(), detail };
-    let signature = minisign::SignatureBox::from_string(minisig).map_err(|e| bad(format!("not a minisign signature ({e})")))?;
+    let signature =
+        minisign::SignatureBox::from_string(minisig).map_err(|e| bad(format!("not a minisign signature ({e})")))?;
     let (signed_by, trusted) = (signature.keynum(), pubkey.inner.keynum());
     if signed_by != trusted {
         return Err(SigningError::KeyIdMismatch {

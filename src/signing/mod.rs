@@ -42,9 +42,7 @@ mod sri_headers;
 pub use comment::{NO_VERSION, SignedKind, TrustedComment};
 pub use error::SigningError;
 pub use keygen::{KeygenArgs, run_keygen};
-pub use keys::{
-    KeySource, PublicKey, SecretKey, ENV_SIGN_KEY, ENV_SIGN_KEY_FILE, ENV_SIGN_KEY_PASSWORD,
-};
+pub use keys::{ENV_SIGN_KEY, ENV_SIGN_KEY_FILE, ENV_SIGN_KEY_PASSWORD, KeySource, PublicKey, SecretKey};
 pub use minisig::{
     SIGNATURE_SUFFIX, content_addressed_signature_key, index_signature_key, sign, sign_index, sign_manifest,
     verify_signature,

@@ -123,7 +123,10 @@ mod tests {
         let public = STANDARD.decode("JrQLj5P/89iXES9+vFgrIy29clF9CC/oPPsw3c5D0bs=").unwrap();
         let pair = Ed25519KeyPair::from_seed_and_public_key(&seed, &public).unwrap();
         let params = signature_params(&public.try_into().unwrap());
-        assert_eq!(params, "(\"unencoded-digest\";sf);keyid=\"JrQLj5P/89iXES9+vFgrIy29clF9CC/oPPsw3c5D0bs=\";tag=\"ed25519-integrity\"");
+        assert_eq!(
+            params,
+            "(\"unencoded-digest\";sf);keyid=\"JrQLj5P/89iXES9+vFgrIy29clF9CC/oPPsw3c5D0bs=\";tag=\"ed25519-integrity\""
+        );
         let base = signature_base("sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:", &params);
         let signature = STANDARD.encode(pair.sign(base.as_bytes()).as_ref());
         assert_eq!(
