@@ -179,6 +179,7 @@ Examples:
   sdk-cdn pin index.html --index https://cdn.example.com/api/sdk/sri --pubkey RW…
   sdk-cdn pin dist/*.html --index https://cdn.example.com/api/sdk/sri --pubkey-file sdk-cdn.pub --version 1.4.0
   sdk-cdn pin --check dist/*.html --index https://cdn.example.com/api/sdk/sri --pubkey RW…   # CI gate
+  sdk-cdn pin index.html --index https://cdn.example.com/api/sdk/sri --pubkey RWold… --pubkey RWnew…   # key rotation
 
 Rewrites every <script src> and <link rel=stylesheet href> that loads
 …/sdk/<version|latest>/<file>: the pinned version in the URL, integrity and

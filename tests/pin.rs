@@ -159,6 +159,25 @@ fn a_signed_index_over_http_is_verified_then_used() {
 }
 
 #[test]
+fn during_a_key_rotation_any_one_of_the_given_keys_suffices() {
+    let p = Published::new();
+    let current = p.sign();
+    let next = key().public_key().to_base64();
+    let page = p.page("index.html", TAGS);
+    let index = p.index_path();
+    let out =
+        p.pin(&[page.to_str().unwrap(), "--index", index.to_str().unwrap(), "--pubkey", &next, "--pubkey", &current]);
+    out.expect_code(0);
+    assert_pinned(&page);
+    // Neither key signed it: refused, naming the signer's key id.
+    let other = key().public_key().to_base64();
+    let out =
+        p.pin(&[page.to_str().unwrap(), "--index", index.to_str().unwrap(), "--pubkey", &next, "--pubkey", &other]);
+    out.expect_code(3);
+    assert!(out.stderr.contains("not by the trusted key"), "{}", out.stderr);
+}
+
+#[test]
 fn a_tampered_index_with_a_key_is_refused_and_no_file_changes() {
     let p = Published::new();
     let pubkey = p.sign();

@@ -35,13 +35,14 @@ pub struct PinArgs {
     #[arg(long, value_name = "URL_OR_PATH")]
     pub index: String,
 
-    /// The publisher's minisign public key (RW…): the index must carry its valid signature.
-    #[arg(long, value_name = "KEY", conflicts_with = "pubkey_file")]
-    pub pubkey: Option<String>,
+    /// The publisher's minisign public key (RW…): the index must carry its
+    /// valid signature. Repeat it during a key rotation: any one key suffices.
+    #[arg(long, value_name = "KEY")]
+    pub pubkey: Vec<String>,
 
-    /// The publisher's public key file (.pub), instead of --pubkey.
+    /// The publisher's public key file (.pub); repeatable, combinable with --pubkey.
     #[arg(long, value_name = "FILE")]
-    pub pubkey_file: Option<PathBuf>,
+    pub pubkey_file: Vec<PathBuf>,
 
     /// Pin this version (default: the one the index says latest/ serves).
     #[arg(long, value_name = "VERSION")]
@@ -139,11 +140,13 @@ impl PinError {
 /// Runs `pin`.
 pub async fn run(args: &PinArgs) -> Result<Output, PinError> {
     // The key first: a bad key is a usage error before any network.
-    let key = match (&args.pubkey, &args.pubkey_file) {
-        (Some(text), _) => Some(PublicKey::parse(text, "--pubkey")?),
-        (None, Some(path)) => Some(PublicKey::load(path)?),
-        (None, None) => None,
-    };
+    let mut keys = Vec::new();
+    for text in &args.pubkey {
+        keys.push(PublicKey::parse(text, "--pubkey")?);
+    }
+    for path in &args.pubkey_file {
+        keys.push(PublicKey::load(path)?);
+    }
     let location = args.index.as_str();
     let unreachable = |detail: String| PinError::IndexUnreachable { location: location.into(), detail };
     let source = Source::for_location(location).map_err(unreachable)?;
@@ -151,13 +154,13 @@ pub async fn run(args: &PinArgs) -> Result<Output, PinError> {
         Fetched::Found(bytes) => bytes,
         Fetched::Missing => return Err(unreachable("not found".into())),
     };
-    let signed = match &key {
-        Some(key) => Some(verified(&source, location, &bytes, key).await?),
-        None => None,
+    let signed = match keys.is_empty() {
+        true => None,
+        false => Some(verified(&source, location, &bytes, &keys).await?),
     };
     let index: SriIndex = serde_json::from_slice(&bytes)
         .map_err(|e| PinError::IndexInvalid { location: location.into(), detail: e.to_string() })?;
-    if let Some(comment) = &signed {
+    if let Some((comment, _)) = &signed {
         let says = index.version.as_ref().map_or_else(|| NO_VERSION.to_string(), ToString::to_string);
         if comment.version != says {
             return Err(SigningError::WrongContent {
@@ -182,7 +185,7 @@ pub async fn run(args: &PinArgs) -> Result<Output, PinError> {
         false => Mode::Pin(&version),
     };
     let results = compute(&args.files, &index, mode)?;
-    let report = report(&results, signed.as_ref(), key.as_ref(), &version, args.check);
+    let report = report(&results, signed.as_ref(), &version, args.check);
     if args.check {
         let mismatches: Vec<String> = results
             .iter()
@@ -199,10 +202,15 @@ pub async fn run(args: &PinArgs) -> Result<Output, PinError> {
     Ok(report)
 }
 
-/// Fetches the index's signature and verifies it; a signature that belongs
-/// to another version of the index (a cache of another age) is retried at
-/// its content-addressed name.
-async fn verified(source: &Source, location: &str, bytes: &[u8], key: &PublicKey) -> Result<TrustedComment, PinError> {
+/// Fetches the index's signature and verifies it under any of `keys`; a
+/// signature that belongs to another version of the index (a cache of
+/// another age) is retried at its content-addressed name.
+async fn verified(
+    source: &Source,
+    location: &str,
+    bytes: &[u8],
+    keys: &[PublicKey],
+) -> Result<(TrustedComment, PublicKey), PinError> {
     let beside = format!("{location}{SIGNATURE_SUFFIX}");
     let addressed = content_addressed_signature_key(location, bytes);
     let mut first_error = None;
@@ -211,9 +219,21 @@ async fn verified(source: &Source, location: &str, bytes: &[u8], key: &PublicKey
             source.fetch(at).await.map_err(|detail| PinError::IndexUnreachable { location: at.clone(), detail })?;
         let Fetched::Found(sig) = fetched else { continue };
         let text = String::from_utf8_lossy(&sig);
-        match signing::verify_signature(bytes, &text, key, SignedKind::Index) {
-            Ok(comment) => return Ok(comment),
-            Err(e) => first_error = first_error.or(Some(e)),
+        for key in keys {
+            match signing::verify_signature(bytes, &text, key, SignedKind::Index) {
+                Ok(comment) => return Ok((comment, key.clone())),
+                // "Made by another key" is expected for all but one key; any other reason says more.
+                Err(e) => {
+                    let better = match &first_error {
+                        None => true,
+                        Some(SigningError::KeyIdMismatch { .. }) => !matches!(e, SigningError::KeyIdMismatch { .. }),
+                        Some(_) => false,
+                    };
+                    if better {
+                        first_error = Some(e);
+                    }
+                }
+            }
         }
     }
     Err(match first_error {
@@ -245,13 +265,12 @@ fn compute(files: &[PathBuf], index: &SriIndex, mode: Mode<'_>) -> Result<Vec<(P
 
 fn report(
     results: &[(PathBuf, Rewritten)],
-    signed: Option<&TrustedComment>,
-    key: Option<&PublicKey>,
+    signed: Option<&(TrustedComment, PublicKey)>,
     version: &str,
     check: bool,
 ) -> Output {
-    let mut text = match (signed, key) {
-        (Some(c), Some(k)) => {
+    let mut text = match signed {
+        Some((c, k)) => {
             format!("index signature verified: key {}, signed at {} (Unix time)\n", k.key_id(), c.time)
         }
         _ => "index NOT verified (no --pubkey): it is trusted as served\n".to_string(),
@@ -264,7 +283,7 @@ fn report(
         }
     }
     let files: Vec<_> = results.iter().map(|(p, r)| json!({ "file": p, "tags": r.tags })).collect();
-    let signature = signed.zip(key).map(|(c, k)| json!({ "key_id": k.key_id(), "time": c.time }));
+    let signature = signed.map(|(c, k)| json!({ "key_id": k.key_id(), "time": c.time }));
     let json = json!({ "version": version, "check": check, "signature": signature, "files": files });
     Output { text, json }
 }
