@@ -173,6 +173,30 @@ Endpoints: GET|HEAD /api/sdk/sri, /api/sdk/sri/<version|latest>,
 stops accepting and lets in-flight requests finish.")]
     Serve(ServeArgs),
 
+    /// Make a minisign key pair for signing releases (NAME.key, NAME.pub).
+    #[command(after_help = "\
+Examples:
+  SDK_CDN_SIGN_KEY_PASSWORD=… sdk-cdn keygen          # ./sdk-cdn.key (password-protected) + ./sdk-cdn.pub
+  sdk-cdn keygen --no-password --dir keys --name sri   # unencrypted, for a CI secret store
+
+Never overwrites a file. Keys made by `minisign -G` work everywhere too.")]
+    Keygen(crate::signing::KeygenArgs),
+
+    /// Pin the SDK tags in HTML files to a version with its SRI, from a (signed) index.
+    #[command(after_help = "\
+Examples:
+  sdk-cdn pin index.html --index https://cdn.example.com/api/sdk/sri --pubkey RW…
+  sdk-cdn pin dist/*.html --index https://cdn.example.com/api/sdk/sri --pubkey-file sdk-cdn.pub --version 1.4.0
+  sdk-cdn pin --check dist/*.html --index https://cdn.example.com/api/sdk/sri --pubkey RW…   # CI gate
+  sdk-cdn pin index.html --index https://cdn.example.com/api/sdk/sri --pubkey RWold… --pubkey RWnew…   # key rotation
+
+Rewrites every <script src> and <link rel=stylesheet href> that loads
+…/sdk/<version|latest>/<file>: the pinned version in the URL, integrity and
+crossorigin=\"anonymous\"; all other bytes stay as they are. With a key, the
+index's signature (<index>.minisig) must verify first. On any error no file
+is written. --check writes nothing and exits 3 on a stale or missing integrity.")]
+    Pin(crate::pin::PinArgs),
+
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
     #[command(after_help = "\
 Examples:

@@ -42,6 +42,12 @@ pub enum Error {
     /// `serve` could not start.
     #[error(transparent)]
     Serve(#[from] crate::serve::ServeError),
+    /// A key or signature problem (`keygen`, `pin --pubkey`).
+    #[error(transparent)]
+    Signing(#[from] crate::signing::SigningError),
+    /// `pin` refused.
+    #[error(transparent)]
+    Pin(#[from] crate::pin::PinError),
 }
 
 impl From<StoreError> for Error {
@@ -96,6 +102,8 @@ async fn dispatch(cli: &Cli) -> Result<Output, Error> {
         Command::Completions { shell } => Ok(completions(*shell)),
         Command::Man => man(),
         Command::Serve(args) => serve(global, args).await,
+        Command::Keygen(args) => Ok(crate::signing::run_keygen(args)?),
+        Command::Pin(args) => Ok(crate::pin::run(args).await?),
     }
 }
 

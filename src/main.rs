@@ -55,6 +55,8 @@ fn exit_code(error: &Error) -> u8 {
         Error::Serve(sdk_cdn::serve::ServeError::Bind { .. }) => STORE_FAILURE,
         Error::Serve(sdk_cdn::serve::ServeError::Options(_)) => BAD_INPUT,
         Error::Verify(_) => CONFLICT,
+        Error::Signing(e) => e.exit_code(),
+        Error::Pin(e) => e.exit_code(),
         Error::Release(e) => match e {
             ReleaseError::Version(_)
             | ReleaseError::Input { .. }

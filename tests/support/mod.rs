@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod backends;
+pub mod chromium;
 pub mod cli;
 pub mod s3_server;
 pub mod serve;

@@ -1,0 +1,52 @@
+//! Headless Chromium for tests: load a URL with a fresh profile and return
+//! the DOM after load, within a deadline.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::serve::which;
+
+/// Longest a single page load may take, browser start included.
+pub const BROWSER_DEADLINE: Duration = Duration::from_secs(90);
+
+/// Loads `url` in headless Chromium and returns `--dump-dom`'s output.
+pub fn dump_dom(url: &str) -> String {
+    let chromium = which("chromium").expect("chromium is installed");
+    let profile = tempfile::tempdir().unwrap();
+    let mut child = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(["--dump-dom", url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromium");
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut dom = String::new();
+        let _ = stdout.read_to_string(&mut dom);
+        dom
+    });
+    let until = Instant::now() + BROWSER_DEADLINE;
+    // Polls the child with a deadline (no fixed wait for the browser).
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > until {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium did not finish loading {url} within {BROWSER_DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    reader.join().unwrap()
+}
