@@ -8,6 +8,7 @@ pub mod commands;
 pub mod content_type;
 pub mod integrity;
 pub mod layout;
+pub mod logging;
 pub mod manifest;
 pub mod progress;
 pub mod purge;
