@@ -247,10 +247,16 @@ fn as_json_error(response: Response) -> Response {
     let status = response.status();
     let allow = response.headers().get(header::ALLOW).and_then(|v| v.to_str().ok()).map(str::to_string);
     let message = match (status, &allow) {
-        (StatusCode::METHOD_NOT_ALLOWED, Some(allow)) => format!("method not allowed; this resource allows {allow}"),
+        (StatusCode::METHOD_NOT_ALLOWED, Some(_)) => {
+            format!("method not allowed; this resource allows {ALLOWED_METHODS}")
+        }
         _ => status.canonical_reason().unwrap_or("request failed").to_ascii_lowercase(),
     };
     let mut json = ApiError::new(status, message).into_response();
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        // axum lists the routed methods; OPTIONS is answered by `preflight` on every route.
+        json.headers_mut().insert(header::ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
+    }
     for (name, value) in response.headers() {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
             json.headers_mut().entry(name).or_insert_with(|| value.clone());
