@@ -17,7 +17,8 @@
 #   - every /sdk/latest/ body is exactly one of the published builds;
 #   - each new version is in the served index within --refresh plus one
 #     request after its publish exited;
-#   - resident memory of serve at start and end (reported, for "RSS flat").
+#   - resident memory of serve idle at start, under load at 10% of the run,
+#     and at the end (reported, for "RSS flat").
 #
 # Needs: python3, a built sdk-cdn (`cargo build`; this script builds the
 # debug binary if SDK_CDN_BIN is unset and it is missing). Listens on
@@ -93,6 +94,8 @@ rss_start=$(rss_kib "$serve_pid")
   done
 ) &
 publisher=$!
+# RSS once the load is warm (10% in), to tell load-sized buffers from growth.
+( sleep "$(python3 -c "print($DURATION * 0.1)")"; rss_kib "$serve_pid" >"$work/rss_warm" ) &
 
 python3 - "$addr" "$DURATION" "$CONNECTIONS" "$MAX_REQUESTS" "$RELEASES" "$work/load.json" <<'PY'
 import http.client, json, sys, threading, time
@@ -166,12 +169,13 @@ PY
 wait "$publisher" || { echo "soak.sh: a publish failed" >&2; exit 1; }
 rss_end=$(rss_kib "$serve_pid")
 
-python3 - "$work/load.json" "$work/published.txt" "$REFRESH" "$RELEASES" "$CONNECTIONS" "$rss_start" "$rss_end" <<'PY'
+rss_warm=$(cat "$work/rss_warm" 2>/dev/null || echo 0)
+python3 - "$work/load.json" "$work/published.txt" "$REFRESH" "$RELEASES" "$CONNECTIONS" "$rss_start" "$rss_end" "$rss_warm" <<'PY'
 import json, sys
 stats = json.load(open(sys.argv[1]))
 published = dict(line.split() for line in open(sys.argv[2]))
 refresh, releases, connections = float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-rss_start, rss_end = int(sys.argv[6]), int(sys.argv[7])
+rss_start, rss_end, rss_warm = int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8])
 ok = True
 lags = []
 for version, at in sorted(published.items()):
@@ -189,7 +193,7 @@ print("latency:         p50 %.1f ms, p99 %.1f ms, max %.1f ms" % (stats["p50_ms"
 print("failures:        %d non-2xx/304, %d connection errors, %d bad bodies" % (non_ok, stats["errors"], len(stats["bad"]) - stats["errors"]))
 for line in stats["bad"][:10]: print("  " + line)
 print("visibility:      %d/%d versions seen; lag after publish exited: max %.2f s (bound refresh + p99 = %.2f s)" % (len(lags), len(published), max(lags or [0]), bound))
-print("serve RSS:       %d KiB at start, %d KiB at end" % (rss_start, rss_end))
+print("serve RSS:       %d KiB idle at start, %d KiB under load at 10%%, %d KiB at the end" % (rss_start, rss_warm, rss_end))
 if non_ok or stats["bad"] or late or len(published) != releases or not ok:
     print("FAIL"); sys.exit(1)
 print("OK")

@@ -595,6 +595,7 @@ fn json_logs_are_one_object_per_line_with_request_fields_and_no_escapes() {
     assert_eq!(access[0]["bytes"], V1[0].1.len());
     assert_eq!(access[1]["request_id"], generated.as_str());
     assert_eq!(access[2]["status"], 404);
+    assert!(access[2]["bytes"].as_u64().unwrap() > 0, "the JSON error body is counted: {}", access[2]);
 }
 
 #[test]

@@ -25,7 +25,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, HttpBody};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{Next, from_fn, from_fn_with_state, map_response};
@@ -130,7 +130,13 @@ async fn observe(State(state): State<Arc<ServeState>>, request: Request, next: N
     let bytes = if method == Method::HEAD || response.status() == StatusCode::NOT_MODIFIED {
         0
     } else {
-        response.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0)
+        // Streamed files declare Content-Length; in-memory bodies know their size.
+        response
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .or_else(|| response.body().size_hint().exact())
+            .unwrap_or(0)
     };
     state.metrics.request(route, &method, status, took, bytes);
     if let Some(path) = path {
