@@ -251,11 +251,8 @@ fn is_plain_error(response: &Response) -> bool {
 
 fn as_json_error(response: Response) -> Response {
     let status = response.status();
-    let allow = response.headers().get(header::ALLOW).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let message = match (status, &allow) {
-        (StatusCode::METHOD_NOT_ALLOWED, Some(_)) => {
-            format!("method not allowed; this resource allows {ALLOWED_METHODS}")
-        }
+    let message = match status {
+        StatusCode::METHOD_NOT_ALLOWED => format!("method not allowed; this resource allows {ALLOWED_METHODS}"),
         _ => status.canonical_reason().unwrap_or("request failed").to_ascii_lowercase(),
     };
     let mut json = ApiError::new(status, message).into_response();

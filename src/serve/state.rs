@@ -339,3 +339,45 @@ pub(super) fn missing_index(sealed: usize) -> String {
          run `sdk-cdn reindex` to rebuild it from the sealed manifests"
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Body, Headers, LocalStore, PutMode};
+
+    async fn put_index(store: &dyn Store, bytes: &'static [u8]) {
+        let headers = Headers { content_type: layout::JSON_CONTENT_TYPE.into(), ..Headers::default() };
+        store
+            .put(&layout::index(), Body::Bytes(bytes::Bytes::from_static(bytes)), &headers, PutMode::Overwrite)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_parse_still_running_is_not_started_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(LocalStore::new(dir.path().to_path_buf()));
+        put_index(store.as_ref(), br#"{"version":null,"files":{}}"#).await;
+        let state = ServeState::new(Arc::clone(&store), &ServeOptions::default()).unwrap();
+        // As if a timed-out revalidation left its (uncancellable) parse running.
+        let running = Arc::clone(&state.preparing).try_acquire_owned().unwrap();
+        assert!(matches!(state.refresh().await, Err(RefreshError::Busy)));
+        assert!(matches!(state.loaded(), Loaded::Nothing));
+        drop(running);
+        assert_eq!(state.refresh().await.unwrap(), Refreshed::Updated(None));
+    }
+
+    #[tokio::test]
+    async fn an_index_over_the_cap_is_refused_before_it_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(LocalStore::new(dir.path().to_path_buf()));
+        let body = br#"{"version":null,"files":{"0.1.0/a.js":"sha384-x"}}"#;
+        put_index(store.as_ref(), body).await;
+        let options = ServeOptions { max_index_bytes: body.len() as u64 - 1, ..ServeOptions::default() };
+        let state = ServeState::new(Arc::clone(&store), &options).unwrap();
+        let refused = state.refresh().await.unwrap_err();
+        assert!(matches!(refused, RefreshError::TooLarge { size, .. } if size == body.len() as u64));
+        assert!(refused.is_refusal());
+        assert!(refused.to_string().contains("--max-index-bytes"), "{refused}");
+    }
+}
