@@ -249,12 +249,13 @@ impl ServeState {
         };
         let mut bytes = Vec::with_capacity(usize::try_from(meta.size.min(max)).unwrap_or(0));
         reader
-            .take(max + 1)
+            .take(max.saturating_add(1))
             .read_to_end(&mut bytes)
             .await
             .map_err(|e| ReleaseError::StoreUnusable(format!("reading {key} failed: {e}")))?;
+        // It grew between the `head` and this read: refused all the same.
         if bytes.len() as u64 > max {
-            return Err(RefreshError::TooLarge { size: bytes.len() as u64, max });
+            return Err(RefreshError::TooLarge { size: meta.size.max(bytes.len() as u64), max });
         }
         let etag = meta.etag;
         let snapshot = tokio::task::spawn_blocking(move || {
