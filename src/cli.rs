@@ -76,6 +76,10 @@ pub struct GlobalArgs {
     /// Only errors on stderr; no progress bars.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+
+    /// Log lines on stderr as text (coloured only on a terminal without NO_COLOR) or one JSON object per line.
+    #[arg(long, global = true, env = "SDK_CDN_LOG_FORMAT", value_enum, default_value_t = crate::logging::LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: crate::logging::LogFormat,
 }
 
 /// The commands.
@@ -168,7 +172,7 @@ Examples:
   curl -s http://127.0.0.1:8080/api/sdk/sri | jq -r '.files[\"0.1.0/haloagents.umd.js\"]'
 
 Endpoints: GET|HEAD /api/sdk/sri, /api/sdk/sri/<version|latest>,
-/sdk/<version|latest>/<path> and /healthz. The index is revalidated every
+/sdk/<version|latest>/<path>, /healthz, /readyz and /metrics. The index is revalidated every
 --refresh seconds; a publish shows up without a restart. SIGTERM or Ctrl-C
 stops accepting and lets in-flight requests finish.")]
     Serve(ServeArgs),
@@ -350,6 +354,18 @@ pub struct ServeArgs {
     /// Cache-Control of /api/sdk/sri (never `immutable`: the index changes on every publish).
     #[arg(long, default_value = INDEX_CACHE_CONTROL, value_name = "VALUE", value_parser = parse_index_cache_control)]
     pub index_cache_control: String,
+
+    /// Serve /metrics (Prometheus) on this separate address only, instead of on --addr.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+
+    /// Largest api/sdk/sri the service will load (bytes); a larger one is refused and /readyz says why.
+    #[arg(long, default_value_t = crate::serve::DEFAULT_MAX_INDEX_BYTES, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1024..))]
+    pub max_index_bytes: u64,
+
+    /// /readyz answers 503 once the index was last confirmed against the store longer ago than this.
+    #[arg(long, default_value = "60", value_name = "SECONDS", value_parser = parse_refresh)]
+    pub ready_max_age: std::time::Duration,
 }
 
 /// CDN purge options of commands that can change `latest/` or the index.

@@ -396,6 +396,9 @@ async fn serve(global: &GlobalArgs, args: &crate::cli::ServeArgs) -> Result<Outp
         addr: args.addr,
         refresh: args.refresh,
         index_cache_control: args.index_cache_control.clone(),
+        metrics_addr: args.metrics_addr,
+        max_index_bytes: args.max_index_bytes,
+        ready_max_age: args.ready_max_age,
         ..crate::serve::ServeOptions::default()
     };
     crate::serve::run(store, options).await?;

@@ -9,6 +9,7 @@ pub mod content_type;
 pub mod headers;
 pub mod integrity;
 pub mod layout;
+pub mod logging;
 pub mod manifest;
 pub mod pause;
 pub mod pin;

@@ -18,7 +18,10 @@ const UNSAFE_STORE: u8 = 4;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(&cli);
+    sdk_cdn::logging::init(
+        sdk_cdn::logging::Verbosity { quiet: cli.global.quiet, verbose: cli.global.verbose },
+        cli.global.log_format,
+    );
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -76,20 +79,4 @@ fn exit_code(error: &Error) -> u8 {
             | ReleaseError::Local { .. } => STORE_FAILURE,
         },
     }
-}
-
-fn init_tracing(cli: &Cli) {
-    let level = match (cli.global.quiet, cli.global.verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn",
-        (false, 1) => "info",
-        (false, _) => "debug",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("sdk_cdn={level}")));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::env::var_os("NO_COLOR").is_none())
-        .init();
 }

@@ -54,6 +54,7 @@ impl ApiError {
 
     /// The store failed while answering; details go to the log only.
     pub(super) fn store(error: &dyn std::fmt::Display) -> Self {
+        super::metrics::store_error();
         tracing::warn!("store error while serving a request: {error}");
         Self::new(StatusCode::BAD_GATEWAY, "the store could not be read; try again later")
     }

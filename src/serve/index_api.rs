@@ -70,7 +70,7 @@ pub(super) async fn version(
             let name = v.to_string();
             let from_index = match state.loaded() {
                 Loaded::Index(snapshot) => snapshot.index.for_version(&name),
-                Loaded::NoIndex | Loaded::Nothing => BTreeMap::new(),
+                Loaded::NoIndex | Loaded::Missing { .. } | Loaded::Nothing => BTreeMap::new(),
             };
             let files = if from_index.is_empty() {
                 let Some(sealed) = state.sealed_manifest(v).await? else {
@@ -103,6 +103,10 @@ fn require_index(state: &ServeState) -> Result<Arc<IndexSnapshot>, ApiError> {
         Loaded::Index(snapshot) => Ok(snapshot),
         Loaded::NoIndex => Err(ApiError::not_found(
             "nothing is published yet: the store has no SRI index (run `sdk-cdn publish DIR --version V`)",
+        )),
+        Loaded::Missing { .. } => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the SRI index is missing from the store although versions are sealed; see /readyz",
         )),
         Loaded::Nothing => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

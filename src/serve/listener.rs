@@ -12,6 +12,9 @@
 //! - a connection older than `max_connection_age` is asked to close after
 //!   its current response.
 //!
+//! `/metrics` on its own address (`--metrics-addr`) is a second, plain axum
+//! listener: scrapes are few and come from inside the cluster.
+//!
 //! Shutdown: stop accepting, ask every connection to finish its in-flight
 //! response and close, wait for all permits to come back (at most
 //! `shutdown_grace`), then stop the refresh task.
@@ -28,6 +31,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
+use super::routes::metrics_app;
 use super::{Limits, ServeError, ServeOptions, ServeState, app};
 use crate::store::Store;
 
@@ -38,6 +42,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     state: Arc<ServeState>,
     limits: Limits,
 }
@@ -51,7 +56,11 @@ impl Server {
         let state = ServeState::new(store, &options)?;
         let listener =
             TcpListener::bind(options.addr).await.map_err(|source| ServeError::Bind { addr: options.addr, source })?;
-        Ok(Server { listener, state, limits: options.limits })
+        let metrics_listener = match options.metrics_addr {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })?),
+            None => None,
+        };
+        Ok(Server { listener, metrics_listener, state, limits: options.limits })
     }
 
     /// The bound address (the real port when 0 was asked for).
@@ -59,17 +68,32 @@ impl Server {
         self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
+    /// The bound `/metrics` address, when it has its own.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// Loads the index, then serves until `shutdown` completes and in-flight
     /// requests have finished (or `shutdown_grace` ran out).
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
-        let Server { listener, state, limits } = self;
+        let Server { listener, metrics_listener, state, limits } = self;
         // Clients that connect meanwhile wait in the backlog: they never see
         // a half-started service.
         let _ = state.refresh().await;
         let refresher = state.spawn_refresh();
-        let app = app(state);
-        let permits = Arc::new(Semaphore::new(limits.max_connections as usize));
         let (stop, stopping) = watch::channel(false);
+        let metrics_server = metrics_listener.map(|listener| {
+            let mut stopping = stopping.clone();
+            let metrics = axum::serve(listener, metrics_app(Arc::clone(&state)))
+                .with_graceful_shutdown(async move { drop(stopping.wait_for(|stop| *stop).await) });
+            tokio::spawn(async move {
+                if let Err(e) = metrics.await {
+                    tracing::warn!("the /metrics listener failed: {e}");
+                }
+            })
+        });
+        let app = app(Arc::clone(&state));
+        let permits = Arc::new(Semaphore::new(limits.max_connections as usize));
         tokio::pin!(shutdown);
         loop {
             let permit = tokio::select! {
@@ -90,9 +114,11 @@ impl Server {
                     }
                 },
             };
-            let (app, limits, stopping) = (app.clone(), limits.clone(), stopping.clone());
+            let (app, limits, stopping, state) = (app.clone(), limits.clone(), stopping.clone(), Arc::clone(&state));
             tokio::spawn(async move {
+                state.metrics.connections().inc();
                 connection(stream, app, &limits, stopping).await;
+                state.metrics.connections().dec();
                 drop(permit);
             });
         }
@@ -101,9 +127,15 @@ impl Server {
         let _ = stop.send(true);
         let all = limits.max_connections;
         if tokio::time::timeout(limits.shutdown_grace, permits.acquire_many(all)).await.is_err() {
-            tracing::warn!("some connections did not finish within {:?}; closing them", limits.shutdown_grace);
+            tracing::warn!(
+                "some connections did not finish within {}s; closing them",
+                limits.shutdown_grace.as_secs_f64()
+            );
         }
         refresher.abort();
+        if let Some(metrics) = metrics_server {
+            metrics.abort();
+        }
         Ok(())
     }
 }

@@ -4,13 +4,18 @@
 //! GET|HEAD /api/sdk/sri              the index, byte for byte (gzip/br on request), ETag + 304
 //! GET|HEAD /api/sdk/sri/<v|latest>   one sealed version's entries
 //! GET|HEAD /sdk/<v|latest>/<path>    the files, streamed from the store, with CORS for SRI
-//! GET|HEAD /healthz                  whether the index is fresh (see `health`)
+//! GET|HEAD /healthz                  liveness, and whether the index is fresh (see `health`)
+//! GET|HEAD /readyz                   readiness: 200 only with a current index, else 503 + reason
+//! GET      /metrics                  Prometheus/OpenMetrics text (or on `--metrics-addr` only)
+//! OPTIONS  any of the above          CORS preflight: 204
 //! ```
 //!
 //! How the pieces fit:
 //! - [`ServeState`] (state.rs) holds the index in memory and revalidates it
 //!   against the store every `refresh` (cheap `head` first); a failed check
-//!   keeps the last good index and is reported by `/healthz` (health.rs).
+//!   keeps the last good index and is reported by `/healthz` and `/readyz`
+//!   (health.rs); an index over `max_index_bytes` is never loaded.
+//! - [`Metrics`](metrics.rs) counts what the middleware and the listener see.
 //! - [`app`] (routes.rs) is the whole HTTP surface as a value: routes, JSON
 //!   errors, common headers, request guards and timeouts. Tests drive it
 //!   with `tower::ServiceExt::oneshot`.
@@ -27,6 +32,7 @@ mod files;
 mod health;
 mod index_api;
 mod listener;
+mod metrics;
 mod negotiate;
 mod request_path;
 mod routes;
@@ -49,6 +55,12 @@ use crate::store::Store;
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 /// Default interval between index revalidations.
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(2);
+/// Default cap on the size of `api/sdk/sri` the service loads: about 200,000
+/// files' entries, far beyond any real SDK history, and small enough that a
+/// load (parse + gzip + brotli) stays within seconds and tens of MiB.
+pub const DEFAULT_MAX_INDEX_BYTES: u64 = 64 * 1024 * 1024;
+/// Default bound on how long ago the index was confirmed for `/readyz` to say ready.
+pub const DEFAULT_READY_MAX_AGE: Duration = Duration::from_secs(60);
 
 /// How to run the service.
 #[derive(Debug, Clone)]
@@ -61,6 +73,12 @@ pub struct ServeOptions {
     pub index_cache_control: String,
     /// Bounds on connections, headers and time.
     pub limits: Limits,
+    /// Serve `/metrics` on this address only (not on `addr`).
+    pub metrics_addr: Option<SocketAddr>,
+    /// The largest `api/sdk/sri` the service loads.
+    pub max_index_bytes: u64,
+    /// `/readyz` is 503 once the index was confirmed longer ago than this.
+    pub ready_max_age: Duration,
 }
 
 impl Default for ServeOptions {
@@ -70,6 +88,9 @@ impl Default for ServeOptions {
             refresh: DEFAULT_REFRESH,
             index_cache_control: INDEX_CACHE_CONTROL.to_string(),
             limits: Limits::default(),
+            metrics_addr: None,
+            max_index_bytes: DEFAULT_MAX_INDEX_BYTES,
+            ready_max_age: DEFAULT_READY_MAX_AGE,
         }
     }
 }
@@ -127,5 +148,8 @@ impl Default for Limits {
 pub async fn run(store: Arc<dyn Store>, options: ServeOptions) -> Result<(), ServeError> {
     let server = Server::bind(store, options).await?;
     eprintln!("listening on http://{}", server.local_addr());
+    if let Some(metrics) = server.metrics_addr() {
+        eprintln!("metrics on http://{metrics}/metrics");
+    }
     server.run_until(shutdown_signal()).await
 }

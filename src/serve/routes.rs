@@ -3,7 +3,9 @@
 //! listener serves the same value on a socket.
 //!
 //! Middleware, outermost first:
-//! 1. `log`: one line per request at `info` (`-v`).
+//! 1. `observe`: a request id (the client's `X-Request-Id` if sane, else a
+//!    new one; echoed in the response), the metrics of every request by
+//!    route *template*, and one access line at `info` (`-v`).
 //! 2. `finish`: every error becomes JSON `{"error", "status"}` (including
 //!    axum's own 404/405, whose `Allow` header is kept), and every response
 //!    gets `Access-Control-Allow-Origin: *`, `X-Content-Type-Options:
@@ -12,20 +14,27 @@
 //!    tags, so one policy for all routes is simpler than one per route.
 //! 3. `deadline`: a response head within `request_timeout`, or 504.
 //! 4. `guard`: no request body; no raw path that smuggles separators.
+//! 5. `preflight`: `OPTIONS` on any route is a CORS preflight, answered 204
+//!    here (browsers send one before a cross-origin `fetch` with custom
+//!    headers; without it they never make the real request).
 
-use std::sync::Arc;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::body::{Body, HttpBody};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{Next, from_fn, from_fn_with_state, map_response};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::error::ApiError;
 use super::state::ServeState;
-use super::{files, health, index_api, request_path};
+use super::{files, health, index_api, metrics, request_path};
 
 /// The SRI index.
 pub(super) const INDEX_PATH: &str = "/api/sdk/sri";
@@ -35,41 +44,173 @@ const VERSION_PATH: &str = "/api/sdk/sri/{version}";
 pub(super) const FILES_PREFIX: &str = "/sdk/";
 /// The files.
 const FILES_PATH: &str = "/sdk/{*path}";
-/// Health.
+/// Liveness and a health report.
 const HEALTH_PATH: &str = "/healthz";
+/// Readiness.
+const READY_PATH: &str = "/readyz";
+/// Prometheus metrics.
+pub(super) const METRICS_PATH: &str = "/metrics";
+/// The route label of requests no route matched.
+const UNMATCHED: &str = "unmatched";
+/// Every route template, for bounded metric labels.
+const ROUTES: [&str; 6] = [INDEX_PATH, VERSION_PATH, FILES_PATH, HEALTH_PATH, READY_PATH, METRICS_PATH];
 
 const CORP: HeaderName = HeaderName::from_static("cross-origin-resource-policy");
+/// Correlates a request across the load balancer, this service and its logs.
+pub(super) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// Longest client-supplied request id kept; longer or odd ones are replaced.
+const MAX_REQUEST_ID: usize = 128;
+/// What a preflight allows.
+const ALLOWED_METHODS: &str = "GET, HEAD, OPTIONS";
+/// How long browsers may cache a preflight answer (one day: the policy never changes).
+const PREFLIGHT_MAX_AGE: &str = "86400";
+/// Request headers echoed in one preflight answer at most.
+const MAX_PREFLIGHT_HEADERS: usize = 32;
 
-/// The service for `state`.
+/// The service for `state`, with `/metrics` unless it is served on its own address.
 pub fn app(state: Arc<ServeState>) -> Router {
     let timeout = state.request_timeout;
-    Router::new()
+    let mut router = Router::new()
         .route(INDEX_PATH, get(index_api::index))
         .route(VERSION_PATH, get(index_api::version))
         .route(FILES_PATH, get(files::file))
         .route(HEALTH_PATH, get(health::healthz))
+        .route(READY_PATH, get(health::readyz));
+    if state.metrics_on_main {
+        router = router.route(METRICS_PATH, get(metrics::metrics));
+    }
+    router
         .fallback(not_found)
+        .layer(from_fn(preflight))
         .layer(from_fn(guard))
         .layer(from_fn_with_state(timeout, deadline))
         .layer(map_response(finish))
-        .layer(from_fn(log))
+        .layer(from_fn_with_state(Arc::clone(&state), observe))
+        .with_state(state)
+}
+
+/// `/metrics` alone, for `--metrics-addr`.
+pub(super) fn metrics_app(state: Arc<ServeState>) -> Router {
+    Router::new()
+        .route(METRICS_PATH, get(metrics::metrics))
+        .fallback(|| async { ApiError::not_found("this address serves /metrics only") })
+        .layer(map_response(finish))
         .with_state(state)
 }
 
 async fn not_found() -> ApiError {
-    ApiError::not_found("no such resource; the service serves /api/sdk/sri, /sdk/<version>/<path> and /healthz")
+    ApiError::not_found(
+        "no such resource; the service serves /api/sdk/sri, /sdk/<version>/<path>, /healthz, /readyz and /metrics",
+    )
 }
 
-async fn log(request: Request, next: Next) -> Response {
-    // Costs nothing per request unless `-v` asked for these lines.
-    if !tracing::enabled!(tracing::Level::INFO) {
+/// Decrements a gauge when dropped (also when a request is cancelled).
+struct InFlight<'a>(&'a prometheus_client::metrics::gauge::Gauge);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+async fn observe(State(state): State<Arc<ServeState>>, request: Request, next: Next) -> Response {
+    let route = route_of(&request);
+    let id = request_id(request.headers());
+    let method = request.method().clone();
+    // The path only for the log line, and only when it is written.
+    let path = tracing::enabled!(tracing::Level::INFO).then(|| request.uri().path().to_string());
+    let started = Instant::now();
+    let mut response = {
+        state.metrics.requests_in_flight().inc();
+        let _in_flight = InFlight(state.metrics.requests_in_flight());
+        next.run(request).await
+    };
+    let took = started.elapsed();
+    let status = response.status().as_u16();
+    let bytes = if method == Method::HEAD || response.status() == StatusCode::NOT_MODIFIED {
+        0
+    } else {
+        // Streamed files declare Content-Length; in-memory bodies know their size.
+        response
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .or_else(|| response.body().size_hint().exact())
+            .unwrap_or(0)
+    };
+    state.metrics.request(route, &method, status, took, bytes);
+    if let Some(path) = path {
+        let latency_ms = (took.as_secs_f64() * 1e4).round() / 10.0;
+        let request_id = id.to_str().unwrap_or_default();
+        tracing::info!(%method, path, status, latency_ms, bytes, request_id, "{method} {path} {status} {latency_ms}ms");
+    }
+    response.headers_mut().insert(REQUEST_ID, id);
+    response
+}
+
+/// The route template that matched, from a closed set (never the raw path).
+fn route_of(request: &Request) -> &'static str {
+    let matched = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
+    ROUTES.into_iter().find(|route| Some(*route) == matched).unwrap_or(UNMATCHED)
+}
+
+/// The client's `X-Request-Id` when it is a plain token, otherwise a new one.
+fn request_id(headers: &HeaderMap) -> HeaderValue {
+    if let Some(id) = headers.get(REQUEST_ID)
+        && is_sane_request_id(id.as_bytes())
+    {
+        return id.clone();
+    }
+    new_request_id()
+}
+
+fn is_sane_request_id(id: &[u8]) -> bool {
+    (1..=MAX_REQUEST_ID).contains(&id.len()) && id.iter().all(|c| c.is_ascii_alphanumeric() || b"-_.:".contains(c))
+}
+
+/// `<random per process>-<counter>`: unique across replicas and restarts
+/// without a clock or a random number per request.
+fn new_request_id() -> HeaderValue {
+    static PROCESS: LazyLock<u64> = LazyLock::new(|| RandomState::new().hash_one(std::process::id()));
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let id = format!("{:016x}-{}", *PROCESS, NEXT.fetch_add(1, Ordering::Relaxed));
+    // Hex digits, a dash and decimal digits: always a valid header value.
+    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
+
+async fn preflight(request: Request, next: Next) -> Response {
+    if request.method() != Method::OPTIONS || route_of(&request) == UNMATCHED {
         return next.run(request).await;
     }
-    let (method, path) = (request.method().clone(), request.uri().path().to_string());
-    let started = Instant::now();
-    let response = next.run(request).await;
-    tracing::info!("{method} {path} {} {}ms", response.status().as_u16(), started.elapsed().as_millis());
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    let out = response.headers_mut();
+    out.insert(header::ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
+    out.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(ALLOWED_METHODS));
+    out.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static(PREFLIGHT_MAX_AGE));
+    // The answer depends on the request's header list: caches must key on it.
+    out.insert(header::VARY, HeaderValue::from_static("Access-Control-Request-Headers"));
+    if let Some(allowed) = allowed_headers(request.headers()) {
+        out.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, allowed);
+    }
     response
+}
+
+/// The requested header names that are plain tokens, lower-cased, at most
+/// [`MAX_PREFLIGHT_HEADERS`] of them; `None` when none are.
+fn allowed_headers(headers: &HeaderMap) -> Option<HeaderValue> {
+    let requested = headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS)?.to_str().ok()?;
+    let names: Vec<String> = requested
+        .split(',')
+        .map(str::trim)
+        .filter(|name| (1..=64).contains(&name.len()) && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-'))
+        .map(str::to_ascii_lowercase)
+        .take(MAX_PREFLIGHT_HEADERS)
+        .collect();
+    if names.is_empty() {
+        return None;
+    }
+    HeaderValue::from_str(&names.join(", ")).ok()
 }
 
 async fn finish(response: Response) -> Response {
@@ -110,12 +251,15 @@ fn is_plain_error(response: &Response) -> bool {
 
 fn as_json_error(response: Response) -> Response {
     let status = response.status();
-    let allow = response.headers().get(header::ALLOW).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let message = match (status, &allow) {
-        (StatusCode::METHOD_NOT_ALLOWED, Some(allow)) => format!("method not allowed; this resource allows {allow}"),
+    let message = match status {
+        StatusCode::METHOD_NOT_ALLOWED => format!("method not allowed; this resource allows {ALLOWED_METHODS}"),
         _ => status.canonical_reason().unwrap_or("request failed").to_ascii_lowercase(),
     };
     let mut json = ApiError::new(status, message).into_response();
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        // axum lists the routed methods; OPTIONS is answered by `preflight` on every route.
+        json.headers_mut().insert(header::ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
+    }
     for (name, value) in response.headers() {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
             json.headers_mut().entry(name).or_insert_with(|| value.clone());
@@ -133,5 +277,30 @@ mod tests {
         assert_eq!(INDEX_PATH, format!("/{}", crate::layout::INDEX_KEY));
         assert_eq!(FILES_PREFIX, format!("/{}", crate::layout::SDK_PREFIX));
         assert!(VERSION_PATH.starts_with(INDEX_PATH) && FILES_PATH.starts_with(FILES_PREFIX));
+    }
+
+    #[test]
+    fn only_plain_request_ids_are_kept() {
+        assert!(is_sane_request_id(b"0f1e-2d3c_4b.5a:69"));
+        for bad in [&b""[..], b"a b", b"a\"b", b"<script>", &[b'a'; MAX_REQUEST_ID + 1]] {
+            assert!(!is_sane_request_id(bad), "{bad:?}");
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(REQUEST_ID, HeaderValue::from_static("has space"));
+        let fresh = request_id(&headers);
+        assert_ne!(fresh, "has space");
+        assert_ne!(request_id(&HeaderMap::new()), fresh, "ids are unique");
+    }
+
+    #[test]
+    fn preflight_echoes_only_plain_header_names() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::ACCESS_CONTROL_REQUEST_HEADERS,
+            HeaderValue::from_static("X-Custom, if-none-match ,bad header,evil\"x"),
+        );
+        assert_eq!(allowed_headers(&headers).unwrap(), "x-custom, if-none-match");
+        headers.insert(header::ACCESS_CONTROL_REQUEST_HEADERS, HeaderValue::from_static("a b"));
+        assert_eq!(allowed_headers(&headers), None);
     }
 }

@@ -6,7 +6,19 @@
 //! `get`, a parse and the compression of the new body. A failed check (store
 //! unreachable, an index that does not parse, an index that vanished) never
 //! replaces a good index: the last good one stays in service and the
-//! failure is recorded for `/healthz`.
+//! failure is recorded for `/healthz` and `/readyz`.
+//!
+//! Loading is bounded in memory and time: an index larger than
+//! `max_index_bytes` is refused from its `head` size before any byte is
+//! read (and the read itself stops one byte past the bound, in case the
+//! object changed in between), and at most one parse runs at a time. A
+//! parse on a blocking thread cannot be cancelled, so a revalidation that
+//! times out leaves it running; the next one then reports "busy" instead of
+//! starting a second copy. With the size bounded, a parse is short anyway.
+//!
+//! A store with no index is either empty (nothing published yet) or has
+//! lost it while versions are sealed; one listing of `manifests/` per
+//! revalidation tells them apart, only while the index is absent.
 //!
 //! Between two refreshes a just-sealed version is still served: a miss for
 //! a version that is not in the index looks up `manifests/<v>.json` (sealed
@@ -17,6 +29,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
+use tokio::io::AsyncReadExt;
+use tokio::sync::Semaphore;
 
 use axum::http::HeaderValue;
 use semver::Version;
@@ -24,9 +38,10 @@ use semver::Version;
 use super::ServeOptions;
 use super::error::{ApiError, ServeError};
 use super::health::Health;
+use super::metrics::{self, Metrics};
 use super::snapshot::IndexSnapshot;
 use crate::layout;
-use crate::manifest::VersionManifest;
+use crate::manifest::{self, SriIndex, VersionManifest};
 use crate::release::{self, ReleaseError};
 use crate::store::Store;
 
@@ -43,8 +58,14 @@ const MAX_MISSES: usize = 4096;
 pub(super) enum Loaded {
     /// No revalidation has succeeded yet.
     Nothing,
-    /// The store has no index: nothing is published.
+    /// The store has no index and no sealed version: nothing is published.
     NoIndex,
+    /// The store has no index although versions are sealed: it was lost
+    /// (`sdk-cdn reindex` rebuilds it). Not healthy, not ready.
+    Missing {
+        /// How many `manifests/<version>.json` the store holds.
+        sealed: usize,
+    },
     /// The index in service.
     Index(Arc<IndexSnapshot>),
 }
@@ -58,6 +79,8 @@ pub enum Refreshed {
     Updated(Option<Version>),
     /// The store has no index yet.
     NoIndex,
+    /// The store has no index although this many versions are sealed.
+    Missing(usize),
 }
 
 /// Why a revalidation failed (the last good index stays in service).
@@ -73,6 +96,32 @@ pub enum RefreshError {
     /// The store did not answer in time.
     #[error("the store did not answer within {}s", REFRESH_TIMEOUT.as_secs())]
     TimedOut,
+    /// The stored index is larger than this service will load.
+    #[error(
+        "api/sdk/sri is {size} bytes, over the {max}-byte limit of this service; \
+         raise `serve --max-index-bytes` if an index this large is expected"
+    )]
+    TooLarge {
+        /// Its size (at least this much, when the read was cut off).
+        size: u64,
+        /// `--max-index-bytes`.
+        max: u64,
+    },
+    /// The previous index is still being parsed (a revalidation timed out
+    /// during the parse, which cannot be cancelled); not started twice.
+    #[error("the previous SRI index is still being prepared; not loading another one at the same time")]
+    Busy,
+}
+
+impl RefreshError {
+    /// Whether waiting will not help: the stored index itself is refused.
+    pub(super) fn is_refusal(&self) -> bool {
+        matches!(self, RefreshError::TooLarge { .. })
+    }
+
+    fn is_store_error(&self) -> bool {
+        matches!(self, RefreshError::Read(ReleaseError::Store(_)) | RefreshError::TimedOut)
+    }
 }
 
 /// The shared state of the service.
@@ -83,6 +132,13 @@ pub struct ServeState {
     pub(super) refresh_every: Duration,
     pub(super) request_timeout: Duration,
     pub(super) body_idle_timeout: Duration,
+    pub(super) ready_max_age: Duration,
+    pub(super) metrics: Metrics,
+    /// `/metrics` is a route of the main app (no `--metrics-addr`).
+    pub(super) metrics_on_main: bool,
+    max_index_bytes: u64,
+    /// One permit: at most one index parse at a time (see the module docs).
+    preparing: Arc<Semaphore>,
     loaded: RwLock<Loaded>,
     health: Mutex<Health>,
     sealed: Mutex<HashMap<Version, Arc<VersionManifest>>>,
@@ -98,12 +154,20 @@ impl ServeState {
         if options.refresh.is_zero() {
             return Err(ServeError::Options("the refresh interval must be positive".into()));
         }
+        if options.max_index_bytes == 0 {
+            return Err(ServeError::Options("the index size limit must be positive".into()));
+        }
         Ok(Arc::new(ServeState {
             store,
             index_cache_control,
             refresh_every: options.refresh,
             request_timeout: options.limits.request_timeout,
             body_idle_timeout: options.limits.body_idle_timeout,
+            ready_max_age: options.ready_max_age,
+            metrics: Metrics::new(),
+            metrics_on_main: options.metrics_addr.is_none(),
+            max_index_bytes: options.max_index_bytes,
+            preparing: Arc::new(Semaphore::new(1)),
             loaded: RwLock::new(Loaded::Nothing),
             health: Mutex::new(Health::default()),
             sealed: Mutex::new(HashMap::new()),
@@ -114,6 +178,7 @@ impl ServeState {
     /// Revalidates the in-memory index against the store once.
     pub async fn refresh(&self) -> Result<Refreshed, RefreshError> {
         let result = tokio::time::timeout(REFRESH_TIMEOUT, self.check()).await.unwrap_or(Err(RefreshError::TimedOut));
+        self.metrics.refreshed(result.is_ok());
         let mut health = self.health.lock().unwrap_or_else(PoisonError::into_inner);
         match &result {
             Ok(outcome) => {
@@ -124,11 +189,24 @@ impl ServeState {
                     let latest = latest.as_ref().map_or("nothing".to_string(), ToString::to_string);
                     tracing::info!("serving a new SRI index (latest: {latest})");
                 }
+                if let Refreshed::Missing(sealed) = outcome
+                    && health.consecutive_failures == 0
+                    && health.missing.is_none()
+                {
+                    tracing::error!("{}", missing_index(*sealed));
+                }
                 health.succeeded();
+                health.missing = match outcome {
+                    Refreshed::Missing(sealed) => Some(missing_index(*sealed)),
+                    Refreshed::Unchanged | Refreshed::Updated(_) | Refreshed::NoIndex => None,
+                };
             }
             Err(e) => {
+                if e.is_store_error() {
+                    metrics::store_error();
+                }
                 tracing::warn!("revalidating the SRI index failed; still serving the last good one: {e}");
-                health.failed(e.to_string());
+                health.failed(e.to_string(), e.is_refusal());
             }
         }
         result
@@ -151,30 +229,60 @@ impl ServeState {
     async fn check(&self) -> Result<Refreshed, RefreshError> {
         let current = self.loaded();
         let head = self.store.head(&layout::index()).await.map_err(ReleaseError::from)?;
+        let max = self.max_index_bytes;
         match (head, &current) {
             (None, Loaded::Index(_)) => return Err(RefreshError::Vanished),
-            (None, _) => {
-                self.set_loaded(Loaded::NoIndex);
-                return Ok(Refreshed::NoIndex);
-            }
+            (None, _) => return self.no_index().await,
             (Some(meta), Loaded::Index(snapshot)) if meta.etag == snapshot.store_etag => {
                 return Ok(Refreshed::Unchanged);
             }
+            (Some(meta), _) if meta.size > max => return Err(RefreshError::TooLarge { size: meta.size, max }),
             (Some(_), _) => {}
         }
-        let Some(release::StoredIndex { index, bytes, etag }) = release::read_index(self.store.as_ref()).await? else {
+        let permit = Arc::clone(&self.preparing).try_acquire_owned().map_err(|_| RefreshError::Busy)?;
+        let key = layout::index();
+        let Some((reader, meta)) = self.store.reader(&key).await.map_err(ReleaseError::from)? else {
             return match current {
                 Loaded::Index(_) => Err(RefreshError::Vanished),
-                _ => Ok(Refreshed::NoIndex),
+                _ => self.no_index().await,
             };
         };
-        let latest = index.version.clone();
-        let snapshot = tokio::task::spawn_blocking(move || IndexSnapshot::build(index, bytes, etag))
+        let mut bytes = Vec::with_capacity(usize::try_from(meta.size.min(max)).unwrap_or(0));
+        reader
+            .take(max.saturating_add(1))
+            .read_to_end(&mut bytes)
             .await
-            .map_err(|e| ReleaseError::StoreUnusable(format!("preparing the index failed: {e}")))?;
+            .map_err(|e| ReleaseError::StoreUnusable(format!("reading {key} failed: {e}")))?;
+        // It grew between the `head` and this read: refused all the same.
+        if bytes.len() as u64 > max {
+            return Err(RefreshError::TooLarge { size: meta.size.max(bytes.len() as u64), max });
+        }
+        let etag = meta.etag;
+        let snapshot = tokio::task::spawn_blocking(move || {
+            let _one_at_a_time = permit;
+            let bytes = bytes::Bytes::from(bytes);
+            let index: SriIndex = manifest::parse(&key, "SRI index", &bytes)?;
+            Ok::<_, ReleaseError>(IndexSnapshot::build(index, bytes, etag))
+        })
+        .await
+        .map_err(|e| ReleaseError::StoreUnusable(format!("preparing the index failed: {e}")))??;
+        let latest = snapshot.index.version.clone();
         self.set_loaded(Loaded::Index(Arc::new(snapshot)));
         self.misses.lock().unwrap_or_else(PoisonError::into_inner).clear();
         Ok(Refreshed::Updated(latest))
+    }
+
+    /// The store has no index: empty, or the index was lost while versions are sealed.
+    async fn no_index(&self) -> Result<Refreshed, RefreshError> {
+        let listed = self.store.list(layout::MANIFESTS_PREFIX).await.map_err(ReleaseError::from)?;
+        let sealed = listed.iter().filter(|meta| layout::version_of_manifest(&meta.key).is_some()).count();
+        if sealed == 0 {
+            self.set_loaded(Loaded::NoIndex);
+            Ok(Refreshed::NoIndex)
+        } else {
+            self.set_loaded(Loaded::Missing { sealed });
+            Ok(Refreshed::Missing(sealed))
+        }
     }
 
     pub(super) fn loaded(&self) -> Loaded {
@@ -221,5 +329,56 @@ impl ServeState {
             }
             Err(e) => Err(ApiError::store(&e)),
         }
+    }
+}
+
+/// Why a store without an index but with sealed versions is not healthy, and the fix.
+pub(super) fn missing_index(sealed: usize) -> String {
+    let versions = if sealed == 1 { "version is" } else { "versions are" };
+    format!(
+        "api/sdk/sri is missing from the store although {sealed} {versions} sealed under manifests/; \
+         run `sdk-cdn reindex` to rebuild it from the sealed manifests"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Body, Headers, LocalStore, PutMode};
+
+    async fn put_index(store: &dyn Store, bytes: &'static [u8]) {
+        let headers = Headers { content_type: layout::JSON_CONTENT_TYPE.into(), ..Headers::default() };
+        store
+            .put(&layout::index(), Body::Bytes(bytes::Bytes::from_static(bytes)), &headers, PutMode::Overwrite)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_parse_still_running_is_not_started_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(LocalStore::new(dir.path().to_path_buf()));
+        put_index(store.as_ref(), br#"{"version":null,"files":{}}"#).await;
+        let state = ServeState::new(Arc::clone(&store), &ServeOptions::default()).unwrap();
+        // As if a timed-out revalidation left its (uncancellable) parse running.
+        let running = Arc::clone(&state.preparing).try_acquire_owned().unwrap();
+        assert!(matches!(state.refresh().await, Err(RefreshError::Busy)));
+        assert!(matches!(state.loaded(), Loaded::Nothing));
+        drop(running);
+        assert_eq!(state.refresh().await.unwrap(), Refreshed::Updated(None));
+    }
+
+    #[tokio::test]
+    async fn an_index_over_the_cap_is_refused_before_it_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(LocalStore::new(dir.path().to_path_buf()));
+        let body = br#"{"version":null,"files":{"0.1.0/a.js":"sha384-x"}}"#;
+        put_index(store.as_ref(), body).await;
+        let options = ServeOptions { max_index_bytes: body.len() as u64 - 1, ..ServeOptions::default() };
+        let state = ServeState::new(Arc::clone(&store), &options).unwrap();
+        let refused = state.refresh().await.unwrap_err();
+        assert!(matches!(refused, RefreshError::TooLarge { size, .. } if size == body.len() as u64));
+        assert!(refused.is_refusal());
+        assert!(refused.to_string().contains("--max-index-bytes"), "{refused}");
     }
 }

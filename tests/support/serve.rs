@@ -59,6 +59,35 @@ impl Served {
         Served { child, addr, stderr: lines }
     }
 
+    /// Starts `serve --addr 127.0.0.1:0 EXTRA…` with stderr written to the
+    /// file `log` (not a pipe, not a terminal), and waits for its address.
+    pub fn start_logging_to(backend: &Backend, cwd: &Path, extra: &[&str], log: &Path) -> Served {
+        let mut args = vec!["serve", "--addr", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let file = std::fs::File::create(log).expect("create the log file");
+        let mut child =
+            // NO_COLOR unset: colour must be off because stderr is a file, not because of it.
+            cli::command(backend, cwd, &args)
+                .env_remove("NO_COLOR")
+                .stdout(Stdio::null())
+                .stderr(file)
+                .spawn()
+                .expect("spawn sdk-cdn serve");
+        let until = Instant::now() + START_DEADLINE;
+        let addr = loop {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            if let Some(addr) = text.lines().find_map(|l| l.strip_prefix("listening on http://")) {
+                break addr.parse().unwrap_or_else(|_| panic!("not an address: {addr:?}"));
+            }
+            if Instant::now() > until || child.try_wait().expect("try_wait").is_some() {
+                let _ = child.kill();
+                panic!("sdk-cdn serve did not announce its address within {START_DEADLINE:?}:\n{text}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Served { child, addr, stderr: Arc::new(Mutex::new(Vec::new())) }
+    }
+
     /// `http://127.0.0.1:PORT`
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
@@ -131,6 +160,20 @@ pub fn get(addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> HttpResp
     }
     request.push_str("\r\n");
     exchange(addr, request.as_bytes())
+}
+
+/// Sends `METHOD target` (no body) with `headers` and reads the whole response.
+pub fn request(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)]) -> HttpResponse {
+    let mut request = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    let response = exchange(addr, request.as_bytes());
+    if method == "HEAD" {
+        return HttpResponse { body: Vec::new(), ..response };
+    }
+    response
 }
 
 /// Writes `request` as is, reads until the server closes, parses the response.

@@ -1,0 +1,219 @@
+//! `/metrics`: what the service is doing, in the Prometheus/OpenMetrics
+//! text format (`prometheus-client`: no HTTP server of its own, no
+//! protobuf; the route is ours).
+//!
+//! Cardinality is bounded by construction: requests are labelled with the
+//! route *template* (`/sdk/{*path}`, never the raw path), one of four
+//! method names and the status code; the `latest` gauge has one series.
+//! Values that are a function of time (index age) or of the loaded index
+//! (`latest`, size) are computed when scraped, so they cannot go stale.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderValue, Method, header};
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use super::error::NO_STORE;
+use super::health::Health;
+use super::state::{Loaded, ServeState};
+
+/// `Content-Type` of `/metrics` (what `prometheus_client::encoding::text` writes).
+pub(super) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Store calls that failed while answering requests or revalidating, process-wide
+/// (errors are raised where no state is at hand; one service runs per process).
+static STORE_ERRORS: LazyLock<Counter> = LazyLock::new(Counter::default);
+
+/// Counts one failed store call.
+pub(super) fn store_error() {
+    STORE_ERRORS.inc();
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: &'static str,
+    method: &'static str,
+    status: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabels {
+    version: String,
+}
+
+/// Every metric of one service instance.
+#[derive(Debug)]
+pub(super) struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    bytes_sent: Family<RouteLabels, Counter>,
+    connections: Gauge,
+    requests_in_flight: Gauge,
+    index_age: Gauge<f64, AtomicU64>,
+    index_bytes: Gauge,
+    refreshes: Family<OutcomeLabels, Counter>,
+    latest: Family<VersionLabels, Gauge>,
+}
+
+/// Latency buckets: 0.5 ms to ~16 s, doubling.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+impl Metrics {
+    pub(super) fn new() -> Self {
+        let metrics = Metrics {
+            registry: Registry::with_prefix("sdk_cdn"),
+            requests: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram),
+            bytes_sent: Family::default(),
+            connections: Gauge::default(),
+            requests_in_flight: Gauge::default(),
+            index_age: Gauge::default(),
+            index_bytes: Gauge::default(),
+            refreshes: Family::default(),
+            latest: Family::default(),
+        };
+        let mut registry = metrics.registry;
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by route template, method and status",
+            metrics.requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time from request to response head, by route template",
+            metrics.latency.clone(),
+        );
+        registry.register(
+            "http_response_body_bytes",
+            "Response body bytes sent (Content-Length; none for HEAD and 304), by route template",
+            metrics.bytes_sent.clone(),
+        );
+        registry.register("http_connections_open", "TCP connections being served", metrics.connections.clone());
+        registry.register("http_requests_in_flight", "Requests being answered", metrics.requests_in_flight.clone());
+        registry.register(
+            "index_age_seconds",
+            "Seconds since the in-memory SRI index was last confirmed current against the store (NaN: never)",
+            metrics.index_age.clone(),
+        );
+        registry.register(
+            "index_size_bytes",
+            "Size of the SRI index in service (0: none)",
+            metrics.index_bytes.clone(),
+        );
+        registry.register(
+            "index_refreshes",
+            "Revalidations of the SRI index against the store, by outcome (success, failure)",
+            metrics.refreshes.clone(),
+        );
+        registry.register(
+            "latest_version",
+            "The version latest/ serves according to the index in service (value 1; label version)",
+            metrics.latest.clone(),
+        );
+        registry.register("store_errors", "Store calls that failed (requests and revalidations)", STORE_ERRORS.clone());
+        Metrics { registry, ..metrics }
+    }
+
+    /// One answered request.
+    pub(super) fn request(&self, route: &'static str, method: &Method, status: u16, took: Duration, body_bytes: u64) {
+        self.requests.get_or_create(&RequestLabels { route, method: method_label(method), status }).inc();
+        let route = RouteLabels { route };
+        self.latency.get_or_create(&route).observe(took.as_secs_f64());
+        self.bytes_sent.get_or_create(&route).inc_by(body_bytes);
+    }
+
+    pub(super) fn refreshed(&self, ok: bool) {
+        self.refreshes.get_or_create(&OutcomeLabels { outcome: if ok { "success" } else { "failure" } }).inc();
+    }
+
+    pub(super) fn connections(&self) -> &Gauge {
+        &self.connections
+    }
+
+    pub(super) fn requests_in_flight(&self) -> &Gauge {
+        &self.requests_in_flight
+    }
+
+    /// The text exposition, with the time- and index-dependent values as of now.
+    pub(super) fn render(&self, health: &Health, loaded: &Loaded) -> String {
+        self.index_age.set(health.last_success.map_or(f64::NAN, |at| at.elapsed().as_secs_f64()));
+        let (size, latest) = match loaded {
+            Loaded::Index(snapshot) => (
+                snapshot.identity().bytes.len(),
+                snapshot.index.version.as_ref().map_or_else(|| "none".to_string(), ToString::to_string),
+            ),
+            Loaded::Nothing | Loaded::NoIndex | Loaded::Missing { .. } => (0, "none".to_string()),
+        };
+        self.index_bytes.set(i64::try_from(size).unwrap_or(i64::MAX));
+        self.latest.clear();
+        self.latest.get_or_create(&VersionLabels { version: latest }).set(1);
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// `GET /metrics`.
+pub(super) async fn metrics(State(state): State<Arc<ServeState>>) -> Response {
+    let text = state.metrics.render(&state.health(), &state.loaded());
+    let mut response = text.into_response();
+    let out = response.headers_mut();
+    out.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+    out.insert(header::CACHE_CONTROL, NO_STORE);
+    response
+}
+
+/// Methods as a closed set of label values.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_counted_by_route_template_and_rendered() {
+        let metrics = Metrics::new();
+        metrics.request("/sdk/{*path}", &Method::GET, 200, Duration::from_millis(3), 10);
+        metrics.request("/sdk/{*path}", &Method::from_bytes(b"PROPFIND").unwrap(), 405, Duration::ZERO, 0);
+        let text = metrics.render(&Health::default(), &Loaded::Nothing);
+        assert!(
+            text.contains(r#"sdk_cdn_http_requests_total{route="/sdk/{*path}",method="GET",status="200"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"method="other",status="405""#), "{text}");
+        assert!(text.contains(r#"sdk_cdn_http_response_body_bytes_total{route="/sdk/{*path}"} 10"#), "{text}");
+        assert!(text.contains("sdk_cdn_index_age_seconds NaN"), "{text}");
+        assert!(text.contains(r#"sdk_cdn_latest_version{version="none"} 1"#), "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+}
