@@ -21,6 +21,36 @@ pub struct Output {
     pub text: String,
     /// For machines (`--json`).
     pub json: Value,
+    /// Whether `text` is the data asked for (`sri`, `snippet`, `list`, …:
+    /// printed even with `-q`) or a status report (`publish`, `verify`, …:
+    /// `-q` silences it, the exit code says how it went).
+    pub kind: Kind,
+}
+
+/// See [`Output::kind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The data the command was run for.
+    Data,
+    /// A report of what the command did.
+    Status,
+}
+
+impl Output {
+    /// A status report (silenced by `-q`).
+    pub fn status(text: String, json: Value) -> Self {
+        Output { text, json, kind: Kind::Status }
+    }
+
+    /// The data the command was run for (printed even with `-q`).
+    pub fn data(text: String, json: Value) -> Self {
+        Output { text, json, kind: Kind::Data }
+    }
+
+    /// Whether `-q` silences the text.
+    pub fn is_status(&self) -> bool {
+        self.kind == Kind::Status
+    }
 }
 
 /// Why a command failed; `main` maps each kind to an exit code.
@@ -144,7 +174,7 @@ async fn dry_run(global: &GlobalArgs, args: &PublishArgs, progress: Progress) ->
     }
     let json =
         json!({ "ok": true, "dry_run": true, "version": plan.version, "store": store.describe(), "files": files });
-    Ok(Output { text, json })
+    Ok(Output::data(text, json))
 }
 
 async fn publish(global: &GlobalArgs, args: &PublishArgs, progress: Progress) -> Result<Output, Error> {
@@ -194,7 +224,7 @@ async fn publish(global: &GlobalArgs, args: &PublishArgs, progress: Progress) ->
         let _ = writeln!(text, "wrote {}", path.display());
     }
     let json = to_value(&report);
-    let mut output = Output { text, json };
+    let mut output = Output::status(text, json);
     purge_and_report(&args.purge, latest_changed, index_changed, &mut output).await;
     Ok(output)
 }
@@ -214,7 +244,7 @@ async fn promote(global: &GlobalArgs, args: &PromoteArgs) -> Result<Output, Erro
         (None, true) => format!("latest/ now serves {}\n", report.version),
     };
     let json = to_value(&report);
-    let mut output = Output { text, json };
+    let mut output = Output::status(text, json);
     purge_and_report(&args.purge, report.changed, report.index_updated, &mut output).await;
     Ok(output)
 }
@@ -225,17 +255,17 @@ async fn sri(global: &GlobalArgs, args: &SriArgs) -> Result<Output, Error> {
         (None, _) => {
             let bytes = release::sri_index(store.as_ref()).await?;
             let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            Ok(Output { text: String::from_utf8_lossy(&bytes).into_owned(), json })
+            Ok(Output::data(String::from_utf8_lossy(&bytes).into_owned(), json))
         }
         (Some(version), None) => {
             let entries = release::sri_version(store.as_ref(), version).await?;
             let json = to_value(&entries);
-            Ok(Output { text: format!("{}\n", serde_json::to_string_pretty(&json).unwrap_or_default()), json })
+            Ok(Output::data(format!("{}\n", serde_json::to_string_pretty(&json).unwrap_or_default()), json))
         }
         (Some(version), Some(file)) => {
             let integrity = release::sri_file(store.as_ref(), version, file).await?;
             let json = json!({ "file": layout::index_entry(version, file), "integrity": integrity });
-            Ok(Output { text: format!("{integrity}\n"), json })
+            Ok(Output::data(format!("{integrity}\n"), json))
         }
     }
 }
@@ -243,7 +273,7 @@ async fn sri(global: &GlobalArgs, args: &SriArgs) -> Result<Output, Error> {
 async fn snippet(global: &GlobalArgs, args: &SnippetArgs) -> Result<Output, Error> {
     let store = open_store(global).await?;
     let tag = release::snippet(store.as_ref(), &args.version, args.file.as_deref(), &args.base_url).await?;
-    Ok(Output { text: format!("{tag}\n"), json: json!({ "version": args.version, "html": tag }) })
+    Ok(Output::data(format!("{tag}\n"), json!({ "version": args.version, "html": tag })))
 }
 
 async fn list(global: &GlobalArgs) -> Result<Output, Error> {
@@ -267,7 +297,7 @@ async fn list(global: &GlobalArgs) -> Result<Output, Error> {
             "warning: latest/ is not fully synced (a promotion is running or was interrupted); rerun `sdk-cdn promote`"
         );
     }
-    Ok(Output { text, json: to_value(&report) })
+    Ok(Output::data(text, to_value(&report)))
 }
 
 async fn verify(global: &GlobalArgs, args: &VerifyArgs) -> Result<Output, Error> {
@@ -283,7 +313,7 @@ async fn verify(global: &GlobalArgs, args: &VerifyArgs) -> Result<Output, Error>
         return Err(Error::Verify(Box::new(report)));
     }
     let json = to_value(&report);
-    Ok(Output { text: verify_text(&report), json })
+    Ok(Output::status(verify_text(&report), json))
 }
 
 fn verify_text(report: &release::VerifyReport) -> String {
@@ -316,7 +346,7 @@ async fn reindex(global: &GlobalArgs, args: &ReindexArgs) -> Result<Output, Erro
         report.latest.as_ref().map_or("none".into(), ToString::to_string)
     );
     let json = to_value(&report);
-    let mut output = Output { text, json };
+    let mut output = Output::status(text, json);
     purge_and_report(&args.purge, false, report.changed, &mut output).await;
     Ok(output)
 }
@@ -330,7 +360,7 @@ async fn discard(global: &GlobalArgs, args: &DiscardArgs) -> Result<Output, Erro
         format!("discarded the partial upload of {}: {} files deleted\n", args.version, report.deleted.len())
     };
     let json = to_value(&report);
-    Ok(Output { text, json })
+    Ok(Output::status(text, json))
 }
 
 async fn doctor(global: &GlobalArgs) -> Result<Output, Error> {
@@ -339,7 +369,7 @@ async fn doctor(global: &GlobalArgs) -> Result<Output, Error> {
     if report.verdict != Verdict::Healthy {
         return Err(Error::Doctor(Box::new(report)));
     }
-    Ok(Output { text: doctor_text(&report), json: to_value(&report) })
+    Ok(Output::status(doctor_text(&report), to_value(&report)))
 }
 
 fn doctor_text(report: &ProbeReport) -> String {
@@ -364,7 +394,7 @@ async fn serve(global: &GlobalArgs, args: &crate::cli::ServeArgs) -> Result<Outp
         ..crate::serve::ServeOptions::default()
     };
     crate::serve::run(store, options).await?;
-    Ok(Output { text: String::new(), json: json!({ "ok": true, "stopped": true }) })
+    Ok(Output::status(String::new(), json!({ "ok": true, "stopped": true })))
 }
 
 fn completions(shell: clap_complete::Shell) -> Output {
@@ -372,7 +402,8 @@ fn completions(shell: clap_complete::Shell) -> Output {
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut command, "sdk-cdn", &mut script);
     let script = String::from_utf8_lossy(&script).into_owned();
-    Output { json: json!({ "shell": shell.to_string(), "script": script }), text: script }
+    let json = json!({ "shell": shell.to_string(), "script": script });
+    Output::data(script, json)
 }
 
 fn man() -> Result<Output, Error> {
@@ -381,7 +412,8 @@ fn man() -> Result<Output, Error> {
         .render(&mut page)
         .map_err(|e| ReleaseError::Local { what: "render", path: "the man page".into(), source: e })?;
     let page = String::from_utf8_lossy(&page).into_owned();
-    Ok(Output { json: json!({ "man": page }), text: page })
+    let json = json!({ "man": page });
+    Ok(Output::data(page, json))
 }
 
 fn purge_options(args: &crate::cli::PurgeArgs) -> crate::purge::PurgeOptions {

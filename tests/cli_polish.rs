@@ -101,6 +101,63 @@ fn every_command_prints_one_json_object_with_json() {
     assert!(value["error"].as_str().unwrap().contains("9.9.9"));
 }
 
+#[test]
+fn json_usage_errors_print_one_json_object_too() {
+    let cwd = tempfile::tempdir().unwrap();
+    let usage_errors: [&[&str]; 5] = [
+        &["--json", "publish", "d", "--version", "v1.2.0"],
+        &["--json", "publish"],
+        &["--json", "publsh"],
+        &["--json"],
+        &["sri", "--json", "--file", "a.js"],
+    ];
+    for args in usage_errors {
+        let out = run_without_store(cwd.path(), args);
+        let value = out.expect_code(2).json();
+        assert_eq!(out.stdout.trim().lines().count(), 1, "{args:?}: one object, one line");
+        assert_eq!((value["ok"].as_bool(), value["exit_code"].as_u64()), (Some(false), Some(2)), "{args:?}");
+        assert!(!value["error"].as_str().unwrap().is_empty(), "{args:?}");
+        assert!(out.stderr.contains("error:"), "{args:?}: the message also goes to stderr");
+    }
+    let value = run_without_store(cwd.path(), &["--json", "publish", "d", "--version", "v1.2.0"]).json();
+    assert!(value["error"].as_str().unwrap().contains("use 1.2.0"), "{value}");
+    // --help and --version are not errors: exit 0, one object.
+    let help = run_without_store(cwd.path(), &["--json", "publish", "--help"]);
+    assert!(help.expect_code(0).json()["help"].as_str().unwrap().contains("Examples:"));
+    let version = run_without_store(cwd.path(), &["--version", "--json"]);
+    assert_eq!(version.expect_code(0).json()["version"], env!("CARGO_PKG_VERSION"));
+    // After `--`, `--json` is an argument, not the flag.
+    let out = run_without_store(cwd.path(), &["publish", "--", "--json"]);
+    assert!(out.expect_code(2).stdout.is_empty(), "{}", out.stdout);
+}
+
+#[test]
+fn quiet_prints_only_errors_and_the_data_asked_for() {
+    let backend = backends::local();
+    let cwd = tempfile::tempdir().unwrap();
+    let build = build_dir(&[("a.js", b"1")]);
+    let b = build.path().to_str().unwrap();
+    let silent: [&[&str]; 6] = [
+        &["-q", "publish", b, "--version", "1.0.0"],
+        &["-q", "publish", b, "--version", "1.0.0"],
+        &["-q", "promote", "1.0.0"],
+        &["-q", "verify"],
+        &["-q", "reindex"],
+        &["-q", "doctor"],
+    ];
+    for args in silent {
+        let out = run(&backend, cwd.path(), args);
+        out.expect_code(0);
+        assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("", ""), "{args:?} is not quiet");
+    }
+    // The data a command exists to print is still printed.
+    let out = run(&backend, cwd.path(), &["-q", "sri", "1.0.0", "--file", "a.js"]);
+    assert!(out.expect_code(0).stdout.starts_with("sha384-"), "{}", out.stdout);
+    // Errors are never silenced.
+    let out = run(&backend, cwd.path(), &["-q", "promote", "9.9.9"]);
+    assert!(out.expect_code(2).stderr.contains("9.9.9"), "{}", out.stderr);
+}
+
 fn schemas() -> (boon::Schemas, [boon::SchemaIndex; 3]) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schemas");
     let mut compiler = boon::Compiler::new();
