@@ -398,12 +398,31 @@ async fn serve(global: &GlobalArgs, args: &crate::cli::ServeArgs) -> Result<Outp
 }
 
 fn completions(shell: clap_complete::Shell) -> Output {
-    let mut command = <Cli as clap::CommandFactory>::command();
-    let mut script = Vec::new();
-    clap_complete::generate(shell, &mut command, "sdk-cdn", &mut script);
-    let script = String::from_utf8_lossy(&script).into_owned();
+    let script = completion_script(shell);
     let json = json!({ "shell": shell.to_string(), "script": script });
     Output::data(script, json)
+}
+
+/// The binary's name, as completions and man pages call it.
+const BIN: &str = "sdk-cdn";
+
+/// The completion script for `shell`.
+///
+/// clap_complete 4.6's bash generator mangles a hyphenated binary name two
+/// ways: the loop that finds the subcommand sets `cmd="sdk__cdn__subcmd__publish"`
+/// while the `case` arms read `sdk__subcmd__cdn__subcmd__publish)`, so nothing
+/// below the top level completed. The arms are rewritten to the loop's spelling.
+pub fn completion_script(shell: clap_complete::Shell) -> String {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, BIN, &mut script);
+    let script = String::from_utf8_lossy(&script).into_owned();
+    match shell {
+        clap_complete::Shell::Bash => {
+            script.replace(&BIN.replace('-', "__subcmd__"), &BIN.replace('-', "__"))
+        }
+        _ => script,
+    }
 }
 
 fn man() -> Result<Output, Error> {
