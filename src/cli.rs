@@ -175,11 +175,25 @@ Examples:
         shell: clap_complete::Shell,
     },
 
-    /// Print the man page (roff) to stdout.
+    /// Print a man page (roff): the top level, one command's, or write them all to a directory.
     #[command(after_help = "\
-Example:
-  sdk-cdn man > /usr/local/share/man/man1/sdk-cdn.1 && man sdk-cdn")]
-    Man,
+Examples:
+  sdk-cdn man > sdk-cdn.1 && man -l sdk-cdn.1
+  sdk-cdn man publish | man -l -                                  # sdk-cdn-publish(1)
+  sdk-cdn man --dir /usr/local/share/man/man1 && man sdk-cdn-publish")]
+    Man(ManArgs),
+}
+
+/// `man` arguments.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The command whose page to print (sdk-cdn-COMMAND(1)); without it, sdk-cdn(1).
+    #[arg(value_name = "COMMAND", conflicts_with = "dir")]
+    pub command: Option<String>,
+
+    /// Write every page (sdk-cdn.1 and one sdk-cdn-COMMAND.1 per command) into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// `publish` arguments.

@@ -123,7 +123,7 @@ async fn dispatch(cli: &Cli) -> Result<Output, Error> {
         Command::Discard(args) => discard(global, args).await,
         Command::Doctor => doctor(global).await,
         Command::Completions { shell } => Ok(completions(*shell)),
-        Command::Man => man(),
+        Command::Man(args) => man(args),
         Command::Serve(args) => serve(global, args).await,
     }
 }
@@ -425,12 +425,47 @@ pub fn completion_script(shell: clap_complete::Shell) -> String {
     }
 }
 
-fn man() -> Result<Output, Error> {
+/// The whole command tree as the man pages describe it: built (so each
+/// command is named `sdk-cdn-COMMAND`), without the `help` pseudo-command.
+fn man_command() -> clap::Command {
+    let mut command = <Cli as clap::CommandFactory>::command().disable_help_subcommand(true);
+    command.build();
+    command
+}
+
+/// Renders one man page.
+fn man_page(command: clap::Command) -> Result<String, Error> {
+    let man = clap_mangen::Man::new(command);
     let mut page = Vec::new();
-    clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
-        .render(&mut page)
-        .map_err(|e| ReleaseError::Local { what: "render", path: "the man page".into(), source: e })?;
-    let page = String::from_utf8_lossy(&page).into_owned();
+    man.render(&mut page)
+        .map_err(|e| ReleaseError::Local { what: "render", path: man.get_filename().into(), source: e })?;
+    Ok(String::from_utf8_lossy(&page).into_owned())
+}
+
+fn man(args: &crate::cli::ManArgs) -> Result<Output, Error> {
+    let top = man_command();
+    if let Some(dir) = &args.dir {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| ReleaseError::Local { what: "create", path: dir.display().to_string(), source: e })?;
+        let mut pages = Vec::new();
+        for command in std::iter::once(top.clone()).chain(top.get_subcommands().cloned()) {
+            let man = clap_mangen::Man::new(command);
+            let path = man
+                .generate_to(dir)
+                .map_err(|e| ReleaseError::Local { what: "write", path: dir.join(man.get_filename()).display().to_string(), source: e })?;
+            pages.push(path.display().to_string());
+        }
+        let text = pages.iter().map(|p| format!("wrote {p}\n")).collect();
+        return Ok(Output::status(text, json!({ "dir": dir, "pages": pages })));
+    }
+    let command = match &args.command {
+        None => top,
+        Some(name) => top.find_subcommand(name).cloned().ok_or_else(|| {
+            let names: Vec<&str> = top.get_subcommands().map(clap::Command::get_name).collect();
+            ReleaseError::Usage(format!("no man page for `{name}`: give one of {}", names.join(", ")))
+        })?,
+    };
+    let page = man_page(command)?;
     let json = json!({ "man": page });
     Ok(Output::data(page, json))
 }

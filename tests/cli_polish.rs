@@ -25,15 +25,45 @@ fn completions_are_generated_for_every_major_shell() {
     run_without_store(cwd.path(), &["completions", "tcsh"]).expect_code(2);
 }
 
+/// Renders a man page as `man -l` does; the rendering must succeed without warnings.
+fn render_man(page: &Path) -> String {
+    let out = std::process::Command::new("man")
+        .args(["--warnings", "-l"])
+        .arg(page)
+        .env("MANPAGER", "cat")
+        .env("MANWIDTH", "100")
+        .output()
+        .expect("run man");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.trim().is_empty(), "man -l {}: {stderr}", page.display());
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
-fn the_man_page_documents_every_command() {
+fn there_is_a_man_page_per_command_and_each_renders() {
     let cwd = tempfile::tempdir().unwrap();
-    let out = run_without_store(cwd.path(), &["man"]);
-    out.expect_code(0);
-    assert!(out.stdout.contains(".TH sdk-cdn 1"), "not a man page");
-    for command in ["publish", "promote", "verify", "reindex", "discard", "doctor"] {
-        assert!(out.stdout.contains(command), "the man page lacks {command}");
+    let top = run_without_store(cwd.path(), &["man"]);
+    assert!(top.expect_code(0).stdout.contains(".TH sdk-cdn 1"), "not a man page");
+    let publish = run_without_store(cwd.path(), &["man", "publish"]);
+    assert!(publish.expect_code(0).stdout.contains(".TH sdk-cdn-publish 1"), "{}", publish.stdout);
+    run_without_store(cwd.path(), &["man", "publsh"]).expect_code(2);
+    if !support::serve::tools_present(&["man"], "SDK_CDN_REQUIRE_TOOLS") {
+        return;
     }
+    run_without_store(cwd.path(), &["man", "--dir", "pages"]).expect_code(0);
+    let top = render_man(&cwd.path().join("pages/sdk-cdn.1"));
+    // Every page the top level refers to exists, renders, and shows its command's flags and examples.
+    let commands = ["publish", "promote", "sri", "snippet", "list", "verify", "reindex", "discard", "doctor", "serve"];
+    for command in commands.into_iter().chain(["completions", "man"]) {
+        let name = format!("sdk-cdn-{command}");
+        assert!(top.contains(&format!("{name}(1)")), "sdk-cdn(1) does not refer to {name}(1)");
+        let page = render_man(&cwd.path().join(format!("pages/{name}.1")));
+        let name_line = page.split("NAME").nth(1).and_then(|rest| rest.split_whitespace().next());
+        assert_eq!(name_line, Some(name.as_str()), "{name}(1) has no NAME section:\n{page}");
+        assert!(page.contains("Example"), "{name}(1) has no example:\n{page}");
+    }
+    let publish = render_man(&cwd.path().join("pages/sdk-cdn-publish.1"));
+    assert!(publish.contains("--dry-run") && publish.contains("--no-promote"), "{publish}");
 }
 
 #[test]
@@ -84,6 +114,7 @@ fn every_command_prints_one_json_object_with_json() {
         (vec!["doctor"], "checks"),
         (vec!["completions", "bash"], "script"),
         (vec!["man"], "man"),
+        (vec!["man", "publish"], "man"),
     ];
     for (args, field) in commands {
         let mut with_json = args.clone();
