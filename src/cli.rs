@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, Parser, Subcommand};
 use semver::Version;
 
@@ -53,7 +54,9 @@ pub struct GlobalArgs {
     pub endpoint_url: Option<String>,
 
     /// Address buckets as https://endpoint/bucket (most self-hosted S3 stores need this).
-    #[arg(long, global = true, env = "SDK_CDN_PATH_STYLE")]
+    ///
+    /// SDK_CDN_PATH_STYLE takes 1/0, true/false, yes/no, on/off.
+    #[arg(long, global = true, env = "SDK_CDN_PATH_STYLE", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub path_style: bool,
 
     /// Print one machine-readable JSON object on stdout (errors too) instead of text.

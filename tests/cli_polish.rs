@@ -189,6 +189,23 @@ fn quiet_prints_only_errors_and_the_data_asked_for() {
     assert!(out.expect_code(2).stderr.contains("9.9.9"), "{}", out.stderr);
 }
 
+#[test]
+fn boolean_environment_variables_take_1_0_yes_no() {
+    let backend = backends::local();
+    let cwd = tempfile::tempdir().unwrap();
+    let with = |value: &str| {
+        let out = support::cli::command(&backend, cwd.path(), &["list"]).env("SDK_CDN_PATH_STYLE", value).output();
+        out.unwrap()
+    };
+    for value in ["1", "0", "yes", "no", "true", "false", "on", "off"] {
+        let out = with(value);
+        assert!(out.status.success(), "SDK_CDN_PATH_STYLE={value}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let out = with("maybe");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("maybe"));
+}
+
 fn schemas() -> (boon::Schemas, [boon::SchemaIndex; 3]) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schemas");
     let mut compiler = boon::Compiler::new();
