@@ -418,9 +418,7 @@ pub fn completion_script(shell: clap_complete::Shell) -> String {
     clap_complete::generate(shell, &mut command, BIN, &mut script);
     let script = String::from_utf8_lossy(&script).into_owned();
     match shell {
-        clap_complete::Shell::Bash => {
-            script.replace(&BIN.replace('-', "__subcmd__"), &BIN.replace('-', "__"))
-        }
+        clap_complete::Shell::Bash => script.replace(&BIN.replace('-', "__subcmd__"), &BIN.replace('-', "__")),
         _ => script,
     }
 }
@@ -437,22 +435,30 @@ fn man_command() -> clap::Command {
 fn man_page(command: clap::Command) -> Result<String, Error> {
     let man = clap_mangen::Man::new(command);
     let mut page = Vec::new();
-    man.render(&mut page)
-        .map_err(|e| ReleaseError::Local { what: "render", path: man.get_filename().into(), source: e })?;
+    man.render(&mut page).map_err(|e| ReleaseError::Local {
+        what: "render",
+        path: man.get_filename().into(),
+        source: e,
+    })?;
     Ok(String::from_utf8_lossy(&page).into_owned())
 }
 
 fn man(args: &crate::cli::ManArgs) -> Result<Output, Error> {
     let top = man_command();
     if let Some(dir) = &args.dir {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| ReleaseError::Local { what: "create", path: dir.display().to_string(), source: e })?;
+        std::fs::create_dir_all(dir).map_err(|e| ReleaseError::Local {
+            what: "create",
+            path: dir.display().to_string(),
+            source: e,
+        })?;
         let mut pages = Vec::new();
         for command in std::iter::once(top.clone()).chain(top.get_subcommands().cloned()) {
             let man = clap_mangen::Man::new(command);
-            let path = man
-                .generate_to(dir)
-                .map_err(|e| ReleaseError::Local { what: "write", path: dir.join(man.get_filename()).display().to_string(), source: e })?;
+            let path = man.generate_to(dir).map_err(|e| ReleaseError::Local {
+                what: "write",
+                path: dir.join(man.get_filename()).display().to_string(),
+                source: e,
+            })?;
             pages.push(path.display().to_string());
         }
         let text = pages.iter().map(|p| format!("wrote {p}\n")).collect();

@@ -60,9 +60,7 @@ fn usage(error: &clap::Error) -> ExitCode {
     let text = error.render().to_string();
     let (code, object) = match error.kind() {
         ErrorKind::DisplayHelp => (OK, serde_json::json!({ "ok": true, "help": text })),
-        ErrorKind::DisplayVersion => {
-            (OK, serde_json::json!({ "ok": true, "version": env!("CARGO_PKG_VERSION") }))
-        }
+        ErrorKind::DisplayVersion => (OK, serde_json::json!({ "ok": true, "version": env!("CARGO_PKG_VERSION") })),
         _ => {
             let message = text.trim_end().trim_start_matches("error: ");
             (BAD_INPUT, serde_json::json!({ "ok": false, "exit_code": BAD_INPUT, "error": message }))

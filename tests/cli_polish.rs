@@ -206,6 +206,39 @@ fn boolean_environment_variables_take_1_0_yes_no() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("maybe"));
 }
 
+#[test]
+fn snippets_encode_urls_escape_attributes_and_refuse_what_no_tag_loads() {
+    let backend = backends::local();
+    let cwd = tempfile::tempdir().unwrap();
+    let evil = r#"a"><img src=x onerror=alert(1)>.js"#;
+    let files: [(&str, &[u8]); 6] =
+        [("a b.js", b"1"), ("x#y.js", b"2"), ("Q?.js", b"3"), (evil, b"4"), ("a.js.map", b"5"), ("s.css", b"6")];
+    let build = build_dir(&files);
+    run(&backend, cwd.path(), &["publish", build.path().to_str().unwrap(), "--version", "1.0.0"]).expect_code(0);
+    let snippet =
+        |file: &str, base: &str| run(&backend, cwd.path(), &["snippet", "1.0.0", "--file", file, "--base-url", base]);
+    let src = |file: &str| {
+        let out = snippet(file, "https://cdn.example.com");
+        let tag = out.expect_code(0).stdout.trim().to_string();
+        tag.split('"').nth(1).unwrap().to_string()
+    };
+    assert_eq!(src("a b.js"), "https://cdn.example.com/sdk/1.0.0/a%20b.js");
+    assert_eq!(src("x#y.js"), "https://cdn.example.com/sdk/1.0.0/x%23y.js");
+    assert_eq!(src("Q?.js"), "https://cdn.example.com/sdk/1.0.0/Q%3F.js");
+    let tag = snippet(evil, "https://cdn.example.com").expect_code(0).stdout.clone();
+    assert!(!tag.contains("<img"), "the file name broke out of the tag: {tag}");
+    assert!(tag.contains("a%22%3E%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E.js"), "{tag}");
+    assert!(snippet("s.css", "https://cdn.example.com").expect_code(0).stdout.starts_with("<link rel=\"stylesheet\""));
+    // Only files a tag can load, only http(s) base URLs.
+    let map = snippet("a.js.map", "https://cdn.example.com");
+    assert!(map.expect_code(2).stderr.contains("neither a script"), "{}", map.stderr);
+    for base in ["javascript:alert(1)//", "https://c.example/\"><script>", "ftp://c.example"] {
+        let out = snippet("a b.js", base);
+        assert!(out.expect_code(2).stderr.contains("not an http(s) URL"), "{base}: {}", out.stderr);
+        assert!(out.stdout.is_empty());
+    }
+}
+
 fn schemas() -> (boon::Schemas, [boon::SchemaIndex; 3]) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schemas");
     let mut compiler = boon::Compiler::new();
