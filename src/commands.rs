@@ -93,6 +93,11 @@ impl Error {
     }
 }
 
+/// `n noun` or `n nouns`.
+fn count(n: u64, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}
+
 fn to_value(v: &impl Serialize) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
@@ -148,11 +153,11 @@ async fn dry_run(global: &GlobalArgs, args: &PublishArgs, progress: Progress) ->
     let store = open_store(global).await?;
     let plan = plan(store.as_ref(), args, progress).await?;
     let mut text = format!(
-        "dry run: would publish {} to {} ({} files, {} bytes); nothing was written\n",
+        "dry run: would publish {} to {} ({}, {}); nothing was written\n",
         plan.version,
         store.describe(),
-        plan.files.len(),
-        plan.total_bytes()
+        count(plan.files.len() as u64, "file"),
+        count(plan.total_bytes(), "byte")
     );
     let mut files = Vec::new();
     for file in &plan.files {
@@ -190,11 +195,11 @@ async fn publish(global: &GlobalArgs, args: &PublishArgs, progress: Progress) ->
     let (latest_changed, index_changed) = (report.promoted, report.index_updated);
     let mut text = match report.outcome {
         PublishOutcome::Published => format!(
-            "published {} to {}: {} files, {} bytes ({} uploaded, {} already there)\n",
+            "published {} to {}: {}, {} ({} uploaded, {} already there)\n",
             report.version,
             store.describe(),
-            report.files,
-            report.bytes,
+            count(report.files as u64, "file"),
+            count(report.bytes, "byte"),
             report.uploaded,
             report.already_present
         ),
@@ -253,8 +258,15 @@ async fn sri(global: &GlobalArgs, args: &SriArgs) -> Result<Output, Error> {
     let store = open_store(global).await?;
     match (&args.version, &args.file) {
         (None, _) => {
+            // Text: the stored bytes exactly. --json: the same JSON value on one
+            // line (read_index has parsed it already; this cannot fail unnoticed).
             let bytes = release::sri_index(store.as_ref()).await?;
-            let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            let json = serde_json::from_slice(&bytes).map_err(|e| {
+                ReleaseError::StoreUnusable(format!(
+                    "{}api/sdk/sri is not JSON ({e}); run `sdk-cdn reindex` to rebuild it",
+                    store.describe()
+                ))
+            })?;
             Ok(Output::data(String::from_utf8_lossy(&bytes).into_owned(), json))
         }
         (Some(version), None) => {
@@ -320,13 +332,13 @@ fn verify_text(report: &release::VerifyReport) -> String {
     let versions: Vec<String> = report.versions.iter().map(ToString::to_string).collect();
     let latest = report.latest.as_ref().map_or("nothing".into(), ToString::to_string);
     let mut text = format!(
-        "verified {} in {}: {} versions ({}), latest/ = {latest}, {} files, {} bytes re-hashed\n",
+        "verified {} in {}: {} ({}), latest/ = {latest}, {}, {} re-hashed\n",
         if report.is_clean() { "OK" } else { "with problems" },
         report.store,
-        versions.len(),
+        count(versions.len() as u64, "version"),
         versions.join(", "),
-        report.files_checked,
-        report.bytes_checked
+        count(report.files_checked as u64, "file"),
+        count(report.bytes_checked as u64, "byte")
     );
     for finding in &report.findings {
         let _ = writeln!(text, "  {:?}: {}: {}", finding.problem, finding.key, finding.detail);
@@ -339,10 +351,10 @@ async fn reindex(global: &GlobalArgs, args: &ReindexArgs) -> Result<Output, Erro
     let cache = &args.transfer.latest_cache_control;
     let report = release::reindex(store.as_ref(), cache, usize::from(args.transfer.concurrency)).await?;
     let text = format!(
-        "{} the SRI index of {} from {} published versions (latest: {})\n",
+        "{} the SRI index of {} from {} (latest: {})\n",
         if report.changed { "rebuilt" } else { "checked" },
         store.describe(),
-        report.versions.len(),
+        count(report.versions.len() as u64, "published version"),
         report.latest.as_ref().map_or("none".into(), ToString::to_string)
     );
     let json = to_value(&report);
@@ -354,12 +366,24 @@ async fn reindex(global: &GlobalArgs, args: &ReindexArgs) -> Result<Output, Erro
 async fn discard(global: &GlobalArgs, args: &DiscardArgs) -> Result<Output, Error> {
     let store = open_store(global).await?;
     let report = release::discard(store.as_ref(), &args.version).await?;
+    // Nothing to discard is success (exit 0), so `discard V && publish …` retries
+    // work, but it is said, in text and as `"partial_upload": false`: a typo'd
+    // version must not look like a discard that happened.
     let text = if report.deleted.is_empty() {
-        format!("{} has no partial upload in {}; nothing to discard\n", args.version, store.describe())
+        format!(
+            "nothing to discard: {} has no partial upload in {} (`sdk-cdn list` shows what is there)\n",
+            args.version,
+            store.describe()
+        )
     } else {
-        format!("discarded the partial upload of {}: {} files deleted\n", args.version, report.deleted.len())
+        format!(
+            "discarded the partial upload of {}: {} deleted\n",
+            args.version,
+            count(report.deleted.len() as u64, "file")
+        )
     };
-    let json = to_value(&report);
+    let mut json = to_value(&report);
+    json["partial_upload"] = Value::Bool(!report.deleted.is_empty());
     Ok(Output::status(text, json))
 }
 

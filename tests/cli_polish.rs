@@ -239,6 +239,34 @@ fn snippets_encode_urls_escape_attributes_and_refuse_what_no_tag_loads() {
     }
 }
 
+#[test]
+fn reports_say_what_happened_exactly() {
+    let backend = backends::local();
+    let cwd = tempfile::tempdir().unwrap();
+    let build = build_dir(&[("a.js", b"1")]);
+    let out = run(&backend, cwd.path(), &["publish", build.path().to_str().unwrap(), "--version", "1.0.0"]);
+    assert!(out.expect_code(0).stdout.contains(": 1 file, 1 byte ("), "{}", out.stdout);
+    let verify = run(&backend, cwd.path(), &["verify", "1.0.0"]);
+    assert!(verify.expect_code(0).stdout.contains(": 1 version (1.0.0)"), "{}", verify.stdout);
+    let reindex = run(&backend, cwd.path(), &["reindex"]);
+    assert!(reindex.expect_code(0).stdout.contains("from 1 published version "), "{}", reindex.stdout);
+    // Promoting what latest/ already serves: `previous` is that version, not null.
+    let promote = run(&backend, cwd.path(), &["promote", "1.0.0", "--json"]).json();
+    assert_eq!((promote["changed"].as_bool(), promote["previous"].as_str()), (Some(false), Some("1.0.0")), "{promote}");
+    // Discarding a version that never existed succeeds (a retry script may
+    // discard first) but says there was nothing.
+    let discard = run(&backend, cwd.path(), &["discard", "9.9.9"]);
+    assert!(discard.expect_code(0).stdout.starts_with("nothing to discard: 9.9.9"), "{}", discard.stdout);
+    let discard = run(&backend, cwd.path(), &["discard", "9.9.9", "--json"]).json();
+    assert_eq!(discard["partial_upload"], false, "{discard}");
+    // `sri` prints the stored bytes; `--json sri` the same JSON value on one line.
+    let text = run(&backend, cwd.path(), &["sri"]);
+    assert_eq!(text.expect_code(0).stdout.as_bytes(), backend.read("api/sdk/sri").unwrap());
+    let json = run(&backend, cwd.path(), &["sri", "--json"]);
+    assert_eq!(json.expect_code(0).stdout.lines().count(), 1);
+    assert_eq!(json.json(), serde_json::from_str::<Value>(&text.stdout).unwrap());
+}
+
 fn schemas() -> (boon::Schemas, [boon::SchemaIndex; 3]) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schemas");
     let mut compiler = boon::Compiler::new();
