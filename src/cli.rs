@@ -159,7 +159,7 @@ Examples:
   sdk-cdn serve                                 # ./cdn as a CDN + API on http://127.0.0.1:8080
   sdk-cdn serve --addr 127.0.0.1:0              # any free port (printed on stderr)
   sdk-cdn --store s3://my-cdn-bucket serve --addr 0.0.0.0:8080 --refresh 5
-  curl -s http://127.0.0.1:8080/api/sdk/sri | jq -r '.files[\"0.1.0/haloagents.umd.js\"]'
+  curl -fsS http://127.0.0.1:8080/api/sdk/sri | jq -er '.files[\"0.1.0/haloagents.umd.js\"]'   # fails closed
 
 Endpoints: GET|HEAD /api/sdk/sri, /api/sdk/sri/<version|latest>,
 /sdk/<version|latest>/<path> and /healthz. The index is revalidated every
