@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, Parser, Subcommand};
 use semver::Version;
 
@@ -53,7 +54,9 @@ pub struct GlobalArgs {
     pub endpoint_url: Option<String>,
 
     /// Address buckets as https://endpoint/bucket (most self-hosted S3 stores need this).
-    #[arg(long, global = true, env = "SDK_CDN_PATH_STYLE")]
+    ///
+    /// SDK_CDN_PATH_STYLE takes 1/0, true/false, yes/no, on/off.
+    #[arg(long, global = true, env = "SDK_CDN_PATH_STYLE", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub path_style: bool,
 
     /// Seconds any store request may take, retries included, before the command fails (exit 1). File
@@ -169,7 +172,7 @@ Examples:
   sdk-cdn serve                                 # ./cdn as a CDN + API on http://127.0.0.1:8080
   sdk-cdn serve --addr 127.0.0.1:0              # any free port (printed on stderr)
   sdk-cdn --store s3://my-cdn-bucket serve --addr 0.0.0.0:8080 --refresh 5
-  curl -s http://127.0.0.1:8080/api/sdk/sri | jq -r '.files[\"0.1.0/haloagents.umd.js\"]'
+  curl -fsS http://127.0.0.1:8080/api/sdk/sri | jq -er '.files[\"0.1.0/haloagents.umd.js\"]'   # fails closed
 
 Endpoints: GET|HEAD /api/sdk/sri, /api/sdk/sri/<version|latest>,
 /sdk/<version|latest>/<path>, /healthz, /readyz and /metrics. The index is revalidated every
@@ -212,11 +215,25 @@ Examples:
         shell: clap_complete::Shell,
     },
 
-    /// Print the man page (roff) to stdout.
+    /// Print a man page (roff): the top level, one command's, or write them all to a directory.
     #[command(after_help = "\
-Example:
-  sdk-cdn man > /usr/local/share/man/man1/sdk-cdn.1 && man sdk-cdn")]
-    Man,
+Examples:
+  sdk-cdn man > sdk-cdn.1 && man -l sdk-cdn.1
+  sdk-cdn man publish | man -l -                                  # sdk-cdn-publish(1)
+  sdk-cdn man --dir /usr/local/share/man/man1 && man sdk-cdn-publish")]
+    Man(ManArgs),
+}
+
+/// `man` arguments.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The command whose page to print (sdk-cdn-COMMAND(1)); without it, sdk-cdn(1).
+    #[arg(value_name = "COMMAND", conflicts_with = "dir")]
+    pub command: Option<String>,
+
+    /// Write every page (sdk-cdn.1 and one sdk-cdn-COMMAND.1 per command) into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// `publish` arguments.

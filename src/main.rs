@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use clap::error::ErrorKind;
 use sdk_cdn::cli::Cli;
 use sdk_cdn::commands::{self, Error};
 use sdk_cdn::release::ReleaseError;
@@ -17,7 +18,10 @@ const CONFLICT: u8 = 3;
 const UNSAFE_STORE: u8 = 4;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage(&error),
+    };
     sdk_cdn::logging::init(
         sdk_cdn::logging::Verbosity { quiet: cli.global.quiet, verbose: cli.global.verbose },
         cli.global.log_format,
@@ -33,7 +37,7 @@ fn main() -> ExitCode {
         Ok(output) => {
             if cli.global.json {
                 println!("{}", output.json);
-            } else {
+            } else if !(cli.global.quiet && output.is_status()) {
                 print!("{}", output.text);
             }
             ExitCode::from(OK)
@@ -47,6 +51,34 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// What a command line clap refused (or `--help`/`--version`, which are not
+/// errors) prints. With `--json` anywhere before `--`, stdout gets exactly one
+/// JSON object like every other invocation: `{"ok":true,"help":…}`,
+/// `{"ok":true,"version":…}`, or `{"ok":false,"exit_code":2,"error":…}`;
+/// the text goes to stderr as without `--json`.
+fn usage(error: &clap::Error) -> ExitCode {
+    let json = std::env::args_os().skip(1).take_while(|a| a != "--").any(|a| a == "--json");
+    let text = error.render().to_string();
+    let (code, object) = match error.kind() {
+        ErrorKind::DisplayHelp => (OK, serde_json::json!({ "ok": true, "help": text })),
+        ErrorKind::DisplayVersion => (OK, serde_json::json!({ "ok": true, "version": env!("CARGO_PKG_VERSION") })),
+        _ => {
+            let message = text.trim_end().trim_start_matches("error: ");
+            (BAD_INPUT, serde_json::json!({ "ok": false, "exit_code": BAD_INPUT, "error": message }))
+        }
+    };
+    if json {
+        println!("{object}");
+        if code != OK {
+            eprint!("{text}");
+        }
+    } else {
+        // clap's own output: help and version on stdout, usage errors on stderr, coloured on a terminal.
+        let _ = error.print();
+    }
+    ExitCode::from(code)
 }
 
 /// The one place error kinds become exit codes.

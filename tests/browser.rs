@@ -3,9 +3,12 @@
 //! `sdk-cdn serve` (the real binary) on another, with `integrity` and
 //! `crossorigin="anonymous"`, and the page reports whether the script ran.
 //!
-//! Needs `/usr/bin/chromium` (Debian package `chromium`). Without it the test
-//! prints "skipped: chromium not installed", unless `SDK_CDN_REQUIRE_BROWSER=1`
-//! (CI sets it), which turns a missing browser into a failure.
+//! Needs `chromium` on the PATH (Debian package `chromium`), or any Chromium
+//! or Chrome executable named by `SDK_CDN_CHROMIUM` (`.ci/run` sets it to the
+//! preinstalled Chrome on GitHub's Ubuntu runners, which have no `chromium`
+//! deb). Without one the test prints "skipped: chromium not installed", unless
+//! `SDK_CDN_REQUIRE_BROWSER=1` (CI sets it), which turns a missing browser into
+//! a failure.
 
 mod support;
 
@@ -54,9 +57,14 @@ async fn origin(router: Router) -> SocketAddr {
     addr
 }
 
+/// The browser: `SDK_CDN_CHROMIUM` if set, else `chromium` on the PATH.
+fn browser() -> Option<std::path::PathBuf> {
+    std::env::var_os("SDK_CDN_CHROMIUM").filter(|p| !p.is_empty()).map(Into::into).or_else(|| which("chromium"))
+}
+
 /// Loads `url` in headless Chromium with a fresh profile and returns the DOM after load.
 fn dump_dom(url: &str) -> String {
-    let chromium = which("chromium").expect("chromium is installed");
+    let chromium = browser().expect("chromium is installed");
     let profile = tempfile::tempdir().unwrap();
     let mut child = Command::new(chromium)
         .args([
@@ -109,7 +117,7 @@ fn result_of(dom: &str) -> &'static str {
 
 #[test]
 fn sri_with_crossorigin_runs_the_right_bytes_and_blocks_wrong_ones_in_a_real_browser() {
-    if !tools_present(&["chromium"], "SDK_CDN_REQUIRE_BROWSER") {
+    if browser().is_none() && !tools_present(&["chromium"], "SDK_CDN_REQUIRE_BROWSER") {
         return;
     }
     let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("dist");

@@ -25,15 +25,45 @@ fn completions_are_generated_for_every_major_shell() {
     run_without_store(cwd.path(), &["completions", "tcsh"]).expect_code(2);
 }
 
+/// Renders a man page as `man -l` does; the rendering must succeed without warnings.
+fn render_man(page: &Path) -> String {
+    let out = std::process::Command::new("man")
+        .args(["--warnings", "-l"])
+        .arg(page)
+        .env("MANPAGER", "cat")
+        .env("MANWIDTH", "100")
+        .output()
+        .expect("run man");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.trim().is_empty(), "man -l {}: {stderr}", page.display());
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
-fn the_man_page_documents_every_command() {
+fn there_is_a_man_page_per_command_and_each_renders() {
     let cwd = tempfile::tempdir().unwrap();
-    let out = run_without_store(cwd.path(), &["man"]);
-    out.expect_code(0);
-    assert!(out.stdout.contains(".TH sdk-cdn 1"), "not a man page");
-    for command in ["publish", "promote", "verify", "reindex", "discard", "doctor"] {
-        assert!(out.stdout.contains(command), "the man page lacks {command}");
+    let top = run_without_store(cwd.path(), &["man"]);
+    assert!(top.expect_code(0).stdout.contains(".TH sdk-cdn 1"), "not a man page");
+    let publish = run_without_store(cwd.path(), &["man", "publish"]);
+    assert!(publish.expect_code(0).stdout.contains(".TH sdk-cdn-publish 1"), "{}", publish.stdout);
+    run_without_store(cwd.path(), &["man", "publsh"]).expect_code(2);
+    if !support::serve::tools_present(&["man"], "SDK_CDN_REQUIRE_TOOLS") {
+        return;
     }
+    run_without_store(cwd.path(), &["man", "--dir", "pages"]).expect_code(0);
+    let top = render_man(&cwd.path().join("pages/sdk-cdn.1"));
+    // Every page the top level refers to exists, renders, and shows its command's flags and examples.
+    let commands = ["publish", "promote", "sri", "snippet", "list", "verify", "reindex", "discard", "doctor", "serve"];
+    for command in commands.into_iter().chain(["completions", "man"]) {
+        let name = format!("sdk-cdn-{command}");
+        assert!(top.contains(&format!("{name}(1)")), "sdk-cdn(1) does not refer to {name}(1)");
+        let page = render_man(&cwd.path().join(format!("pages/{name}.1")));
+        let name_line = page.split("NAME").nth(1).and_then(|rest| rest.split_whitespace().next());
+        assert_eq!(name_line, Some(name.as_str()), "{name}(1) has no NAME section:\n{page}");
+        assert!(page.contains("Example"), "{name}(1) has no example:\n{page}");
+    }
+    let publish = render_man(&cwd.path().join("pages/sdk-cdn-publish.1"));
+    assert!(publish.contains("--dry-run") && publish.contains("--no-promote"), "{publish}");
 }
 
 #[test]
@@ -84,6 +114,7 @@ fn every_command_prints_one_json_object_with_json() {
         (vec!["doctor"], "checks"),
         (vec!["completions", "bash"], "script"),
         (vec!["man"], "man"),
+        (vec!["man", "publish"], "man"),
     ];
     for (args, field) in commands {
         let mut with_json = args.clone();
@@ -99,6 +130,141 @@ fn every_command_prints_one_json_object_with_json() {
     let value = out.expect_code(2).json();
     assert_eq!((value["ok"].as_bool(), value["exit_code"].as_u64()), (Some(false), Some(2)));
     assert!(value["error"].as_str().unwrap().contains("9.9.9"));
+}
+
+#[test]
+fn json_usage_errors_print_one_json_object_too() {
+    let cwd = tempfile::tempdir().unwrap();
+    let usage_errors: [&[&str]; 5] = [
+        &["--json", "publish", "d", "--version", "v1.2.0"],
+        &["--json", "publish"],
+        &["--json", "publsh"],
+        &["--json"],
+        &["sri", "--json", "--file", "a.js"],
+    ];
+    for args in usage_errors {
+        let out = run_without_store(cwd.path(), args);
+        let value = out.expect_code(2).json();
+        assert_eq!(out.stdout.trim().lines().count(), 1, "{args:?}: one object, one line");
+        assert_eq!((value["ok"].as_bool(), value["exit_code"].as_u64()), (Some(false), Some(2)), "{args:?}");
+        assert!(!value["error"].as_str().unwrap().is_empty(), "{args:?}");
+        assert!(out.stderr.contains("error:"), "{args:?}: the message also goes to stderr");
+    }
+    let value = run_without_store(cwd.path(), &["--json", "publish", "d", "--version", "v1.2.0"]).json();
+    assert!(value["error"].as_str().unwrap().contains("use 1.2.0"), "{value}");
+    // --help and --version are not errors: exit 0, one object.
+    let help = run_without_store(cwd.path(), &["--json", "publish", "--help"]);
+    assert!(help.expect_code(0).json()["help"].as_str().unwrap().contains("Examples:"));
+    let version = run_without_store(cwd.path(), &["--version", "--json"]);
+    assert_eq!(version.expect_code(0).json()["version"], env!("CARGO_PKG_VERSION"));
+    // After `--`, `--json` is an argument, not the flag.
+    let out = run_without_store(cwd.path(), &["publish", "--", "--json"]);
+    assert!(out.expect_code(2).stdout.is_empty(), "{}", out.stdout);
+}
+
+#[test]
+fn quiet_prints_only_errors_and_the_data_asked_for() {
+    let backend = backends::local();
+    let cwd = tempfile::tempdir().unwrap();
+    let build = build_dir(&[("a.js", b"1")]);
+    let b = build.path().to_str().unwrap();
+    let silent: [&[&str]; 6] = [
+        &["-q", "publish", b, "--version", "1.0.0"],
+        &["-q", "publish", b, "--version", "1.0.0"],
+        &["-q", "promote", "1.0.0"],
+        &["-q", "verify"],
+        &["-q", "reindex"],
+        &["-q", "doctor"],
+    ];
+    for args in silent {
+        let out = run(&backend, cwd.path(), args);
+        out.expect_code(0);
+        assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("", ""), "{args:?} is not quiet");
+    }
+    // The data a command exists to print is still printed.
+    let out = run(&backend, cwd.path(), &["-q", "sri", "1.0.0", "--file", "a.js"]);
+    assert!(out.expect_code(0).stdout.starts_with("sha384-"), "{}", out.stdout);
+    // Errors are never silenced.
+    let out = run(&backend, cwd.path(), &["-q", "promote", "9.9.9"]);
+    assert!(out.expect_code(2).stderr.contains("9.9.9"), "{}", out.stderr);
+}
+
+#[test]
+fn boolean_environment_variables_take_1_0_yes_no() {
+    let backend = backends::local();
+    let cwd = tempfile::tempdir().unwrap();
+    let with = |value: &str| {
+        let out = support::cli::command(&backend, cwd.path(), &["list"]).env("SDK_CDN_PATH_STYLE", value).output();
+        out.unwrap()
+    };
+    for value in ["1", "0", "yes", "no", "true", "false", "on", "off"] {
+        let out = with(value);
+        assert!(out.status.success(), "SDK_CDN_PATH_STYLE={value}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let out = with("maybe");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("maybe"));
+}
+
+#[test]
+fn snippets_encode_urls_escape_attributes_and_refuse_what_no_tag_loads() {
+    let backend = backends::local();
+    let cwd = tempfile::tempdir().unwrap();
+    let evil = r#"a"><img src=x onerror=alert(1)>.js"#;
+    let files: [(&str, &[u8]); 6] =
+        [("a b.js", b"1"), ("x#y.js", b"2"), ("Q?.js", b"3"), (evil, b"4"), ("a.js.map", b"5"), ("s.css", b"6")];
+    let build = build_dir(&files);
+    run(&backend, cwd.path(), &["publish", build.path().to_str().unwrap(), "--version", "1.0.0"]).expect_code(0);
+    let snippet =
+        |file: &str, base: &str| run(&backend, cwd.path(), &["snippet", "1.0.0", "--file", file, "--base-url", base]);
+    let src = |file: &str| {
+        let out = snippet(file, "https://cdn.example.com");
+        let tag = out.expect_code(0).stdout.trim().to_string();
+        tag.split('"').nth(1).unwrap().to_string()
+    };
+    assert_eq!(src("a b.js"), "https://cdn.example.com/sdk/1.0.0/a%20b.js");
+    assert_eq!(src("x#y.js"), "https://cdn.example.com/sdk/1.0.0/x%23y.js");
+    assert_eq!(src("Q?.js"), "https://cdn.example.com/sdk/1.0.0/Q%3F.js");
+    let tag = snippet(evil, "https://cdn.example.com").expect_code(0).stdout.clone();
+    assert!(!tag.contains("<img"), "the file name broke out of the tag: {tag}");
+    assert!(tag.contains("a%22%3E%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E.js"), "{tag}");
+    assert!(snippet("s.css", "https://cdn.example.com").expect_code(0).stdout.starts_with("<link rel=\"stylesheet\""));
+    // Only files a tag can load, only http(s) base URLs.
+    let map = snippet("a.js.map", "https://cdn.example.com");
+    assert!(map.expect_code(2).stderr.contains("neither a script"), "{}", map.stderr);
+    for base in ["javascript:alert(1)//", "https://c.example/\"><script>", "ftp://c.example"] {
+        let out = snippet("a b.js", base);
+        assert!(out.expect_code(2).stderr.contains("not an http(s) URL"), "{base}: {}", out.stderr);
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn reports_say_what_happened_exactly() {
+    let backend = backends::local();
+    let cwd = tempfile::tempdir().unwrap();
+    let build = build_dir(&[("a.js", b"1")]);
+    let out = run(&backend, cwd.path(), &["publish", build.path().to_str().unwrap(), "--version", "1.0.0"]);
+    assert!(out.expect_code(0).stdout.contains(": 1 file, 1 byte ("), "{}", out.stdout);
+    let verify = run(&backend, cwd.path(), &["verify", "1.0.0"]);
+    assert!(verify.expect_code(0).stdout.contains(": 1 version (1.0.0)"), "{}", verify.stdout);
+    let reindex = run(&backend, cwd.path(), &["reindex"]);
+    assert!(reindex.expect_code(0).stdout.contains("from 1 published version "), "{}", reindex.stdout);
+    // Promoting what latest/ already serves: `previous` is that version, not null.
+    let promote = run(&backend, cwd.path(), &["promote", "1.0.0", "--json"]).json();
+    assert_eq!((promote["changed"].as_bool(), promote["previous"].as_str()), (Some(false), Some("1.0.0")), "{promote}");
+    // Discarding a version that never existed succeeds (a retry script may
+    // discard first) but says there was nothing.
+    let discard = run(&backend, cwd.path(), &["discard", "9.9.9"]);
+    assert!(discard.expect_code(0).stdout.starts_with("nothing to discard: 9.9.9"), "{}", discard.stdout);
+    let discard = run(&backend, cwd.path(), &["discard", "9.9.9", "--json"]).json();
+    assert_eq!(discard["partial_upload"], false, "{discard}");
+    // `sri` prints the stored bytes; `--json sri` the same JSON value on one line.
+    let text = run(&backend, cwd.path(), &["sri"]);
+    assert_eq!(text.expect_code(0).stdout.as_bytes(), backend.read("api/sdk/sri").unwrap());
+    let json = run(&backend, cwd.path(), &["sri", "--json"]);
+    assert_eq!(json.expect_code(0).stdout.lines().count(), 1);
+    assert_eq!(json.json(), serde_json::from_str::<Value>(&text.stdout).unwrap());
 }
 
 fn schemas() -> (boon::Schemas, [boon::SchemaIndex; 3]) {

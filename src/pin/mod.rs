@@ -285,7 +285,7 @@ fn report(
     let files: Vec<_> = results.iter().map(|(p, r)| json!({ "file": p, "tags": r.tags })).collect();
     let signature = signed.map(|(c, k)| json!({ "key_id": k.key_id(), "time": c.time }));
     let json = json!({ "version": version, "check": check, "signature": signature, "files": files });
-    Output { text, json }
+    Output::status(text, json)
 }
 
 /// Replaces `path` by `bytes` all at once (temp file in the same directory,

@@ -7,6 +7,7 @@
 //! create-only, and the pointer and index change only by compare-and-swap.
 
 mod cas;
+mod cdn_url;
 mod channel;
 mod error;
 mod index;

@@ -26,7 +26,7 @@ pub struct PromoteOptions {
 pub struct PromoteReport {
     /// The version promoted.
     pub version: Version,
-    /// The version `latest/` served before (`None`: nothing, or unchanged).
+    /// The version `latest/` served before (`None`: nothing; the version itself when unchanged).
     pub previous: Option<Version>,
     /// Whether the pointer moved (false: it already named the version).
     pub changed: bool,
@@ -52,7 +52,8 @@ pub async fn promote(
         PromoteRule::Explicit { allow_downgrade: options.allow_downgrade, allow_prerelease: options.allow_prerelease };
     let (previous, changed) = match claim(store, version, rule).await? {
         Claim::Moved { previous } => (previous, true),
-        Claim::AlreadyCurrent => (None, false),
+        // latest/ already served it: that is what it served before, too.
+        Claim::AlreadyCurrent => (Some(version.clone()), false),
         // Explicit promotion refuses (Err) rather than skipping.
         Claim::Skipped(reason) => return Err(ReleaseError::Usage(reason)),
     };

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use semver::Version;
 use serde::Serialize;
 
+use super::cdn_url::BaseUrl;
 use super::{ReleaseError, read_index, read_manifest, read_pointer, sealed_versions};
 use crate::integrity::Integrity;
 use crate::layout;
@@ -118,13 +119,18 @@ pub async fn sri_file(store: &dyn Store, dir: &str, file: &str) -> Result<Integr
     })
 }
 
-/// The HTML tag that loads `file` of `version` from `base_url` with SRI.
+/// The HTML tag that loads `file` of `version` from `base_url` with SRI:
+/// `<script>` for `.js` (`type="module"` for `.mjs`), `<link rel=stylesheet>`
+/// for `.css`; any other file is refused, since no tag would load it. The URL
+/// is percent-encoded per path segment and every attribute HTML-escaped, so
+/// no file name or base URL can break out of the tag.
 pub async fn snippet(
     store: &dyn Store,
     version: &Version,
     file: Option<&str>,
     base_url: &str,
 ) -> Result<String, ReleaseError> {
+    let base = BaseUrl::parse(base_url)?;
     let Some(manifest) = read_manifest(store, version).await? else {
         return Err(ReleaseError::Usage(format!(
             "{version} is not published in {}; run `sdk-cdn list` to see published versions",
@@ -155,11 +161,87 @@ pub async fn snippet(
         let all: Vec<&str> = manifest.files.keys().map(String::as_str).collect();
         return Err(ReleaseError::Usage(format!("{version} has no file {path:?}; it has: {}", all.join(", "))));
     };
-    let url = format!("{}/{}{version}/{path}", base_url.trim_end_matches('/'), layout::SDK_PREFIX);
-    Ok(if path.ends_with(".css") {
-        format!(r#"<link rel="stylesheet" href="{url}" integrity="{}" crossorigin="anonymous">"#, entry.integrity)
-    } else {
-        let module = if path.ends_with(".mjs") { r#" type="module""# } else { "" };
-        format!(r#"<script{module} src="{url}" integrity="{}" crossorigin="anonymous"></script>"#, entry.integrity)
-    })
+    let kind = TagKind::of(&path)?;
+    Ok(kind.tag(&base.file(&version.to_string(), &path), &entry.integrity.to_string()))
+}
+
+/// The HTML element that loads a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TagKind {
+    Script,
+    Module,
+    Stylesheet,
+}
+
+impl TagKind {
+    fn of(path: &str) -> Result<Self, ReleaseError> {
+        let extension = path.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+        match extension.as_deref() {
+            Some("js") => Ok(TagKind::Script),
+            Some("mjs") => Ok(TagKind::Module),
+            Some("css") => Ok(TagKind::Stylesheet),
+            _ => Err(ReleaseError::Usage(format!(
+                "{path:?} is neither a script (.js, .mjs) nor a stylesheet (.css), so no HTML tag loads it; \
+                 choose one of those with --file (`sdk-cdn sri VERSION --file {path}` prints its integrity)"
+            ))),
+        }
+    }
+
+    fn tag(self, url: &str, integrity: &str) -> String {
+        let (url, integrity) = (html_attribute(url), html_attribute(integrity));
+        match self {
+            TagKind::Script => {
+                format!(r#"<script src="{url}" integrity="{integrity}" crossorigin="anonymous"></script>"#)
+            }
+            TagKind::Module => {
+                format!(
+                    r#"<script type="module" src="{url}" integrity="{integrity}" crossorigin="anonymous"></script>"#
+                )
+            }
+            TagKind::Stylesheet => {
+                format!(r#"<link rel="stylesheet" href="{url}" integrity="{integrity}" crossorigin="anonymous">"#)
+            }
+        }
+    }
+}
+
+/// `value` escaped for a double-quoted HTML attribute.
+fn html_attribute(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod snippet_tests {
+    use super::*;
+
+    #[test]
+    fn tags_follow_the_file_type_and_other_files_are_refused() {
+        assert_eq!(TagKind::of("a.js").unwrap(), TagKind::Script);
+        assert_eq!(TagKind::of("dir/A.MJS").unwrap(), TagKind::Module);
+        assert_eq!(TagKind::of("a.css").unwrap(), TagKind::Stylesheet);
+        for refused in ["a.js.map", "a.map", "README", "a.wasm"] {
+            let message = TagKind::of(refused).unwrap_err().to_string();
+            assert!(message.contains("--file"), "{refused}: {message}");
+        }
+    }
+
+    #[test]
+    fn attributes_are_html_escaped() {
+        let tag = TagKind::Script.tag(r#"https://c.example/"><img src=x onerror=alert(1)>"#, "sha384-a'b&c");
+        assert_eq!(
+            tag,
+            r#"<script src="https://c.example/&quot;&gt;&lt;img src=x onerror=alert(1)&gt;" integrity="sha384-a&#39;b&amp;c" crossorigin="anonymous"></script>"#
+        );
+    }
 }

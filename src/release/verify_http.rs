@@ -12,10 +12,10 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use sha2::{Digest, Sha384};
 
 use super::ReleaseError;
+use super::cdn_url::BaseUrl;
 use super::verify::{CacheRule, Finding, Problem};
 use crate::integrity::Integrity;
 use crate::manifest::{FileEntry, VersionManifest};
@@ -24,36 +24,26 @@ use crate::manifest::{FileEntry, VersionManifest};
 const ORIGIN: &str = "https://sdk-cdn-verify.example";
 /// Give up on one request after this long.
 const TIMEOUT: Duration = Duration::from_secs(30);
-/// Characters left as they are in URL path segments.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
 
 /// An HTTP(S) client aimed at one CDN base URL.
 pub(super) struct CdnCheck {
     client: HttpsClient,
-    base: String,
+    base: BaseUrl,
 }
 
 impl CdnCheck {
     /// Checks `base_url` and builds the client (system trust roots).
     pub(super) fn new(base_url: &str) -> Result<Self, ReleaseError> {
-        let base = base_url.trim_end_matches('/');
-        let valid = base.parse::<hyper::Uri>().ok().is_some_and(|u| {
-            matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() && u.query().is_none()
-        });
-        if !valid {
-            return Err(ReleaseError::Usage(format!(
-                "--base-url {base_url:?} is not an http(s) URL such as https://cdn.example.com"
-            )));
-        }
+        let base = BaseUrl::parse(base_url)?;
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_native_roots()
             .map_err(|e| ReleaseError::StoreUnusable(format!("no TLS trust roots on this machine: {e}")))?
             .https_or_http()
             .enable_http1()
             .build();
-        Ok(CdnCheck { client: Client::builder(TokioExecutor::new()).build(connector), base: base.to_string() })
+        Ok(CdnCheck { client: Client::builder(TokioExecutor::new()).build(connector), base })
     }
 
     /// Fetches every file of `manifest` under `sdk/<dir>/` and records what is wrong.
@@ -74,8 +64,7 @@ impl CdnCheck {
     }
 
     async fn check_file(&self, dir: &str, path: &str, entry: &FileEntry, cache: CacheRule) -> Vec<Finding> {
-        let encoded: Vec<String> = path.split('/').map(|s| utf8_percent_encode(s, SEGMENT).to_string()).collect();
-        let url = format!("{}/sdk/{dir}/{}", self.base, encoded.join("/"));
+        let url = self.base.file(dir, path);
         let finding = |detail: String| vec![Finding { key: url.clone(), problem: Problem::Http, detail }];
         let (status, headers, fetched) = match tokio::time::timeout(TIMEOUT, self.fetch(&url)).await {
             Ok(Ok(response)) => response,

@@ -84,7 +84,7 @@ pub fn run_keygen(args: &KeygenArgs) -> Result<Output, SigningError> {
         "secret_key_file": secret_path, "public_key_file": public_path, "key_id": public.key_id(),
         "public_key": public.to_base64(), "encrypted": !args.no_password, "integrity": public.integrity_token(),
     });
-    Ok(Output { text, json })
+    Ok(Output::data(text, json))
 }
 
 /// Writes `bytes` to a new file at `path` with `mode`, all or nothing: a temp

@@ -32,10 +32,14 @@ where
     match e {
         SdkError::DispatchFailure(failure) if !failure.is_io() && !failure.is_timeout() => {
             let text = root_cause(e);
-            if format!("{failure:?}").contains("CredentialsNotLoaded") {
-                "no AWS credentials found (tried the environment, AWS_PROFILE/~/.aws, web identity, ECS and EC2 \
-                 metadata); set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
-                    .to_string()
+            // The credential chain reports its failures only through these
+            // error kinds (no typed accessor on a dispatch failure).
+            let debug = format!("{failure:?}");
+            if debug.contains("CredentialsNotLoaded") || debug.contains("ProviderError") {
+                format!(
+                    "no AWS credentials found (tried the environment, AWS_PROFILE/~/.aws, web identity, ECS and EC2 \
+                     metadata; last: {text}); set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+                )
             } else {
                 text
             }
