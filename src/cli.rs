@@ -276,6 +276,10 @@ pub struct PublishArgs {
     #[command(flatten)]
     pub transfer: TransferArgs,
 
+    /// Signing options.
+    #[command(flatten)]
+    pub sign: SignArgs,
+
     /// CDN purge options.
     #[command(flatten)]
     pub purge: PurgeArgs,
@@ -305,6 +309,21 @@ pub struct TransferArgs {
     pub latest_cache_control: String,
 }
 
+/// Options of commands that write the SRI index or seal versions.
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// Minisign secret key (from `sdk-cdn keygen` or `minisign -G`): signs every index written
+    /// (api/sdk/sri.minisig) and every manifest sealed (manifests/<v>.json.minisig). SDK_CDN_SIGN_KEY may
+    /// hold the key text instead (CI secrets); SDK_CDN_SIGN_KEY_PASSWORD its password.
+    #[arg(long, env = "SDK_CDN_SIGN_KEY_FILE", value_name = "FILE")]
+    pub sign_key: Option<PathBuf>,
+
+    /// Write without a signing key to a store whose index is signed (refused otherwise: customers
+    /// checking signatures would reject the unsigned index).
+    #[arg(long)]
+    pub allow_unsigned: bool,
+}
+
 /// `verify` arguments.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -320,6 +339,11 @@ pub struct VerifyArgs {
     /// status, bytes, Access-Control-Allow-Origin, Content-Type and Cache-Control.
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
+
+    /// Also check every signature (the index's and each sealed manifest's) against this minisign
+    /// public key: the `RW…` string, or a `.pub` file from `sdk-cdn keygen` or `minisign -G`.
+    #[arg(long, value_name = "KEY|FILE")]
+    pub pubkey: Option<String>,
 
     /// Exit 0 on a store with nothing published. Without it, an empty store is an error (exit 3): a typo in
     /// --store looks like an empty store, and "verified OK" about nothing would hide it.
@@ -338,6 +362,10 @@ pub struct ReindexArgs {
     /// Transfer options (used when an interrupted promotion must be finished first).
     #[command(flatten)]
     pub transfer: TransferArgs,
+
+    /// Signing options.
+    #[command(flatten)]
+    pub sign: SignArgs,
 
     /// CDN purge options.
     #[command(flatten)]
@@ -420,6 +448,10 @@ pub struct PromoteArgs {
     /// Transfer options.
     #[command(flatten)]
     pub transfer: TransferArgs,
+
+    /// Signing options.
+    #[command(flatten)]
+    pub sign: SignArgs,
 
     /// CDN purge options.
     #[command(flatten)]

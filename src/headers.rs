@@ -59,6 +59,19 @@ fn json(cache_control: &str) -> Headers {
     Headers { content_type: JSON_CONTENT_TYPE.into(), cache_control: cache_control.into(), sri: None }
 }
 
+/// Headers of a detached signature (`.minisig`): content-addressed copies
+/// never change; the others change with what they sign.
+pub fn signature(immutable: bool) -> Headers {
+    Headers {
+        content_type: SIGNATURE_CONTENT_TYPE.into(),
+        cache_control: if immutable { IMMUTABLE_CACHE_CONTROL } else { INDEX_CACHE_CONTROL }.into(),
+        sri: None,
+    }
+}
+
+/// `Content-Type` of minisign signatures (text lines).
+pub const SIGNATURE_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
+
 /// The `Cache-Control` a file is served with when the store kept none.
 pub fn default_file_cache_control(latest: bool) -> &'static str {
     if latest { DEFAULT_LATEST_CACHE_CONTROL } else { IMMUTABLE_CACHE_CONTROL }

@@ -96,7 +96,9 @@ fn exit_code(error: &Error) -> u8 {
             ReleaseError::Version(_)
             | ReleaseError::Input { .. }
             | ReleaseError::InputChanged { .. }
+            | ReleaseError::Unsigned { .. }
             | ReleaseError::Usage(_) => BAD_INPUT,
+            ReleaseError::Signing(e) => e.exit_code(),
             ReleaseError::Conflict { .. } | ReleaseError::Refused(_) | ReleaseError::NothingPublished { .. } => {
                 CONFLICT
             }

@@ -13,10 +13,12 @@ use crate::store::{self, ProbeReport, Verdict};
 pub(super) async fn verify(global: &GlobalArgs, args: &VerifyArgs) -> Result<Output, Error> {
     let store = open_store(global).await?;
     let selection = if args.versions.is_empty() { Selection::All } else { Selection::Versions(args.versions.clone()) };
+    let pubkey = args.pubkey.as_deref().map(crate::signing::PublicKey::from_arg).transpose()?;
     let options = release::VerifyOptions {
         concurrency: usize::from(args.concurrency),
         base_url: args.base_url.as_deref(),
         allow_empty: args.allow_empty,
+        pubkey: pubkey.as_ref(),
     };
     let report = release::verify(store.as_ref(), selection, &options).await?;
     if !report.is_clean() {

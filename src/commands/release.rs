@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::open_store;
 use super::output::{Error, Output, count, count_of, to_value};
-use crate::cli::{DiscardArgs, GlobalArgs, PromoteArgs, PublishArgs, PurgeArgs, ReindexArgs};
+use crate::cli::{DiscardArgs, GlobalArgs, PromoteArgs, PublishArgs, PurgeArgs, ReindexArgs, SignArgs};
 use crate::progress::Progress;
 use crate::purge::{self, PurgeOptions, PurgeReport};
 use crate::release::{
@@ -31,6 +31,16 @@ async fn plan(global: &GlobalArgs, store: &dyn Store, args: &PublishArgs, progre
         .map_err(|e| ReleaseError::StoreUnusable(format!("hashing was interrupted: {e}")))??;
     plan.check_keys(store)?;
     Ok(plan)
+}
+
+/// The signing key the flags or the environment name, loaded before any
+/// store request (a wrong password or file writes nothing).
+fn signing(args: &SignArgs) -> Result<release::Signing, Error> {
+    let key = match crate::signing::KeySource::from_env_or(args.sign_key.as_deref()) {
+        Some(_) => Some(std::sync::Arc::new(crate::signing::SecretKey::load_from_env(args.sign_key.as_deref())?)),
+        None => None,
+    };
+    Ok(release::Signing { key, allow_unsigned: args.allow_unsigned })
 }
 
 pub(super) async fn dry_run(global: &GlobalArgs, args: &PublishArgs, progress: Progress) -> Result<Output, Error> {
@@ -78,6 +88,7 @@ pub(super) async fn dry_run(global: &GlobalArgs, args: &PublishArgs, progress: P
 }
 
 pub(super) async fn publish(global: &GlobalArgs, args: &PublishArgs, progress: Progress) -> Result<Output, Error> {
+    let signing = signing(&args.sign)?;
     let store = open_store(global).await?;
     let plan = plan(global, store.as_ref(), args, progress).await?;
     // Before the first store write: a publish that is live must not fail on a local directory.
@@ -87,6 +98,7 @@ pub(super) async fn publish(global: &GlobalArgs, args: &PublishArgs, progress: P
         concurrency: usize::from(args.transfer.concurrency),
         latest_cache_control: args.transfer.latest_cache_control.clone(),
         manifests_dir: Some(args.manifests_dir.clone()),
+        signing,
     };
     let report = release::publish(store.as_ref(), &plan, &options, progress).await?;
     let text = PublishText { report: &report, store: &store.describe() }.to_string();
@@ -142,6 +154,7 @@ pub(super) async fn promote(global: &GlobalArgs, args: &PromoteArgs) -> Result<O
         allow_prerelease: args.allow_prerelease,
         latest_cache_control: args.transfer.latest_cache_control.clone(),
         concurrency: usize::from(args.transfer.concurrency),
+        signing: signing(&args.sign)?,
     };
     let report = release::promote(store.as_ref(), &args.version, &options).await?;
     let mut output = Output::status(PromoteText(&report).to_string(), to_value(&report));
@@ -166,7 +179,8 @@ impl fmt::Display for PromoteText<'_> {
 pub(super) async fn reindex(global: &GlobalArgs, args: &ReindexArgs) -> Result<Output, Error> {
     let store = open_store(global).await?;
     let cache = &args.transfer.latest_cache_control;
-    let report = release::reindex(store.as_ref(), cache, usize::from(args.transfer.concurrency)).await?;
+    let signing = signing(&args.sign)?;
+    let report = release::reindex(store.as_ref(), cache, usize::from(args.transfer.concurrency), &signing).await?;
     let text = ReindexText { report: &report, store: &store.describe() }.to_string();
     let mut output = Output::status(text, to_value(&report));
     purge_and_report(&args.purge, false, report.changed, &mut output).await;

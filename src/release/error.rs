@@ -59,6 +59,19 @@ pub enum ReleaseError {
         /// The store.
         store: String,
     },
+    /// A write without a signing key to a store whose index is signed.
+    #[error(
+        "the SRI index of {store} is signed (api/sdk/sri.minisig), and customers may check it: pass --sign-key FILE \
+         (or set SDK_CDN_SIGN_KEY_FILE, or SDK_CDN_SIGN_KEY with the key text) to keep it signed, or \
+         --allow-unsigned to write an unsigned index on purpose"
+    )]
+    Unsigned {
+        /// The store.
+        store: String,
+    },
+    /// Signing failed.
+    #[error(transparent)]
+    Signing(#[from] crate::signing::SigningError),
     /// A shared object kept changing under this writer for too many rounds.
     #[error("{object} kept changing for {rounds} rounds (other publishers or promoters racing); rerun the command")]
     Contention {

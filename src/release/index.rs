@@ -18,6 +18,7 @@ use semver::Version;
 
 use super::cas::{self, Round};
 use super::read::StoredIndex;
+use super::signatures::Signing;
 use super::{ReleaseError, read_index, read_manifest, read_pointer, sealed_versions};
 use crate::layout;
 use crate::manifest::{self, SriIndex, VersionManifest};
@@ -99,8 +100,12 @@ async fn synced_latest(
 /// Adds `add` (a sealed version) and the synced `latest` entries to the
 /// index; writes nothing when it already says so. A missing index is
 /// rebuilt from every sealed manifest first.
-pub async fn update_index(store: &dyn Store, add: Option<&VersionManifest>) -> Result<IndexState, ReleaseError> {
-    update_index_from(store, add, None).await
+pub async fn update_index(
+    store: &dyn Store,
+    add: Option<&VersionManifest>,
+    signing: &Signing,
+) -> Result<IndexState, ReleaseError> {
+    update_index_from(store, add, None, signing).await
 }
 
 /// [`update_index`], starting from an index the caller read earlier: if the
@@ -112,6 +117,7 @@ pub(crate) async fn update_index_from(
     store: &dyn Store,
     add: Option<&VersionManifest>,
     known: Option<StoredIndex>,
+    signing: &Signing,
 ) -> Result<IndexState, ReleaseError> {
     let mut known = known;
     cas::retry("the SRI index", || {
@@ -139,13 +145,21 @@ pub(crate) async fn update_index_from(
                 changed |= next.set_latest(&latest);
             }
             let mode = match stored {
-                Some((bytes, _)) if !changed => return Ok(Round::Done(IndexState { bytes, changed: false })),
+                Some((bytes, _)) if !changed => {
+                    signing.unchanged_index(store, &bytes, next.version.as_ref()).await?;
+                    return Ok(Round::Done(IndexState { bytes, changed: false }));
+                }
                 Some((_, etag)) => PutMode::Update { etag },
                 None => PutMode::Create,
             };
             let bytes = Bytes::from(manifest::to_bytes(&next));
+            let signature = signing.before_index(store, &bytes, next.version.as_ref()).await?;
             let write = store.put(&layout::index(), Body::Bytes(bytes.clone()), &crate::headers::index(), mode).await;
-            cas::settle(write, |_| IndexState { bytes, changed: true })
+            let round = cas::settle(write, |_| IndexState { bytes, changed: true })?;
+            if let Round::Done(_) = round {
+                signing.after_index(store, signature).await?;
+            }
+            Ok(round)
         }
     })
     .await

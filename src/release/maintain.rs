@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::cas::{self, Round};
 use super::index::rebuild;
 use super::intent;
+use super::signatures::Signing;
 use super::{ReleaseError, converge, read_manifest};
 use crate::layout;
 use crate::manifest;
@@ -29,7 +30,9 @@ pub async fn reindex(
     store: &dyn Store,
     latest_cache_control: &str,
     concurrency: usize,
+    signing: &Signing,
 ) -> Result<ReindexReport, ReleaseError> {
+    signing.check(store).await?;
     // The latest/ entries describe latest/: finish an interrupted promotion first.
     converge(store, latest_cache_control, concurrency).await?;
     let key = &layout::index();
@@ -40,14 +43,26 @@ pub async fn reindex(
         let bytes = manifest::to_bytes(&index);
         let latest = index.version;
         if current.as_ref().is_some_and(|(stored, _)| stored[..] == bytes[..]) {
+            signing.unchanged_index(store, &bytes, latest.as_ref()).await?;
+            for version in &versions {
+                signing.repair_manifest(store, version).await?;
+            }
             return Ok(Round::Done(ReindexReport { versions, latest, changed: false }));
         }
         let mode = match current {
             Some((_, meta)) => PutMode::Update { etag: meta.etag },
             None => PutMode::Create,
         };
+        let signature = signing.before_index(store, &bytes, latest.as_ref()).await?;
         let write = store.put(key, Body::Bytes(bytes.into()), &crate::headers::index(), mode).await;
-        cas::settle(write, |_| ReindexReport { versions, latest, changed: true })
+        let round = cas::settle(write, |_| ReindexReport { versions, latest, changed: true })?;
+        if let Round::Done(report) = &round {
+            signing.after_index(store, signature).await?;
+            for version in &report.versions {
+                signing.repair_manifest(store, version).await?;
+            }
+        }
+        Ok(round)
     })
     .await
 }

@@ -20,6 +20,7 @@ mod publish;
 mod query;
 mod read;
 pub mod select;
+mod signatures;
 mod verify;
 mod verify_http;
 
@@ -34,4 +35,5 @@ pub use query::{
     ListReport, VersionEntries, VersionState, VersionSummary, list, snippet, sri_file, sri_index, sri_version,
 };
 pub use read::{StoredIndex, StoredPointer, read_index, read_manifest, read_pointer, sealed_versions};
+pub use signatures::Signing;
 pub use verify::{Finding, Problem, Selection, VerifyOptions, VerifyReport, verify};

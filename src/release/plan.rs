@@ -138,15 +138,21 @@ impl Plan {
     /// manifest that seals the version, then each file, naming it and the
     /// limit. Part of planning: no write has happened yet.
     pub fn check_keys(&self, store: &dyn Store) -> Result<(), ReleaseError> {
-        let seal = layout::manifest(&self.version);
-        store.check_key(&seal).map_err(|why| {
-            ReleaseError::Usage(format!(
-                "version {} cannot be published to {}: its manifest {seal} cannot be stored there: {why} (use a \
-                 shorter version)",
-                self.version,
-                store.describe()
-            ))
-        })?;
+        // The seal, its signature and the intent record are named after the version.
+        for key in [
+            layout::manifest(&self.version),
+            super::signatures::manifest_signature(&self.version),
+            layout::intent(&self.version),
+        ] {
+            store.check_key(&key).map_err(|why| {
+                ReleaseError::Usage(format!(
+                    "version {} cannot be published to {}: {key} cannot be stored there: {why} (use a shorter \
+                     version)",
+                    self.version,
+                    store.describe()
+                ))
+            })?;
+        }
         for file in &self.files {
             store
                 .check_key(&file.key)
@@ -485,8 +491,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.js"), b"x").unwrap();
         let store = crate::store::LocalStore::new(dir.path().join("store"));
-        // `manifests/<version>.json` is one name: 250 bytes of version fit, 251 do not.
-        for (len, ok) in [(250, true), (251, false)] {
+        // `manifests/<version>.json.minisig` (the seal's signature) is one name:
+        // 242 bytes of version fit, 243 do not.
+        for (len, ok) in [(242, true), (243, false)] {
             let version = Version::parse(&format!("1.0.0-{}", "a".repeat(len - 6))).unwrap();
             let plan = Plan::build(dir.path(), &version, &PlanOptions::new(1024), Progress::hidden()).unwrap();
             let checked = plan.check_keys(&store);

@@ -5,7 +5,7 @@ use semver::Version;
 use serde::Serialize;
 
 use super::channel::{Claim, PromoteRule, claim, converge};
-use super::{ReleaseError, read_manifest, update_index};
+use super::{ReleaseError, Signing, read_manifest, update_index};
 use crate::store::Store;
 
 /// How to promote.
@@ -19,6 +19,8 @@ pub struct PromoteOptions {
     pub latest_cache_control: String,
     /// Copies made at once.
     pub concurrency: usize,
+    /// How the index is signed.
+    pub signing: Signing,
 }
 
 /// What a promotion did.
@@ -42,6 +44,7 @@ pub async fn promote(
     version: &Version,
     options: &PromoteOptions,
 ) -> Result<PromoteReport, ReleaseError> {
+    options.signing.check(store).await?;
     if read_manifest(store, version).await?.is_none() {
         return Err(ReleaseError::Usage(format!(
             "{version} is not published in {} (no manifests/{version}.json); publish it first, or run `sdk-cdn list`",
@@ -58,6 +61,6 @@ pub async fn promote(
         Claim::Skipped(reason) => return Err(ReleaseError::Usage(reason)),
     };
     let latest = converge(store, &options.latest_cache_control, options.concurrency).await?;
-    let index = update_index(store, None).await?;
+    let index = update_index(store, None, &options.signing).await?;
     Ok(PromoteReport { version: version.clone(), previous, changed, latest, index_updated: index.changed })
 }

@@ -19,6 +19,7 @@ use serde::Serialize;
 use super::channel::{Claim, PromoteRule, claim, converge};
 use super::index::update_index_from;
 use super::intent;
+use super::signatures::Signing;
 use super::{Plan, PlannedFile, ReleaseError, StoredIndex, read_index, read_manifest, read_pointer};
 use crate::integrity::Integrity;
 use crate::layout;
@@ -37,6 +38,8 @@ pub struct PublishOptions {
     pub latest_cache_control: String,
     /// Where to write local copies of the manifest and index (`None`: don't).
     pub manifests_dir: Option<PathBuf>,
+    /// How the manifest and the index are signed.
+    pub signing: Signing,
 }
 
 /// What a publish did.
@@ -84,17 +87,18 @@ pub async fn publish(
     progress: Progress,
 ) -> Result<PublishReport, ReleaseError> {
     let manifest = plan.manifest();
+    options.signing.check(store).await?;
     let (outcome, uploaded, already_present, known_index) = match read_manifest(store, &plan.version).await? {
         Some(sealed) => {
             refuse_if_different(&manifest, &sealed, "published")?;
             let restored = restore_missing(store, plan, options.concurrency, progress).await?;
+            options.signing.repair_manifest(store, &plan.version).await?;
             (PublishOutcome::AlreadyPublished, restored, plan.files.len() - restored, None)
         }
         None => {
             let (present, known_index) = preflight(store, plan, &manifest, options.concurrency).await?;
             intent::claim(store, &manifest).await?;
-            let (uploaded, present) =
-                upload_and_seal(store, plan, &manifest, &present, options.concurrency, progress).await?;
+            let (uploaded, present) = upload_and_seal(store, plan, &manifest, &present, options, progress).await?;
             (PublishOutcome::Published, uploaded, present, known_index)
         }
     };
@@ -112,7 +116,7 @@ pub async fn publish(
     // Also finishes a promotion that an earlier run left half-done.
     let latest = converge(store, &options.latest_cache_control, options.concurrency).await?;
     tracing::debug!(latest = ?latest.as_ref().map(ToString::to_string), "latest/ converged");
-    let index = update_index_from(store, Some(&manifest), known_index).await?;
+    let index = update_index_from(store, Some(&manifest), known_index, &options.signing).await?;
     tracing::debug!(changed = index.changed, bytes = index.bytes.len(), "SRI index up to date");
 
     let mut local_copies = Vec::new();
@@ -261,10 +265,10 @@ async fn upload_and_seal(
     plan: &Plan,
     manifest: &VersionManifest,
     present: &BTreeSet<String>,
-    concurrency: usize,
+    options: &PublishOptions,
     progress: Progress,
 ) -> Result<(usize, usize), ReleaseError> {
-    let version = &plan.version;
+    let (version, concurrency) = (&plan.version, options.concurrency);
     let todo: Vec<&PlannedFile> = plan.files.iter().filter(|f| !present.contains(&f.path)).collect();
     let uploaded = match upload_all(store, version, todo, concurrency, progress).await {
         Ok(uploaded) => uploaded,
@@ -279,6 +283,7 @@ async fn upload_and_seal(
     };
     crate::pause::point("seal").await;
     intent::begin_seal(store, manifest).await?;
+    options.signing.manifest(store, &manifest::to_bytes(manifest), version).await?;
     seal(store, manifest).await?;
     intent::release(store, manifest).await;
     Ok((uploaded, plan.files.len() - uploaded))

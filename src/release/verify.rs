@@ -8,11 +8,13 @@ use semver::Version;
 use serde::Serialize;
 
 use super::index::expected_index;
+use super::signatures::{check_index_signature, check_manifest_signature};
 use super::verify_http::CdnCheck;
 use super::{ReleaseError, read_index, read_manifest, read_pointer, sealed_versions};
 use crate::integrity::Integrity;
 use crate::layout;
 use crate::manifest::{SriIndex, VersionManifest};
+use crate::signing::PublicKey;
 use crate::store::{Key, Store};
 
 /// What kind of problem a finding is.
@@ -33,6 +35,8 @@ pub enum Problem {
     Channel,
     /// Fetched through the CDN (`--base-url`): wrong status, bytes or headers.
     Http,
+    /// A signature is missing or does not prove its object (`--pubkey`).
+    Signature,
 }
 
 /// One problem found, by key.
@@ -89,6 +93,8 @@ pub struct VerifyOptions<'a> {
     /// Succeed on a store with nothing published (otherwise that is an error:
     /// nothing verified is not OK).
     pub allow_empty: bool,
+    /// Also check the index's and every verified manifest's signature against this key.
+    pub pubkey: Option<&'a PublicKey>,
 }
 
 /// Verifies `selection` in `store`.
@@ -161,11 +167,39 @@ pub async fn verify(
         latest_manifest = Some(manifest);
     }
 
-    let stored = read_index(store).await?.map(|stored| stored.index);
+    let stored_index = read_index(store).await?;
+    if let Some(pubkey) = options.pubkey {
+        check_signatures(store, &versions, stored_index.as_ref().map(|s| &s.bytes[..]), pubkey, &mut report).await?;
+    }
+    let stored = stored_index.map(|stored| stored.index);
     let synced = latest_manifest.as_ref().filter(|_| pointer.as_ref().is_some_and(|p| p.synced));
     let expected = expected_index(&manifests, synced);
     check_index(stored.as_ref(), &expected, &selection, &mut report);
     Ok(report)
+}
+
+/// `--pubkey`: the index's signature and each verified manifest's.
+async fn check_signatures(
+    store: &dyn Store,
+    versions: &[Version],
+    index: Option<&[u8]>,
+    pubkey: &PublicKey,
+    report: &mut VerifyReport,
+) -> Result<(), ReleaseError> {
+    let mut push = |key: String, detail: String| {
+        report.findings.push(Finding { key, problem: Problem::Signature, detail });
+    };
+    if let Some(bytes) = index
+        && let Some(problem) = check_index_signature(store, bytes, pubkey).await?
+    {
+        push(layout::INDEX_KEY.into(), problem);
+    }
+    for version in versions {
+        if let Some(problem) = check_manifest_signature(store, version, pubkey).await? {
+            push(layout::manifest(version).to_string(), problem);
+        }
+    }
+    Ok(())
 }
 
 async fn sealed_manifest(store: &dyn Store, version: &Version) -> Result<VersionManifest, ReleaseError> {

@@ -347,7 +347,7 @@ mod tests {
     use crate::store::{Body, Headers, LocalStore, PutMode};
 
     async fn put_index(store: &dyn Store, bytes: &'static [u8]) {
-        let headers = Headers { content_type: layout::JSON_CONTENT_TYPE.into(), ..Headers::default() };
+        let headers = Headers { content_type: crate::headers::JSON_CONTENT_TYPE.into(), ..Headers::default() };
         store
             .put(&layout::index(), Body::Bytes(bytes::Bytes::from_static(bytes)), &headers, PutMode::Overwrite)
             .await

@@ -169,6 +169,13 @@ impl PublicKey {
         PublicKey { inner }
     }
 
+    /// A command-line value: a `.pub` file if one exists at that path,
+    /// otherwise the base64 key itself.
+    pub fn from_arg(value: &str) -> Result<PublicKey, SigningError> {
+        let path = Path::new(value);
+        if path.is_file() { PublicKey::load(path) } else { PublicKey::parse(value, "--pubkey") }
+    }
+
     /// Parses the base64 key (`RW…`) or the text of a `.pub` file; `origin`
     /// names where it came from in errors.
     pub fn parse(text: &str, origin: &str) -> Result<PublicKey, SigningError> {
