@@ -54,7 +54,7 @@ fn bash_completes_subcommand_flags() {
     }
     // After a global option with a value, and for another command.
     let offered = bash_complete(&script, &["sdk-cdn", "--store", "s3://b", "promote", "--allow"]);
-    assert_eq!(offered, ["--allow-downgrade", "--allow-prerelease"]);
+    assert_eq!(offered, ["--allow-downgrade", "--allow-prerelease", "--allow-unsigned"]);
     // The top level still completes commands.
     let offered = bash_complete(&script, &["sdk-cdn", "pub"]);
     assert_eq!(offered, ["publish"]);

@@ -10,7 +10,7 @@
 //! Blocks fenced as ```sh, ```text, ```yaml or ```json are not run: the
 //! README's first two commands (a release build, the whole test suite), S3
 //! and CI examples, and the headless-Chromium transcript (tests/browser.rs
-//! proves that one). Needs bash, curl, jq and openssl; skipped without them
+//! proves that one). Needs bash, curl, jq, openssl and minisign; skipped without them
 //! unless `SDK_CDN_REQUIRE_TOOLS=1`.
 
 mod support;
@@ -101,7 +101,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// Runs every console block of `doc` (relative to the repository) and compares.
 fn run_doc(doc: &str) {
-    if !tools_present(&["bash", "curl", "jq", "openssl"], "SDK_CDN_REQUIRE_TOOLS") {
+    if !tools_present(&["bash", "curl", "jq", "openssl", "minisign"], "SDK_CDN_REQUIRE_TOOLS") {
         return;
     }
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -32,6 +32,11 @@ fn publish(backend: &Backend, cwd: &Path, files: &[(&str, &[u8])], version: &str
     run(backend, cwd, &args)
 }
 
+fn sha384_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha384::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// `minisign -Vm FILE -P KEY` on `bytes` with `signature` beside it.
 fn stock_minisign_accepts(bytes: &[u8], signature: &[u8], public: &str) -> bool {
     let dir = tempfile::tempdir().unwrap();
@@ -67,6 +72,34 @@ fn signed_publishes_verify_with_stock_minisign_and_a_signed_store_stays_signed()
             assert!(!stock_minisign_accepts(&changed, &sig, &public), "{name}: {signature} accepted changed bytes");
         }
         run(&backend, cwd.path(), &["verify", "--pubkey", &public]).expect_code(0);
+
+        // `serve` hands out what a customer needs to check, and nothing else.
+        let served = support::serve::Served::start(&backend, cwd.path(), &[]);
+        for (path, object) in [
+            ("/api/sdk/sri.minisig", "api/sdk/sri.minisig"),
+            ("/api/sdk/manifests/1.0.0.json.minisig", "manifests/1.0.0.json.minisig"),
+            ("/api/sdk/manifests/1.0.0.json", "manifests/1.0.0.json"),
+        ] {
+            let response = support::serve::get(served.addr, path, &[]);
+            assert_eq!(response.status, 200, "{name}: {path}");
+            assert_eq!(response.body, backend.read(object).unwrap(), "{name}: {path}");
+            assert_eq!(response.header("access-control-allow-origin"), Some("*"), "{name}: {path}");
+        }
+        let signature = String::from_utf8(backend.read("api/sdk/sri.minisig").unwrap()).unwrap();
+        let index = backend.read("api/sdk/sri").unwrap();
+        let copy = format!("/api/sdk/sigs/sri-{}.minisig", sha384_hex(&index));
+        assert_eq!(support::serve::get(served.addr, &copy, &[]).body, signature.as_bytes(), "{name}: {copy}");
+        for hidden in [
+            "/manifests/1.0.0.json",
+            "/api/sdk/manifests/pending%2f1.0.0.json",
+            "/api/sdk/manifests/latest.json",
+            "/api/sdk/manifests/9.9.9.json",
+            "/api/sdk/sigs/sri-00.minisig",
+        ] {
+            let status = support::serve::get(served.addr, hidden, &[]).status;
+            assert!(matches!(status, 400 | 404), "{name}: {hidden} gave {status}");
+        }
+        drop(served);
 
         // Without the key, a signed store refuses the write and nothing changes.
         let before = backend.snapshot();

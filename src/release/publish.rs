@@ -87,8 +87,10 @@ pub async fn publish(
     progress: Progress,
 ) -> Result<PublishReport, ReleaseError> {
     let manifest = plan.manifest();
-    options.signing.check(store).await?;
-    let (outcome, uploaded, already_present, known_index) = match read_manifest(store, &plan.version).await? {
+    // Whether the store insists on signatures is asked alongside the seal: no extra round trip.
+    let (sealed, may_write) = tokio::join!(read_manifest(store, &plan.version), options.signing.check(store));
+    may_write?;
+    let (outcome, uploaded, already_present, known_index) = match sealed? {
         Some(sealed) => {
             refuse_if_different(&manifest, &sealed, "published")?;
             let restored = restore_missing(store, plan, options.concurrency, progress).await?;

@@ -170,7 +170,9 @@ pub(crate) async fn check_manifest_signature(
         return Err(ReleaseError::SealVanished { version: version.clone() });
     };
     Ok(match store.get(&key).await? {
-        None => Some(format!("{key} is missing")),
+        None => Some(format!(
+            "{key} is missing (sealed before the store was signed? `sdk-cdn reindex --sign-key FILE` signs it)"
+        )),
         Some((text, _)) => {
             signing::verify_signature(&bytes, &String::from_utf8_lossy(&text), pubkey, SignedKind::Manifest)
                 .err()

@@ -36,6 +36,7 @@ mod metrics;
 mod negotiate;
 mod request_path;
 mod routes;
+mod signatures;
 mod snapshot;
 mod state;
 

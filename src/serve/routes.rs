@@ -34,7 +34,7 @@ use axum::routing::get;
 
 use super::error::ApiError;
 use super::state::ServeState;
-use super::{files, health, index_api, metrics, request_path};
+use super::{files, health, index_api, metrics, request_path, signatures};
 
 /// The SRI index.
 pub(super) const INDEX_PATH: &str = "/api/sdk/sri";
@@ -44,6 +44,11 @@ const VERSION_PATH: &str = "/api/sdk/sri/{version}";
 pub(super) const FILES_PREFIX: &str = "/sdk/";
 /// The files.
 const FILES_PATH: &str = "/sdk/{*path}";
+/// The index's signature, its content-addressed copies, and the sealed
+/// manifests with theirs.
+const INDEX_SIGNATURE_PATH: &str = "/api/sdk/sri.minisig";
+const SIGNATURE_COPY_PATH: &str = "/api/sdk/sigs/{name}";
+const MANIFEST_PATH: &str = "/api/sdk/manifests/{name}";
 /// Liveness and a health report.
 const HEALTH_PATH: &str = "/healthz";
 /// Readiness.
@@ -53,7 +58,17 @@ pub(super) const METRICS_PATH: &str = "/metrics";
 /// The route label of requests no route matched.
 const UNMATCHED: &str = "unmatched";
 /// Every route template, for bounded metric labels.
-const ROUTES: [&str; 6] = [INDEX_PATH, VERSION_PATH, FILES_PATH, HEALTH_PATH, READY_PATH, METRICS_PATH];
+const ROUTES: [&str; 9] = [
+    INDEX_PATH,
+    VERSION_PATH,
+    FILES_PATH,
+    INDEX_SIGNATURE_PATH,
+    SIGNATURE_COPY_PATH,
+    MANIFEST_PATH,
+    HEALTH_PATH,
+    READY_PATH,
+    METRICS_PATH,
+];
 
 const CORP: HeaderName = HeaderName::from_static("cross-origin-resource-policy");
 /// Correlates a request across the load balancer, this service and its logs.
@@ -74,6 +89,9 @@ pub fn app(state: Arc<ServeState>) -> Router {
         .route(INDEX_PATH, get(index_api::index))
         .route(VERSION_PATH, get(index_api::version))
         .route(FILES_PATH, get(files::file))
+        .route(INDEX_SIGNATURE_PATH, get(signatures::index_signature))
+        .route(SIGNATURE_COPY_PATH, get(signatures::signature_copy))
+        .route(MANIFEST_PATH, get(signatures::manifest))
         .route(HEALTH_PATH, get(health::healthz))
         .route(READY_PATH, get(health::readyz));
     if state.metrics_on_main {
