@@ -12,22 +12,17 @@
 
 mod support;
 
-use std::io::Read;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::http::header;
 use axum::routing::get;
 use support::backends;
+use support::chromium::{browser_present, dump_dom};
 use support::cli::run;
-use support::serve::{Served, get as http_get, tools_present, which};
+use support::serve::{Served, get as http_get};
 use support::sri_of;
-
-/// Longest a single page load may take, browser start included.
-const BROWSER_DEADLINE: Duration = Duration::from_secs(90);
 
 /// What the page writes into the DOM once its scripts ran.
 const LOADED: &str = "RESULT=loaded";
@@ -57,54 +52,6 @@ async fn origin(router: Router) -> SocketAddr {
     addr
 }
 
-/// The browser: `SDK_CDN_CHROMIUM` if set, else `chromium` on the PATH.
-fn browser() -> Option<std::path::PathBuf> {
-    std::env::var_os("SDK_CDN_CHROMIUM").filter(|p| !p.is_empty()).map(Into::into).or_else(|| which("chromium"))
-}
-
-/// Loads `url` in headless Chromium with a fresh profile and returns the DOM after load.
-fn dump_dom(url: &str) -> String {
-    let chromium = browser().expect("chromium is installed");
-    let profile = tempfile::tempdir().unwrap();
-    let mut child = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(["--dump-dom", url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start chromium");
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut dom = String::new();
-        let _ = stdout.read_to_string(&mut dom);
-        dom
-    });
-    let until = Instant::now() + BROWSER_DEADLINE;
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if Instant::now() > until {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("chromium did not finish loading {url} within {BROWSER_DEADLINE:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    reader.join().unwrap()
-}
-
 /// The `RESULT=…` the page wrote, or the whole DOM in the panic message.
 fn result_of(dom: &str) -> &'static str {
     for result in [LOADED, BLOCKED] {
@@ -117,7 +64,7 @@ fn result_of(dom: &str) -> &'static str {
 
 #[test]
 fn sri_with_crossorigin_runs_the_right_bytes_and_blocks_wrong_ones_in_a_real_browser() {
-    if browser().is_none() && !tools_present(&["chromium"], "SDK_CDN_REQUIRE_BROWSER") {
+    if !browser_present() {
         return;
     }
     let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("dist");

@@ -299,7 +299,7 @@ const BROWSER_PAGE: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><
 
 #[test]
 fn a_page_pinned_by_pin_runs_the_sdk_in_chromium_and_a_tampered_file_is_blocked() {
-    if !support::serve::tools_present(&["chromium"], "SDK_CDN_REQUIRE_BROWSER") {
+    if !support::chromium::browser_present() {
         return;
     }
     let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("dist");

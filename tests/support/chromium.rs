@@ -10,9 +10,21 @@ use super::serve::which;
 /// Longest a single page load may take, browser start included.
 pub const BROWSER_DEADLINE: Duration = Duration::from_secs(90);
 
+/// The browser: `SDK_CDN_CHROMIUM` if set (GitHub's runners have Chrome,
+/// not a `chromium` package), else `chromium` on the PATH.
+pub fn browser() -> Option<std::path::PathBuf> {
+    std::env::var_os("SDK_CDN_CHROMIUM").filter(|p| !p.is_empty()).map(Into::into).or_else(|| which("chromium"))
+}
+
+/// Whether a browser is there; without one, skipped with a notice unless
+/// `SDK_CDN_REQUIRE_BROWSER=1` (CI), which makes its absence a failure.
+pub fn browser_present() -> bool {
+    browser().is_some() || super::serve::tools_present(&["chromium"], "SDK_CDN_REQUIRE_BROWSER")
+}
+
 /// Loads `url` in headless Chromium and returns `--dump-dom`'s output.
 pub fn dump_dom(url: &str) -> String {
-    let chromium = which("chromium").expect("chromium is installed");
+    let chromium = browser().expect("chromium is installed (or SDK_CDN_CHROMIUM names a browser)");
     let profile = tempfile::tempdir().unwrap();
     let mut child = Command::new(chromium)
         .args([
