@@ -139,3 +139,22 @@ fn temp_files_of_killed_runs_are_removed_by_doctor_and_by_the_next_publish() {
     let meta = backends::runtime().block_on(store.head(&Key::new("sdk/1.0.0/sdk.wasm").unwrap())).unwrap().unwrap();
     assert_eq!(meta.headers.unwrap().sri, Some(support::sri_of(b"\0asm")));
 }
+
+#[test]
+fn an_index_path_that_is_a_directory_is_refused_before_any_write() {
+    let (backend, cwd) = local();
+    let build = build_dir(&[("a.js", b"1")]);
+    publish(&backend, cwd.path(), build.path(), "1.0.0").expect_code(0);
+    // Damage by hand: the index's name is now a directory of other files.
+    let index = store_dir(&backend).join("api/sdk/sri");
+    std::fs::remove_file(&index).unwrap();
+    std::fs::create_dir_all(index.join("stray")).unwrap();
+    std::fs::write(index.join("stray/x"), b"x").unwrap();
+    let before = backend.snapshot();
+    let next = build_dir(&[("a.js", b"2")]);
+    let out = publish(&backend, cwd.path(), next.path(), "1.1.0");
+    out.expect_code(1);
+    assert!(out.stderr.contains("api/sdk/sri is a directory of other objects"), "{}", out.stderr);
+    assert_eq!(backend.snapshot(), before, "the refused publish wrote something");
+    assert!(!store_dir(&backend).join("manifests/1.1.0.json").exists(), "1.1.0 was sealed");
+}

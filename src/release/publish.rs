@@ -195,6 +195,14 @@ async fn preflight(
     }
     let known_index = index?;
     claimed?;
+    // Every bookkeeping object this publish will write can be written (a
+    // local store cannot put a file where a directory is): refused now, not
+    // after the seal.
+    for key in
+        [layout::index(), layout::latest_pointer(), layout::manifest(&plan.version), layout::intent(&plan.version)]
+    {
+        store.check_writable(&key).await?;
+    }
     let present = match already_uploaded(store, plan, &prefix, existing?, concurrency).await {
         // The listing may have seen a racing publisher's first files before
         // the intent read saw its record: name its whole plan's differences.

@@ -209,6 +209,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         Ok(None)
     }
 
+    /// Whether an object could be written under `key` now, as far as the
+    /// backend can tell without writing; `Err` names the obstacle (a local
+    /// directory cannot hold a file where a directory of other objects is,
+    /// or under a name that is a file). S3 holds any key: `Ok`, no request.
+    async fn check_writable(&self, _key: &Key) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Metadata of one object, or `None` if it does not exist.
     async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>, StoreError>;
 

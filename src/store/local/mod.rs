@@ -291,20 +291,25 @@ impl LocalStore {
     /// Why `key` could not be placed: a file/directory clash the data tree
     /// cannot represent (S3 can hold `foo` and `foo/bar.js`), or the OS error.
     fn placement_error(&self, key: &Key, dest: &Path, e: io::Error) -> StoreError {
-        if dest.is_dir() {
-            return clash(key, format!("{key} is a directory of other objects here"));
-        }
-        let parts: Vec<&str> = key.as_str().split('/').collect();
-        for n in 1..parts.len() {
-            let prefix = parts[..n].join("/");
-            if self.root.join(&prefix).is_file() {
-                return clash(key, format!("{prefix} is an object (a file) here"));
-            }
+        if let Some(clash) = self.clash_at(key) {
+            return clash;
         }
         match e.kind() {
             io::ErrorKind::AlreadyExists => StoreError::AlreadyExists { key: key.to_string() },
             _ => StoreError::io("place", dest, e),
         }
+    }
+
+    /// The file/directory clash that keeps `key` from being placed, if any.
+    fn clash_at(&self, key: &Key) -> Option<StoreError> {
+        if self.data_path(key).is_dir() {
+            return Some(clash(key, format!("{key} is a directory of other objects here")));
+        }
+        let parts: Vec<&str> = key.as_str().split('/').collect();
+        (1..parts.len())
+            .map(|n| parts[..n].join("/"))
+            .find(|prefix| self.root.join(prefix).is_file())
+            .map(|prefix| clash(key, format!("{prefix} is an object (a file) here")))
     }
 
     fn copy_sync(&self, from: &Key, to: &Key, headers: &Headers) -> Result<(), StoreError> {
@@ -462,6 +467,11 @@ impl Store for LocalStore {
             sweep::sweep(&this.root).map(Some).map_err(|e| StoreError::io("sweep temp files in", &dir, e))
         })
         .await
+    }
+
+    async fn check_writable(&self, key: &Key) -> Result<(), StoreError> {
+        let (this, key) = (self.clone(), key.clone());
+        blocking(move || this.clash_at(&key).map_or(Ok(()), Err)).await
     }
 
     async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>, StoreError> {
