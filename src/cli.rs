@@ -411,6 +411,11 @@ pub struct ServeArgs {
     /// /readyz answers 503 once the index was last confirmed against the store longer ago than this.
     #[arg(long, default_value = "60", value_name = "SECONDS", value_parser = parse_refresh)]
     pub ready_max_age: std::time::Duration,
+
+    /// Base URL the versions page (GET /) writes into its ready-to-copy tags, e.g. your CDN
+    /// (https://cdn.example.com); default: http:// and the Host of the request.
+    #[arg(long, value_name = "URL", value_parser = parse_public_base_url)]
+    pub public_base_url: Option<String>,
 }
 
 /// CDN purge options of commands that can change `latest/` or the index.
@@ -504,6 +509,15 @@ fn parse_version_or_latest(s: &str) -> Result<String, String> {
 fn parse_latest_cache_control(s: &str) -> Result<String, String> {
     crate::headers::check_mutable_cache_control(s, "latest/ changes on every promotion")?;
     Ok(s.to_string())
+}
+
+fn parse_public_base_url(s: &str) -> Result<String, String> {
+    match s.split_once("://") {
+        Some(("http" | "https", rest)) if !rest.is_empty() && !s.contains(['"', '<', '>', ' ']) => {
+            Ok(s.trim_end_matches('/').to_string())
+        }
+        _ => Err("give an http(s) URL such as https://cdn.example.com".into()),
+    }
 }
 
 fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {

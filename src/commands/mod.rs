@@ -79,6 +79,7 @@ async fn serve(global: &GlobalArgs, args: &crate::cli::ServeArgs) -> Result<Outp
         metrics_addr: args.metrics_addr,
         max_index_bytes: args.max_index_bytes,
         ready_max_age: args.ready_max_age,
+        public_base_url: args.public_base_url.clone(),
         ..crate::serve::ServeOptions::default()
     };
     crate::serve::run(store, options).await?;

@@ -32,7 +32,8 @@ pub use plan::{LeftOutPath, Plan, PlanOptions, PlannedFile};
 pub use promote::{PromoteOptions, PromoteReport, promote};
 pub use publish::{PublishOptions, PublishOutcome, PublishReport, publish};
 pub use query::{
-    ListReport, VersionEntries, VersionState, VersionSummary, list, snippet, sri_file, sri_index, sri_version,
+    ListReport, VersionEntries, VersionState, VersionSummary, escape_html, list, snippet, sri_file, sri_index,
+    sri_version, tag_for,
 };
 pub use read::{StoredIndex, StoredPointer, read_index, read_manifest, read_pointer, sealed_versions};
 pub use signatures::Signing;

@@ -165,6 +165,19 @@ pub async fn snippet(
     Ok(kind.tag(&base.file(&version.to_string(), &path), &entry.integrity.to_string()))
 }
 
+/// The tag that loads `path` of `dir` (a version or `latest`) from
+/// `base_url` with `integrity`, or `None` for a file no tag loads (a source
+/// map, an image): what `snippet` prints, for pages that list many files.
+pub fn tag_for(base_url: &str, dir: &str, path: &str, integrity: &Integrity) -> Result<Option<String>, ReleaseError> {
+    let base = BaseUrl::parse(base_url)?;
+    Ok(TagKind::of(path).ok().map(|kind| kind.tag(&base.file(dir, path), &integrity.to_string())))
+}
+
+/// `value` escaped for HTML text or a double-quoted attribute.
+pub fn escape_html(value: &str) -> String {
+    html_attribute(value)
+}
+
 /// The HTML element that loads a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TagKind {

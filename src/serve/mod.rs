@@ -39,6 +39,7 @@ mod routes;
 mod signatures;
 mod snapshot;
 mod state;
+mod versions;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -80,6 +81,9 @@ pub struct ServeOptions {
     pub max_index_bytes: u64,
     /// `/readyz` is 503 once the index was confirmed longer ago than this.
     pub ready_max_age: Duration,
+    /// The base URL the versions page (`/`) writes into its tags; `None`:
+    /// `http://` and the request's `Host`.
+    pub public_base_url: Option<String>,
 }
 
 impl Default for ServeOptions {
@@ -92,6 +96,7 @@ impl Default for ServeOptions {
             metrics_addr: None,
             max_index_bytes: DEFAULT_MAX_INDEX_BYTES,
             ready_max_age: DEFAULT_READY_MAX_AGE,
+            public_base_url: None,
         }
     }
 }

@@ -34,7 +34,7 @@ use axum::routing::get;
 
 use super::error::ApiError;
 use super::state::ServeState;
-use super::{files, health, index_api, metrics, request_path, signatures};
+use super::{files, health, index_api, metrics, request_path, signatures, versions};
 
 /// The SRI index.
 pub(super) const INDEX_PATH: &str = "/api/sdk/sri";
@@ -58,7 +58,14 @@ pub(super) const METRICS_PATH: &str = "/metrics";
 /// The route label of requests no route matched.
 const UNMATCHED: &str = "unmatched";
 /// Every route template, for bounded metric labels.
-const ROUTES: [&str; 9] = [
+/// The versions page, and its script and stylesheet.
+const PAGE_PATH: &str = "/";
+const SDK_PAGE_PATH: &str = "/sdk/";
+const ROUTES: [&str; 13] = [
+    PAGE_PATH,
+    SDK_PAGE_PATH,
+    versions::SCRIPT_PATH,
+    versions::STYLE_PATH,
     INDEX_PATH,
     VERSION_PATH,
     FILES_PATH,
@@ -89,6 +96,10 @@ pub fn app(state: Arc<ServeState>) -> Router {
         .route(INDEX_PATH, get(index_api::index))
         .route(VERSION_PATH, get(index_api::version))
         .route(FILES_PATH, get(files::file))
+        .route(PAGE_PATH, get(versions::page))
+        .route(SDK_PAGE_PATH, get(versions::page))
+        .route(versions::SCRIPT_PATH, get(versions::script))
+        .route(versions::STYLE_PATH, get(versions::style))
         .route(INDEX_SIGNATURE_PATH, get(signatures::index_signature))
         .route(SIGNATURE_COPY_PATH, get(signatures::signature_copy))
         .route(MANIFEST_PATH, get(signatures::manifest))

@@ -136,6 +136,8 @@ pub struct ServeState {
     pub(super) metrics: Metrics,
     /// `/metrics` is a route of the main app (no `--metrics-addr`).
     pub(super) metrics_on_main: bool,
+    /// The base URL the versions page writes into its tags (`None`: the request's host).
+    pub(super) public_base_url: Option<String>,
     max_index_bytes: u64,
     /// One permit: at most one index parse at a time (see the module docs).
     preparing: Arc<Semaphore>,
@@ -166,6 +168,7 @@ impl ServeState {
             ready_max_age: options.ready_max_age,
             metrics: Metrics::new(),
             metrics_on_main: options.metrics_addr.is_none(),
+            public_base_url: options.public_base_url.clone(),
             max_index_bytes: options.max_index_bytes,
             preparing: Arc::new(Semaphore::new(1)),
             loaded: RwLock::new(Loaded::Nothing),
