@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::backends;
-use support::chromium::{browser_present, dump_dom};
+use support::chromium::{browser_present, dump_dom, screenshot};
 use support::cli::{build_dir, run};
 use support::serve::{Served, get};
 
@@ -79,6 +79,13 @@ fn the_versions_page_lists_what_the_index_holds_and_its_tags_load_the_sdk() {
         return;
     }
     let base = format!("http://{}", served.addr);
+    // What a person sees: a screenshot (SDK_CDN_SCREENSHOT_DIR keeps it for a look).
+    let shots = tempfile::tempdir().unwrap();
+    let png = std::env::var_os("SDK_CDN_SCREENSHOT_DIR").map_or_else(|| shots.path().into(), std::path::PathBuf::from);
+    let png = png.join("versions-page.png");
+    screenshot(&format!("{base}/"), &png);
+    let image = std::fs::read(&png).expect("a screenshot was written");
+    assert!(image.starts_with(b"\x89PNG") && image.len() > 10_000, "{} bytes", image.len());
     let dom = dump_dom(&format!("{base}/"));
     assert!(!dom.contains("<img"), "the rendered page holds an injected element: {dom}");
     // The tags as a person copies them from the page (the text of the snippet element).

@@ -22,21 +22,50 @@ pub fn browser_present() -> bool {
     browser().is_some() || super::serve::tools_present(&["chromium"], "SDK_CDN_REQUIRE_BROWSER")
 }
 
+/// Loads `url` in headless Chromium and writes a screenshot of it to `png`.
+pub fn screenshot(url: &str, png: &std::path::Path) {
+    let chromium = browser().expect("chromium is installed (or SDK_CDN_CHROMIUM names a browser)");
+    let profile = tempfile::tempdir().unwrap();
+    let mut child = Command::new(chromium)
+        .args(HEADLESS)
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--screenshot={}", png.display()))
+        .args(["--window-size=1200,900", "--hide-scrollbars", url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromium");
+    let until = Instant::now() + BROWSER_DEADLINE;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > until {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium did not take a screenshot of {url} within {BROWSER_DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The flags every headless run uses: no sandbox (root in CI), no GPU, and
+/// no background traffic (the machines have no network beyond loopback).
+const HEADLESS: [&str; 8] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+];
+
 /// Loads `url` in headless Chromium and returns `--dump-dom`'s output.
 pub fn dump_dom(url: &str) -> String {
     let chromium = browser().expect("chromium is installed (or SDK_CDN_CHROMIUM names a browser)");
     let profile = tempfile::tempdir().unwrap();
     let mut child = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ])
+        .args(HEADLESS)
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .args(["--dump-dom", url])
         .stdin(Stdio::null())
