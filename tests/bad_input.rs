@@ -492,23 +492,46 @@ fn an_unusable_manifests_dir_is_refused_before_the_store_changes() {
 
 unsafe extern "C" {
     fn geteuid() -> u32;
+    fn prctl(option: std::ffi::c_int, ...) -> std::ffi::c_int;
 }
 
-/// Nobody's user and group id: root reads any file, so an unreadable file
-/// is tested by running the binary as nobody when the tests run as root.
-const NOBODY: u32 = 65534;
+/// `prctl` option dropping a capability from the bounding set, and the two
+/// capabilities that let root read any file (linux/prctl.h, linux/capability.h).
+const PR_CAPBSET_DROP: std::ffi::c_int = 24;
+const CAP_DAC_OVERRIDE: std::ffi::c_ulong = 1;
+const CAP_DAC_READ_SEARCH: std::ffi::c_ulong = 2;
+
+/// Root reads a mode-000 file anyway; when the tests run as root, the child
+/// drops the two capabilities that allow it (from the bounding set, so the
+/// binary starts without them) and a mode-000 file is unreadable to it too.
+/// Nothing else changes: same user, same paths. Should that not take effect,
+/// the publish reads the file and the test fails; it never passes vacuously.
+fn unable_to_read_mode_000(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { geteuid() } != 0 {
+        return;
+    }
+    // SAFETY: the closure only makes prctl system calls, which are safe between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            for cap in [CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH] {
+                if prctl(PR_CAPBSET_DROP, cap) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
 
 #[test]
 fn an_unreadable_input_file_is_bad_input_named_before_any_write() {
     use std::os::unix::fs::PermissionsExt;
-    use std::os::unix::process::CommandExt;
     for backend in backends::all() {
         let name = backend.name();
         let cwd = tempfile::tempdir().unwrap();
         let build = build_dir(&[("a.js", b"1"), ("secret.js", b"2")]);
-        for dir in [cwd.path(), build.path()] {
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
         let secret = build.path().join("secret.js");
         std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).unwrap();
         let (before, writes) = (backend.snapshot(), backend.writes());
@@ -517,10 +540,7 @@ fn an_unreadable_input_file_is_bad_input_named_before_any_write() {
             cwd.path(),
             &["publish", build.path().to_str().unwrap(), "--version", "1.0.0"],
         );
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { geteuid() } == 0 {
-            cmd.uid(NOBODY).gid(NOBODY);
-        }
+        unable_to_read_mode_000(&mut cmd);
         let out = cmd.output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
