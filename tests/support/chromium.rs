@@ -24,27 +24,13 @@ pub fn browser_present() -> bool {
 
 /// Loads `url` in headless Chromium and writes a screenshot of it to `png`.
 pub fn screenshot(url: &str, png: &std::path::Path) {
-    let chromium = browser().expect("chromium is installed (or SDK_CDN_CHROMIUM names a browser)");
-    let profile = tempfile::tempdir().unwrap();
-    let mut child = Command::new(chromium)
-        .args(HEADLESS)
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("--screenshot={}", png.display()))
-        .args(["--window-size=1200,900", "--hide-scrollbars", url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start chromium");
-    let until = Instant::now() + BROWSER_DEADLINE;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > until {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("chromium did not take a screenshot of {url} within {BROWSER_DEADLINE:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let screenshot = format!("--screenshot={}", png.display());
+    run_headless(&[&screenshot, "--window-size=1200,900", "--hide-scrollbars", url], url);
+}
+
+/// Loads `url` in headless Chromium and returns `--dump-dom`'s output.
+pub fn dump_dom(url: &str) -> String {
+    run_headless(&["--dump-dom", url], url)
 }
 
 /// The flags every headless run uses: no sandbox (root in CI), no GPU, and
@@ -60,14 +46,15 @@ const HEADLESS: [&str; 8] = [
     "--disable-sync",
 ];
 
-/// Loads `url` in headless Chromium and returns `--dump-dom`'s output.
-pub fn dump_dom(url: &str) -> String {
+/// Runs the browser with a fresh profile and `args`; returns its stdout.
+/// Polls the child with a deadline (no fixed wait for the browser).
+fn run_headless(args: &[&str], url: &str) -> String {
     let chromium = browser().expect("chromium is installed (or SDK_CDN_CHROMIUM names a browser)");
     let profile = tempfile::tempdir().unwrap();
     let mut child = Command::new(chromium)
         .args(HEADLESS)
         .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(["--dump-dom", url])
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -75,12 +62,11 @@ pub fn dump_dom(url: &str) -> String {
         .expect("start chromium");
     let mut stdout = child.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
-        let mut dom = String::new();
-        let _ = stdout.read_to_string(&mut dom);
-        dom
+        let mut out = String::new();
+        let _ = stdout.read_to_string(&mut out);
+        out
     });
     let until = Instant::now() + BROWSER_DEADLINE;
-    // Polls the child with a deadline (no fixed wait for the browser).
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > until {
             let _ = child.kill();
