@@ -96,12 +96,17 @@ pub(crate) async fn check(store: &dyn Store, plan: &VersionManifest) -> Result<(
 pub(crate) async fn claim(store: &dyn Store, plan: &VersionManifest) -> Result<(), ReleaseError> {
     let version = &plan.version;
     cas::retry(RECORD, || async move {
-        if let Some(stored) = read(store, version).await? {
-            join(&stored.intent, plan)?;
-            return Ok(Round::Done(()));
-        }
+        // Create first: `preflight` has just read the record (`check`), so in
+        // the common case there is none, and a read here would be wasted.
         let intent = Intent { state: IntentState::Uploading, manifest: Some(plan.clone()) };
-        let created = write(store, version, &intent, PutMode::Create).await?;
+        if matches!(write(store, version, &intent, PutMode::Create).await?, Round::Lost) {
+            // Another run's record: join it if it holds this plan; if it is
+            // gone again, start over.
+            return match read(store, version).await? {
+                Some(stored) => join(&stored.intent, plan).map(Round::Done),
+                None => Ok(Round::Lost),
+            };
+        }
         if let Some(sealed) = read_manifest(store, version).await? {
             release(store, plan).await;
             let diff = plan.diff_against(&sealed);
@@ -114,7 +119,7 @@ pub(crate) async fn claim(store: &dyn Store, plan: &VersionManifest) -> Result<(
                 });
             }
         }
-        Ok(created)
+        Ok(Round::Done(()))
     })
     .await
 }

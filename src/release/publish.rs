@@ -12,6 +12,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
+use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use semver::Version;
 use serde::Serialize;
@@ -293,8 +294,9 @@ async fn upload_and_seal(
     };
     crate::pause::point("seal").await;
     intent::begin_seal(store, manifest).await?;
-    options.signing.manifest(store, &manifest::to_bytes(manifest), version).await?;
-    seal(store, manifest).await?;
+    let sealed = Bytes::from(manifest::to_bytes(manifest));
+    options.signing.manifest(store, &sealed, version).await?;
+    seal(store, manifest, sealed).await?;
     intent::release(store, manifest).await;
     Ok((uploaded, plan.files.len() - uploaded))
 }
@@ -387,11 +389,12 @@ async fn stored_integrity(store: &dyn Store, key: &Key) -> Result<Option<Integri
     Ok(Some(integrity))
 }
 
-/// Writes the seal create-only; a concurrent identical seal is fine.
-async fn seal(store: &dyn Store, manifest: &VersionManifest) -> Result<(), ReleaseError> {
+/// Writes the seal (`bytes`, the serialised `manifest`) create-only; a
+/// concurrent identical seal is fine.
+async fn seal(store: &dyn Store, manifest: &VersionManifest, bytes: Bytes) -> Result<(), ReleaseError> {
     let key = layout::manifest(&manifest.version);
     let headers = crate::headers::bookkeeping();
-    let body = Body::Bytes(manifest::to_bytes(manifest).into());
+    let body = Body::Bytes(bytes);
     match store.put(&key, body, &headers, PutMode::Create).await {
         Ok(_) => Ok(()),
         Err(StoreError::AlreadyExists { .. }) => match read_manifest(store, &manifest.version).await? {
