@@ -30,6 +30,16 @@ pub(crate) enum Round<T> {
     Lost,
 }
 
+impl<T> Round<T> {
+    /// The same outcome with `f` applied to a finished value.
+    pub(crate) fn map<U>(self, f: impl FnOnce(T) -> U) -> Round<U> {
+        match self {
+            Round::Done(value) => Round::Done(f(value)),
+            Round::Lost => Round::Lost,
+        }
+    }
+}
+
 /// Whether a conditional write failed because another writer got there
 /// first (the object changed, appeared, or disappeared since it was read,
 /// or another conditional write to it was in flight).

@@ -97,6 +97,26 @@ async fn synced_latest(
     }
 }
 
+/// Writes the index `bytes` (whose `version` is `version`) with `mode`,
+/// signed when `signing` holds a key: the content-addressed signature
+/// before the index, `sri.minisig` after it (see `signatures`).
+/// [`Round::Lost`] when another writer changed the index first.
+pub(crate) async fn write_index(
+    store: &dyn Store,
+    bytes: &Bytes,
+    version: Option<&Version>,
+    mode: PutMode,
+    signing: &Signing,
+) -> Result<Round<()>, ReleaseError> {
+    let signature = signing.before_index(store, bytes, version).await?;
+    let write = store.put(&layout::index(), Body::Bytes(bytes.clone()), &crate::headers::index(), mode).await;
+    let round = cas::settle(write, |_| ())?;
+    if let Round::Done(()) = round {
+        signing.after_index(store, signature).await?;
+    }
+    Ok(round)
+}
+
 /// Adds `add` (a sealed version) and the synced `latest` entries to the
 /// index; writes nothing when it already says so. A missing index is
 /// rebuilt from every sealed manifest first.
@@ -153,13 +173,8 @@ pub(crate) async fn update_index_from(
                 None => PutMode::Create,
             };
             let bytes = Bytes::from(manifest::to_bytes(&next));
-            let signature = signing.before_index(store, &bytes, next.version.as_ref()).await?;
-            let write = store.put(&layout::index(), Body::Bytes(bytes.clone()), &crate::headers::index(), mode).await;
-            let round = cas::settle(write, |_| IndexState { bytes, changed: true })?;
-            if let Round::Done(_) = round {
-                signing.after_index(store, signature).await?;
-            }
-            Ok(round)
+            let round = write_index(store, &bytes, next.version.as_ref(), mode, signing).await?;
+            Ok(round.map(|()| IndexState { bytes, changed: true }))
         }
     })
     .await

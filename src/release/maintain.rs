@@ -5,13 +5,13 @@ use semver::Version;
 use serde::Serialize;
 
 use super::cas::{self, Round};
-use super::index::rebuild;
+use super::index::{rebuild, write_index};
 use super::intent;
 use super::signatures::Signing;
 use super::{ReleaseError, converge, read_manifest};
 use crate::layout;
 use crate::manifest;
-use crate::store::{Body, PutMode, Store};
+use crate::store::{PutMode, Store};
 
 /// What `reindex` did.
 #[derive(Debug, Clone, Serialize)]
@@ -36,7 +36,7 @@ pub async fn reindex(
     // The latest/ entries describe latest/: finish an interrupted promotion first.
     converge(store, latest_cache_control, concurrency).await?;
     let key = &layout::index();
-    cas::retry("the SRI index", || async move {
+    let report = cas::retry("the SRI index", || async move {
         // Read the current object raw: it may be the damaged thing we replace.
         let current = store.get(key).await?;
         let super::index::Rebuilt { versions, index } = rebuild(store).await?;
@@ -44,27 +44,21 @@ pub async fn reindex(
         let latest = index.version;
         if current.as_ref().is_some_and(|(stored, _)| stored[..] == bytes[..]) {
             signing.unchanged_index(store, &bytes, latest.as_ref()).await?;
-            for version in &versions {
-                signing.repair_manifest(store, version).await?;
-            }
             return Ok(Round::Done(ReindexReport { versions, latest, changed: false }));
         }
         let mode = match current {
             Some((_, meta)) => PutMode::Update { etag: meta.etag },
             None => PutMode::Create,
         };
-        let signature = signing.before_index(store, &bytes, latest.as_ref()).await?;
-        let write = store.put(key, Body::Bytes(bytes.into()), &crate::headers::index(), mode).await;
-        let round = cas::settle(write, |_| ReindexReport { versions, latest, changed: true })?;
-        if let Round::Done(report) = &round {
-            signing.after_index(store, signature).await?;
-            for version in &report.versions {
-                signing.repair_manifest(store, version).await?;
-            }
-        }
-        Ok(round)
+        let round = write_index(store, &bytes.into(), latest.as_ref(), mode, signing).await?;
+        Ok(round.map(|()| ReindexReport { versions, latest, changed: true }))
     })
-    .await
+    .await?;
+    // Manifests sealed before the store was signed get their signatures.
+    for version in &report.versions {
+        signing.repair_manifest(store, version).await?;
+    }
+    Ok(report)
 }
 
 /// What `discard` did.
