@@ -42,11 +42,7 @@ pub(super) async fn signature_copy(
         return Err(ApiError::not_found(format!("{name} is not a signature name")));
     }
     // The name is checked above: it is the content-addressed name of an index signature.
-    let key = Key::trusted(crate::signing::content_addressed_signature_key(layout::INDEX_KEY, b""))
-        .as_str()
-        .rsplit_once('/')
-        .map(|(dir, _)| Key::trusted(format!("{dir}/{name}")))
-        .ok_or_else(|| ApiError::not_found(name.clone()))?;
+    let key = Key::trusted(format!("{}{name}", crate::signing::signatures_dir(layout::INDEX_KEY)));
     object(&state, key, &method, &headers).await
 }
 

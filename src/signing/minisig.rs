@@ -35,11 +35,17 @@ pub fn index_signature_key(key: &str) -> String {
 /// (docs/SIGNING.md, "Caches of different ages").
 pub fn content_addressed_signature_key(key: &str, bytes: &[u8]) -> String {
     let hex: String = Sha384::digest(bytes).iter().map(|b| format!("{b:02x}")).collect();
-    let (dir, name) = match key.rsplit_once('/') {
-        Some((dir, name)) => (format!("{dir}/"), name),
-        None => (String::new(), key),
-    };
-    format!("{dir}{SIGNATURES_DIR}/{name}-{hex}{SIGNATURE_SUFFIX}")
+    let name = key.rsplit_once('/').map_or(key, |(_, name)| name);
+    format!("{}{name}-{hex}{SIGNATURE_SUFFIX}", signatures_dir(key))
+}
+
+/// The folder of the content-addressed signatures of the object at `key`:
+/// `api/sdk/sigs/` for `api/sdk/sri`.
+pub fn signatures_dir(key: &str) -> String {
+    match key.rsplit_once('/') {
+        Some((dir, _)) => format!("{dir}/{SIGNATURES_DIR}/"),
+        None => format!("{SIGNATURES_DIR}/"),
+    }
 }
 
 /// Signs `bytes` with `comment` as the trusted comment; returns the `.minisig` text.

@@ -45,6 +45,6 @@ pub use keygen::{KeygenArgs, run_keygen};
 pub use keys::{ENV_SIGN_KEY, ENV_SIGN_KEY_FILE, ENV_SIGN_KEY_PASSWORD, KeySource, PublicKey, SecretKey};
 pub use minisig::{
     SIGNATURE_SUFFIX, content_addressed_signature_key, index_signature_key, sign, sign_index, sign_manifest,
-    verify_signature,
+    signatures_dir, verify_signature,
 };
 pub use sri_headers::{SIGNATURE, SIGNATURE_INPUT, SignedHeaders, UNENCODED_DIGEST, sri_headers, verify_sri_headers};
