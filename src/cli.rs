@@ -280,6 +280,10 @@ pub struct PublishArgs {
     #[command(flatten)]
     pub sign: SignArgs,
 
+    /// Signature-based SRI options.
+    #[command(flatten)]
+    pub sri: SriSignArgs,
+
     /// CDN purge options.
     #[command(flatten)]
     pub purge: PurgeArgs,
@@ -324,6 +328,23 @@ pub struct SignArgs {
     pub allow_unsigned: bool,
 }
 
+/// Signature-based SRI: what lets a page pin `latest/` by key.
+#[derive(Debug, Args)]
+pub struct SriSignArgs {
+    /// Ed25519 key that signs every file for signature-based SRI, so pages can load latest/ with
+    /// integrity="ed25519-KEY" (a minisign secret key from `sdk-cdn keygen`; a different key from
+    /// --sign-key, docs/SIGNING.md). Repeat it during a key rotation to sign with the old and the new
+    /// key. SDK_CDN_SRI_KEY_PASSWORD holds the password of encrypted keys.
+    #[arg(long = "sri-key", env = "SDK_CDN_SRI_KEY_FILE", value_name = "FILE", value_delimiter = ',')]
+    pub sri_keys: Vec<PathBuf>,
+
+    /// Promote even though latest/ would no longer be signed by a key it is signed by now (the last
+    /// step of a key rotation, once no page pins that key); refused otherwise, as those pages would
+    /// block every latest/ file.
+    #[arg(long)]
+    pub allow_sri_key_change: bool,
+}
+
 /// `verify` arguments.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -344,6 +365,12 @@ pub struct VerifyArgs {
     /// public key: the `RW…` string, or a `.pub` file from `sdk-cdn keygen` or `minisign -G`.
     #[arg(long, value_name = "KEY|FILE")]
     pub pubkey: Option<String>,
+
+    /// Also require every latest/ file to carry a valid signature-based SRI signature by this key (what
+    /// pages with integrity="ed25519-KEY" need): the ed25519-… token, a .pub file or the RW… key. Repeat
+    /// it during a key rotation. Signatures that files carry are always checked against their bytes.
+    #[arg(long, value_name = "KEY|FILE")]
+    pub sri_pubkey: Vec<String>,
 
     /// Exit 0 on a store with nothing published. Without it, an empty store is an error (exit 3): a typo in
     /// --store looks like an empty store, and "verified OK" about nothing would hide it.
@@ -458,6 +485,12 @@ pub struct PromoteArgs {
     #[command(flatten)]
     pub sign: SignArgs,
 
+    /// Promote even though latest/ would no longer be signed by a key it is signed by now (the last
+    /// step of a key rotation, once no page pins that key); refused otherwise, as those pages would
+    /// block every latest/ file.
+    #[arg(long)]
+    pub allow_sri_key_change: bool,
+
     /// CDN purge options.
     #[command(flatten)]
     pub purge: PurgeArgs,
@@ -478,9 +511,16 @@ pub struct SriArgs {
 /// `snippet` arguments.
 #[derive(Debug, Args)]
 pub struct SnippetArgs {
-    /// The version to pin (integrity on latest/ would break at the next release).
-    #[arg(value_parser = parse_version)]
-    pub version: Version,
+    /// The version to pin, or `latest` with --signed (a hash pin on latest/ would break at the next
+    /// release; a key pin does not).
+    #[arg(value_parser = parse_version_or_latest, value_name = "VERSION|latest")]
+    pub version: String,
+
+    /// Pin by the publisher's key too (signature-based SRI, integrity="ed25519-…"): for `latest`, the
+    /// tag keeps working across releases and still refuses tampered bytes; for a version, the browser
+    /// requires both the hash and the signature. Needs files published with --sri-key.
+    #[arg(long)]
+    pub signed: bool,
 
     /// The file (default: the one top-level .js file of the version).
     #[arg(long, value_name = "PATH")]

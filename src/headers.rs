@@ -4,6 +4,10 @@
 //!
 //! | object | `Cache-Control` | `Content-Type` |
 //! | --- | --- | --- |
+//! Files signed for signature-based SRI also carry `Unencoded-Digest`,
+//! `Signature-Input` and `Signature`, the same for a version's file and its
+//! `latest/` copy ([`crate::signing::SignedHeaders`]).
+//!
 //! | `sdk/<version>/…` | `public, max-age=31536000, immutable` | by extension ([`crate::content_type`]) |
 //! | `sdk/latest/…` | short, configurable (default `public, max-age=300`), never `immutable` | same as the versioned file |
 //! | `api/sdk/sri` | `public, max-age=60` (configurable in `serve`), never `immutable` | `application/json` |
@@ -13,7 +17,7 @@
 //! year; `latest/` and the index change on every promotion, and an
 //! `immutable` there would pin clients to a stale build or stale hashes.
 
-use crate::integrity::Integrity;
+use crate::manifest::FileEntry;
 use crate::store::Headers;
 
 /// `Cache-Control` of versioned files: they never change.
@@ -28,20 +32,23 @@ pub const INTERNAL_CACHE_CONTROL: &str = "no-cache";
 pub const JSON_CONTENT_TYPE: &str = "application/json";
 
 /// Headers of a file under `sdk/<version>/`.
-pub fn versioned_file(content_type: &str, integrity: &Integrity) -> Headers {
-    file(content_type, integrity, IMMUTABLE_CACHE_CONTROL)
+pub fn versioned_file(entry: &FileEntry) -> Headers {
+    file(entry, IMMUTABLE_CACHE_CONTROL)
 }
 
-/// Headers of a file under `sdk/latest/`, with the configured `cache_control`.
-pub fn latest_file(content_type: &str, integrity: &Integrity, cache_control: &str) -> Headers {
-    file(content_type, integrity, cache_control)
+/// Headers of a file under `sdk/latest/`, with the configured `cache_control`:
+/// the versioned file's, signature headers included (they depend on the
+/// bytes only), with a `Cache-Control` that lets it change.
+pub fn latest_file(entry: &FileEntry, cache_control: &str) -> Headers {
+    file(entry, cache_control)
 }
 
-fn file(content_type: &str, integrity: &Integrity, cache_control: &str) -> Headers {
+fn file(entry: &FileEntry, cache_control: &str) -> Headers {
     Headers {
-        content_type: content_type.to_string(),
+        content_type: entry.content_type.clone(),
         cache_control: cache_control.to_string(),
-        sri: Some(integrity.to_string()),
+        sri: Some(entry.integrity.to_string()),
+        signed: entry.signed.clone(),
     }
 }
 
@@ -56,7 +63,7 @@ pub fn bookkeeping() -> Headers {
 }
 
 fn json(cache_control: &str) -> Headers {
-    Headers { content_type: JSON_CONTENT_TYPE.into(), cache_control: cache_control.into(), sri: None }
+    Headers { content_type: JSON_CONTENT_TYPE.into(), cache_control: cache_control.into(), ..Headers::default() }
 }
 
 /// Headers of a detached signature (`.minisig`): content-addressed copies
@@ -65,7 +72,7 @@ pub fn signature(immutable: bool) -> Headers {
     Headers {
         content_type: SIGNATURE_CONTENT_TYPE.into(),
         cache_control: if immutable { IMMUTABLE_CACHE_CONTROL } else { INDEX_CACHE_CONTROL }.into(),
-        sri: None,
+        ..Headers::default()
     }
 }
 
@@ -119,11 +126,21 @@ mod tests {
 
     #[test]
     fn each_class_gets_its_policy() {
-        let integrity = Integrity::of_bytes(b"x");
-        let versioned = versioned_file("text/css; charset=utf-8", &integrity);
+        let integrity = crate::integrity::Integrity::of_bytes(b"x");
+        let signed = crate::signing::SignedHeaders {
+            unencoded_digest: "d".into(),
+            signature_input: "i".into(),
+            signature: "s".into(),
+        };
+        let entry =
+            FileEntry { integrity, size: 1, content_type: "text/css; charset=utf-8".into(), signed: Some(signed) };
+        let versioned = versioned_file(&entry);
         assert_eq!(versioned.cache_control, IMMUTABLE_CACHE_CONTROL);
         assert_eq!(versioned.sri, Some(integrity.to_string()));
-        assert_eq!(latest_file("a", &integrity, "max-age=5").cache_control, "max-age=5");
+        let latest = latest_file(&entry, "max-age=5");
+        assert_eq!(latest.cache_control, "max-age=5");
+        // Signature headers depend on the bytes only: the same on both copies.
+        assert_eq!((&latest.signed, &latest.content_type), (&versioned.signed, &versioned.content_type));
         assert_eq!(
             (index().content_type.as_str(), index().cache_control.as_str()),
             (JSON_CONTENT_TYPE, "public, max-age=60")

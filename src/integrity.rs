@@ -12,7 +12,7 @@ use std::str::FromStr;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use sha2::{Digest, Sha384};
+use sha2::{Digest, Sha384, Sha512};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 const PREFIX: &str = "sha384-";
@@ -44,13 +44,21 @@ impl Integrity {
 
     /// The integrity of a reader, streamed in 64 KiB chunks; also returns the byte count.
     pub fn of_reader(reader: impl Read) -> std::io::Result<(Self, u64)> {
-        Self::of_reader_with(reader, &mut vec![0u8; BUF_LEN])
+        let (integrity, size, _) = Self::of_reader_with(reader, &mut vec![0u8; BUF_LEN], false)?;
+        Ok((integrity, size))
     }
 
     /// Like [`Integrity::of_reader`], streaming through the caller's `buf`, so
-    /// that hashing many small files allocates nothing per file.
-    pub fn of_reader_with(mut reader: impl Read, buf: &mut [u8]) -> std::io::Result<(Self, u64)> {
+    /// that hashing many small files allocates nothing per file; with
+    /// `sha512`, also the SHA-512 of the same bytes (signature-based SRI
+    /// signs it), from the same read.
+    pub fn of_reader_with(
+        mut reader: impl Read,
+        buf: &mut [u8],
+        sha512: bool,
+    ) -> std::io::Result<(Self, u64, Option<[u8; 64]>)> {
         let mut hasher = Sha384::new();
+        let mut second = sha512.then(Sha512::new);
         let mut size = 0u64;
         loop {
             let n = match reader.read(buf) {
@@ -60,9 +68,12 @@ impl Integrity {
                 Err(e) => return Err(e),
             };
             hasher.update(&buf[..n]);
+            if let Some(second) = &mut second {
+                second.update(&buf[..n]);
+            }
             size += n as u64;
         }
-        Ok((Integrity(hasher.finalize().into()), size))
+        Ok((Integrity(hasher.finalize().into()), size, second.map(|h| h.finalize().into())))
     }
 
     /// Copies `reader` into `out` through one 64 KiB buffer, hashing the
@@ -99,8 +110,19 @@ impl Integrity {
     }
 
     /// The integrity of an async reader (an object downloaded from a store), streamed.
-    pub async fn of_async_reader(mut reader: impl AsyncRead + Unpin) -> std::io::Result<(Self, u64)> {
+    pub async fn of_async_reader(reader: impl AsyncRead + Unpin) -> std::io::Result<(Self, u64)> {
+        let (integrity, size, _) = Self::of_async_reader_with(reader, false).await?;
+        Ok((integrity, size))
+    }
+
+    /// Like [`Integrity::of_async_reader`]; with `sha512`, also the SHA-512
+    /// of the same bytes (to check signature-based SRI headers).
+    pub async fn of_async_reader_with(
+        mut reader: impl AsyncRead + Unpin,
+        sha512: bool,
+    ) -> std::io::Result<(Self, u64, Option<[u8; 64]>)> {
         let mut hasher = Sha384::new();
+        let mut second = sha512.then(Sha512::new);
         let mut buf = vec![0u8; BUF_LEN];
         let mut size = 0u64;
         loop {
@@ -109,9 +131,12 @@ impl Integrity {
                 break;
             }
             hasher.update(&buf[..n]);
+            if let Some(second) = &mut second {
+                second.update(&buf[..n]);
+            }
             size += n as u64;
         }
-        Ok((Integrity(hasher.finalize().into()), size))
+        Ok((Integrity(hasher.finalize().into()), size, second.map(|h| h.finalize().into())))
     }
 }
 

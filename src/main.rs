@@ -97,6 +97,7 @@ fn exit_code(error: &Error) -> u8 {
             | ReleaseError::Input { .. }
             | ReleaseError::InputChanged { .. }
             | ReleaseError::Unsigned { .. }
+            | ReleaseError::SriKeyDropped { .. }
             | ReleaseError::Usage(_) => BAD_INPUT,
             ReleaseError::Signing(e) => e.exit_code(),
             ReleaseError::Conflict { .. } | ReleaseError::Refused(_) | ReleaseError::NothingPublished { .. } => {

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::integrity::Integrity;
 use crate::layout::{LATEST, index_entry};
+use crate::signing::SignedHeaders;
 use crate::store::Key;
 
 /// `manifests/<version>.json`: what a sealed version contains.
@@ -35,6 +36,9 @@ pub struct FileEntry {
     pub size: u64,
     /// The `Content-Type` it is served with.
     pub content_type: String,
+    /// Signature-based SRI headers it is served with (absent: not signed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed: Option<SignedHeaders>,
 }
 
 /// `manifests/channels/latest.json`: which version `latest/` serves.
@@ -94,21 +98,30 @@ pub struct FileDiff {
     pub added: Vec<String>,
     /// Published, not in the build.
     pub missing: Vec<String>,
+    /// Same bytes, other signature-based SRI headers (other `--sri-key` keys):
+    /// a version's headers are as immutable as its bytes.
+    pub signed_differently: Vec<String>,
 }
 
 impl FileDiff {
     /// Whether the two sets are identical.
     pub fn is_empty(&self) -> bool {
-        self.differing.is_empty() && self.added.is_empty() && self.missing.is_empty()
+        self.differing.is_empty()
+            && self.added.is_empty()
+            && self.missing.is_empty()
+            && self.signed_differently.is_empty()
     }
 }
 
 impl std::fmt::Display for FileDiff {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut parts = Vec::new();
-        for (label, list) in
-            [("differ", &self.differing), ("only in the build", &self.added), ("only in the store", &self.missing)]
-        {
+        for (label, list) in [
+            ("differ", &self.differing),
+            ("only in the build", &self.added),
+            ("only in the store", &self.missing),
+            ("signed with other --sri-key keys", &self.signed_differently),
+        ] {
             if !list.is_empty() {
                 parts.push(format!("{label}: {}", list.join(", ")));
             }
@@ -165,6 +178,7 @@ impl VersionManifest {
             match published.files.get(path) {
                 None => diff.added.push(path.clone()),
                 Some(p) if p.integrity != entry.integrity => diff.differing.push(path.clone()),
+                Some(p) if p.signed != entry.signed => diff.signed_differently.push(path.clone()),
                 Some(_) => {}
             }
         }
@@ -238,6 +252,7 @@ mod tests {
                         integrity: Integrity::of_bytes(b),
                         size: b.len() as u64,
                         content_type: crate::content_type::for_path(p),
+                        signed: None,
                     };
                     (p.to_string(), entry)
                 })

@@ -28,7 +28,7 @@ fn key(s: &str) -> Key {
 }
 
 fn headers(ct: &str, cc: &str, sri: Option<&str>) -> Headers {
-    Headers { content_type: ct.into(), cache_control: cc.into(), sri: sri.map(Into::into) }
+    Headers { content_type: ct.into(), cache_control: cc.into(), sri: sri.map(Into::into), signed: None }
 }
 
 fn bytes(s: &'static str) -> Body {

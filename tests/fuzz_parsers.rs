@@ -89,6 +89,12 @@ proptest! {
                 integrity: Integrity::of_bytes(b),
                 size: b.len() as u64,
                 content_type: sdk_cdn::content_type::for_path(p),
+                // Signed and unsigned entries side by side round-trip alike.
+                signed: (b.len() % 2 == 1).then(|| sdk_cdn::signing::SignedHeaders {
+                    unencoded_digest: format!("sha-512=:{}:", b.len()),
+                    signature_input: format!("sig1=(\"unencoded-digest\";sf);keyid=\"{p}\""),
+                    signature: "sig1=:AA==:".into(),
+                }),
             })).collect::<BTreeMap<_, _>>(),
         };
         let key = sdk_cdn::layout::manifest(&version);

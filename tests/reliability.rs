@@ -69,6 +69,7 @@ fn verify_is_clean_after_publishing_and_names_every_kind_of_damage() {
             // A store refuses bytes that do not hash to the SRI they come with
             // (StoreError::ContentChanged), so the tampering carries none.
             sri: None,
+            signed: None,
         };
         let overwrite = |k: &str, bytes: &'static [u8]| {
             let body = sdk_cdn::store::Body::Bytes(bytes::Bytes::from_static(bytes));
@@ -149,6 +150,7 @@ fn reindex_rebuilds_a_lost_or_damaged_index_exactly() {
             content_type: "application/json".into(),
             cache_control: "public, max-age=60".into(),
             sri: None,
+            signed: None,
         };
         let damage = || {
             let truncated = bytes::Bytes::copy_from_slice(&published[..published.len() / 2]);

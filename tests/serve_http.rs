@@ -367,6 +367,7 @@ fn partial_versions_and_unlisted_files_are_never_served() {
                 content_type: "text/javascript; charset=utf-8".into(),
                 cache_control: IMMUTABLE.into(),
                 sri: None,
+                signed: None,
             };
             for key in ["sdk/0.3.0/haloagents.umd.js", "sdk/0.1.0/extra.js", "sdk/latest/extra.js"] {
                 let body = StoreBody::Bytes(bytes::Bytes::from_static(b"window.Evil=1;"));
@@ -529,6 +530,7 @@ fn an_unparseable_index_is_refused_and_the_last_good_one_kept() {
                 content_type: "application/json".into(),
                 cache_control: "public, max-age=60".into(),
                 sri: None,
+                signed: None,
             };
             let garbage = StoreBody::Bytes(bytes::Bytes::from_static(b"{\"version\": \"0.1.0\", \"files\": "));
             store.put(&key, garbage, &headers, PutMode::Overwrite).await.unwrap();

@@ -11,7 +11,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use sdk_cdn::signing::{
-    self, KeySource, PublicKey, SecretKey, SignedHeaders, SignedKind, SigningError, sri_headers, verify_sri_headers,
+    self, KeySource, PublicKey, SecretKey, SignedHeaders, SignedKind, SigningError, sha512_of, sri_headers,
+    sri_key_ids, verify_sri_headers,
 };
 use support::cli::run_without_store;
 use support::serve::tools_present;
@@ -139,17 +140,21 @@ fn we_verify_stock_minisign_signatures_and_sign_with_its_keys() {
     assert!(ok.status.success(), "minisign refused: {}", String::from_utf8_lossy(&ok.stderr));
 }
 
-/// Rebuilds the signature base from the header values and checks the
-/// Ed25519 signature and the SHA-512 digest with Python's `cryptography`.
+/// Rebuilds the signature base of one `Signature-Input` member (the one
+/// naming the key) from the header values and checks the Ed25519 signature
+/// and the SHA-512 digest with Python's `cryptography`: an implementation
+/// that shares no code with ours.
 const PYTHON_CHECK: &str = r#"
-import base64, hashlib, sys
+import base64, hashlib, re, sys
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 body = open(sys.argv[1], "rb").read()
 digest, sig_input, signature, pub = sys.argv[2:6]
 assert digest == "sha-512=:" + base64.b64encode(hashlib.sha512(body).digest()).decode() + ":", "digest"
-assert sig_input.startswith("sig1="), "label"
-base = '"unencoded-digest";sf: ' + digest + '\n"@signature-params": ' + sig_input[len("sig1="):]
-raw = base64.b64decode(signature[len("sig1=:"):-1])
+inputs = dict(m.split("=", 1) for m in sig_input.split(", "))
+sigs = dict(m.split("=", 1) for m in signature.split(", "))
+label = [l for l, v in inputs.items() if 'keyid="' + pub + '"' in v][0]
+base = '"unencoded-digest";sf: ' + digest + '\n"@signature-params": ' + inputs[label]
+raw = base64.b64decode(sigs[label][1:-1])
 Ed25519PublicKey.from_public_bytes(base64.b64decode(pub)).verify(raw, base.encode())
 print("verified")
 "#;
@@ -164,34 +169,79 @@ fn python_verifies(body: &Path, h: &SignedHeaders, public: &str) -> bool {
     out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "verified"
 }
 
+fn sri_key(dir: &Path, name: &str) -> SecretKey {
+    keygen(dir, &["--no-password", "--name", name], None).expect_code(0);
+    SecretKey::load(&KeySource::File(dir.join(format!("{name}.key"))), None).unwrap()
+}
+
+fn token(key: &SecretKey) -> String {
+    key.public_key().integrity_token().strip_prefix("ed25519-").unwrap().to_string()
+}
+
 #[test]
 fn sri_headers_verify_with_python_cryptography_and_break_on_a_changed_byte() {
     if !tools_present(&["python3"], "SDK_CDN_REQUIRE_TOOLS") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    keygen(dir.path(), &["--no-password", "--name", "sri"], None).expect_code(0);
-    let key = SecretKey::load(&KeySource::File(dir.path().join("sri.key")), None).unwrap();
+    let key = sri_key(dir.path(), "sri");
     let body = b"window.HaloAgents = { version: '1.4.0' };\n".to_vec();
-    let headers = sri_headers(&body, &key).unwrap();
+    let headers = sri_headers(&sha512_of(&body), std::slice::from_ref(&key)).unwrap();
     let raw = key.public_key().ed25519();
-    let token = key.public_key().integrity_token();
-    let public = token.strip_prefix("ed25519-").unwrap();
+    let public = token(&key);
     assert_eq!(
         headers.signature_input,
         format!("sig1=(\"unencoded-digest\";sf);keyid=\"{public}\";tag=\"ed25519-integrity\"")
     );
-    verify_sri_headers(&body, &headers, &raw).unwrap();
+    verify_sri_headers(&sha512_of(&body), &headers, &raw).unwrap();
     let file = dir.path().join("body.js");
     std::fs::write(&file, &body).unwrap();
-    assert!(python_verifies(&file, &headers, public), "python refused our headers");
+    assert!(python_verifies(&file, &headers, &public), "python refused our headers");
     let mut changed = body.clone();
     changed[0] ^= 1;
     std::fs::write(&file, &changed).unwrap();
-    assert!(!python_verifies(&file, &headers, public), "python accepted a changed byte");
-    assert!(verify_sri_headers(&changed, &headers, &raw).is_err());
+    assert!(!python_verifies(&file, &headers, &public), "python accepted a changed byte");
+    assert!(verify_sri_headers(&sha512_of(&changed), &headers, &raw).is_err());
     let other = run_without_store(dir.path(), &["keygen", "--no-password", "--name", "other"]);
     other.expect_code(0);
     let other = PublicKey::load(&dir.path().join("other.pub")).unwrap().ed25519();
-    assert!(verify_sri_headers(&body, &headers, &other).is_err(), "another key was accepted");
+    assert!(verify_sri_headers(&sha512_of(&body), &headers, &other).is_err(), "another key was accepted");
+}
+
+/// A rotation signs with the old and the new key: one member each, and
+/// both verify (ours and Python's), each under its own key only.
+#[test]
+fn two_keys_sign_one_body_and_each_verifies_on_its_own() {
+    if !tools_present(&["python3"], "SDK_CDN_REQUIRE_TOOLS") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = (sri_key(dir.path(), "old"), sri_key(dir.path(), "new"));
+    let body = b"window.HaloAgents = { version: '2.0.0' };\n".to_vec();
+    let digest = sha512_of(&body);
+    let headers = sri_headers(&digest, &[old.clone(), new.clone()]).unwrap();
+    assert!(headers.signature_input.starts_with("sig1=") && headers.signature_input.contains(", sig2="));
+    assert_eq!(sri_key_ids(&headers).unwrap(), vec![old.public_key().ed25519(), new.public_key().ed25519()]);
+    let file = dir.path().join("body.js");
+    std::fs::write(&file, &body).unwrap();
+    for key in [&old, &new] {
+        verify_sri_headers(&digest, &headers, &key.public_key().ed25519()).unwrap();
+        assert!(python_verifies(&file, &headers, &token(key)), "python refused the signature by {}", token(key));
+    }
+    // The signatures are bound to their members: swapped, neither verifies.
+    let swapped = SignedHeaders {
+        signature: headers.signature.replace("sig1=", "sigX=").replace("sig2=", "sig1=").replace("sigX=", "sig2="),
+        ..headers.clone()
+    };
+    for key in [&old, &new] {
+        assert!(verify_sri_headers(&digest, &swapped, &key.public_key().ed25519()).is_err());
+    }
+    // A CDN that re-serialises the headers with spaces changes nothing they mean.
+    // (RFC 9421 signs the canonical serialisation, which the verifier rebuilds.)
+    let spaced = SignedHeaders {
+        signature_input: headers.signature_input.replace(";", "; ").replace(", ", ",   "),
+        signature: headers.signature.replace(", ", " ,  "),
+        ..headers
+    };
+    verify_sri_headers(&digest, &spaced, &new.public_key().ed25519()).unwrap();
 }

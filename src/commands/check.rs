@@ -14,7 +14,10 @@ pub(super) async fn verify(global: &GlobalArgs, args: &VerifyArgs) -> Result<Out
     let store = open_store(global).await?;
     let selection = if args.versions.is_empty() { Selection::All } else { Selection::Versions(args.versions.clone()) };
     let pubkey = args.pubkey.as_deref().map(crate::signing::PublicKey::from_arg).transpose()?;
+    let sri_pubkeys =
+        args.sri_pubkey.iter().map(|k| crate::signing::PublicKey::sri_from_arg(k)).collect::<Result<Vec<_>, _>>()?;
     let options = release::VerifyOptions {
+        sri_pubkeys: &sri_pubkeys,
         concurrency: usize::from(args.concurrency),
         base_url: args.base_url.as_deref(),
         allow_empty: args.allow_empty,

@@ -41,7 +41,8 @@ pub(super) async fn sri(global: &GlobalArgs, args: &SriArgs) -> Result<Output, E
 
 pub(super) async fn snippet(global: &GlobalArgs, args: &SnippetArgs) -> Result<Output, Error> {
     let store = open_store(global).await?;
-    let tag = release::snippet(store.as_ref(), &args.version, args.file.as_deref(), &args.base_url).await?;
+    let tag =
+        release::snippet(store.as_ref(), &args.version, args.file.as_deref(), &args.base_url, args.signed).await?;
     Ok(Output::data(format!("{tag}\n"), json!({ "version": args.version, "html": tag })))
 }
 

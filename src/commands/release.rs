@@ -9,13 +9,14 @@ use serde_json::{Value, json};
 
 use super::open_store;
 use super::output::{Error, Output, count, count_of, to_value};
-use crate::cli::{DiscardArgs, GlobalArgs, PromoteArgs, PublishArgs, PurgeArgs, ReindexArgs, SignArgs};
+use crate::cli::{DiscardArgs, GlobalArgs, PromoteArgs, PublishArgs, PurgeArgs, ReindexArgs, SignArgs, SriSignArgs};
 use crate::progress::Progress;
 use crate::purge::{self, PurgeOptions, PurgeReport};
 use crate::release::{
     self, DiscardReport, Plan, PlanOptions, PromoteOptions, PromoteReport, PublishOptions, PublishOutcome,
     PublishReport, ReindexReport, ReleaseError,
 };
+use crate::signing::{ENV_SRI_KEY_PASSWORD, KeySource, SecretKey};
 use crate::store::{Store, StoreUrl};
 
 async fn plan(global: &GlobalArgs, store: &dyn Store, args: &PublishArgs, progress: Progress) -> Result<Plan, Error> {
@@ -25,12 +26,40 @@ async fn plan(global: &GlobalArgs, store: &dyn Store, args: &PublishArgs, progre
         filter: release::select::Filter::new(&args.filter()).map_err(ReleaseError::Usage)?,
         store_root: StoreUrl::parse(&global.store)?.local_root().map(Path::to_path_buf),
         manifests_dir: Some(args.manifests_dir.clone()),
+        sri_keys: sri_keys(&args.sri)?,
     };
     let plan = tokio::task::spawn_blocking(move || Plan::build(&dir, &version, &options, progress))
         .await
         .map_err(|e| ReleaseError::StoreUnusable(format!("hashing was interrupted: {e}")))??;
     plan.check_keys(store)?;
     Ok(plan)
+}
+
+/// The signature-based SRI keys `--sri-key` names, loaded before any store
+/// request, with the password in `SDK_CDN_SRI_KEY_PASSWORD`.
+fn sri_keys(args: &SriSignArgs) -> Result<Vec<SecretKey>, Error> {
+    if args.sri_keys.len() > crate::signing::MAX_SRI_KEYS {
+        return Err(ReleaseError::Usage(format!(
+            "{} --sri-key flags given; at most {} keys sign one file (the old and the new key of a rotation)",
+            args.sri_keys.len(),
+            crate::signing::MAX_SRI_KEYS
+        ))
+        .into());
+    }
+    let password = std::env::var(ENV_SRI_KEY_PASSWORD).ok().filter(|p| !p.is_empty());
+    let mut keys: Vec<SecretKey> = Vec::new();
+    for path in &args.sri_keys {
+        let key = SecretKey::load(&KeySource::File(path.clone()), password.as_deref())?;
+        if keys.iter().any(|k| k.public_key().ed25519() == key.public_key().ed25519()) {
+            return Err(ReleaseError::Usage(format!(
+                "--sri-key {} names a key already given; give each key once",
+                path.display()
+            ))
+            .into());
+        }
+        keys.push(key);
+    }
+    Ok(keys)
 }
 
 /// The signing key the flags or the environment name, loaded before any
@@ -99,6 +128,7 @@ pub(super) async fn publish(global: &GlobalArgs, args: &PublishArgs, progress: P
         latest_cache_control: args.transfer.latest_cache_control.clone(),
         manifests_dir: Some(args.manifests_dir.clone()),
         signing,
+        allow_sri_key_change: args.sri.allow_sri_key_change,
     };
     let report = release::publish(store.as_ref(), &plan, &options, progress).await?;
     let text = PublishText { report: &report, store: &store.describe() }.to_string();
@@ -155,6 +185,7 @@ pub(super) async fn promote(global: &GlobalArgs, args: &PromoteArgs) -> Result<O
         latest_cache_control: args.transfer.latest_cache_control.clone(),
         concurrency: usize::from(args.transfer.concurrency),
         signing: signing(&args.sign)?,
+        allow_sri_key_change: args.allow_sri_key_change,
     };
     let report = release::promote(store.as_ref(), &args.version, &options).await?;
     let mut output = Output::status(PromoteText(&report).to_string(), to_value(&report));

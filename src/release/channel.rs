@@ -16,6 +16,7 @@ use futures::{StreamExt, TryStreamExt};
 use semver::Version;
 
 use super::cas::{self, Round};
+use super::sri;
 use super::{ReleaseError, read_manifest, read_pointer};
 use crate::layout;
 use crate::manifest::{self, ChannelPointer, VersionManifest};
@@ -52,8 +53,16 @@ pub(crate) enum Claim {
     Skipped(String),
 }
 
-/// Swaps the pointer to `version` if `rule` allows it.
-pub(crate) async fn claim(store: &dyn Store, version: &Version, rule: PromoteRule) -> Result<Claim, ReleaseError> {
+/// Swaps the pointer to `next`'s version if `rule` allows it and the
+/// handover keeps every signature-based SRI key of `latest/`
+/// ([`sri::check_handover`]; `allow_key_change` skips that).
+pub(crate) async fn claim(
+    store: &dyn Store,
+    next: &VersionManifest,
+    rule: PromoteRule,
+    allow_key_change: bool,
+) -> Result<Claim, ReleaseError> {
+    let version = &next.version;
     cas::retry(POINTER, || async move {
         let current = read_pointer(store).await?;
         let previous = current.as_ref().map(|c| c.pointer.version.clone());
@@ -63,6 +72,7 @@ pub(crate) async fn claim(store: &dyn Store, version: &Version, rule: PromoteRul
         if let Some(reason) = refusal(rule, version, previous.as_ref())? {
             return Ok(Round::Done(Claim::Skipped(reason)));
         }
+        sri::check_handover(store, previous.as_ref(), next, allow_key_change).await?;
         let mode = match current {
             Some(c) => PutMode::Update { etag: c.etag },
             None => PutMode::Create,
@@ -70,6 +80,22 @@ pub(crate) async fn claim(store: &dyn Store, version: &Version, rule: PromoteRul
         cas::settle(write_pointer(store, version, false, mode).await, |_| Claim::Moved { previous })
     })
     .await
+}
+
+/// Before a publish writes anything: if the version would take over
+/// `latest/` as things stand, refuses it when the handover would drop a
+/// signature-based SRI key (a sealed version can never gain signatures, so
+/// finding out at promotion time would be too late).
+pub(crate) async fn check_publish_handover(
+    store: &dyn Store,
+    next: &VersionManifest,
+    allow_key_change: bool,
+) -> Result<(), ReleaseError> {
+    let previous = read_pointer(store).await?.map(|c| c.pointer.version);
+    if refusal(PromoteRule::IfNewer, &next.version, previous.as_ref())?.is_some() {
+        return Ok(());
+    }
+    sri::check_handover(store, previous.as_ref(), next, allow_key_change).await
 }
 
 /// `Ok(Some(reason))` to skip quietly, `Err` to refuse, `Ok(None)` to go ahead.
@@ -166,7 +192,7 @@ async fn copy_files(
         .map(|(path, entry)| async move {
             let from = layout::version_file(&manifest.version, path).map_err(|e| ReleaseError::Usage(e.to_string()))?;
             let to = layout::latest_file(path).map_err(|e| ReleaseError::Usage(e.to_string()))?;
-            let headers = crate::headers::latest_file(&entry.content_type, &entry.integrity, cache_control);
+            let headers = crate::headers::latest_file(entry, cache_control);
             store.copy(&from, &to, &headers).await.map_err(ReleaseError::from)
         })
         .buffer_unordered(concurrency.max(1))

@@ -69,6 +69,23 @@ pub enum ReleaseError {
         /// The store.
         store: String,
     },
+    /// A promotion would serve `latest/` unsigned by a key it is signed by now.
+    #[error(
+        "latest/ serves {current}, signed for signature-based SRI by {dropped}, and {next} is not signed by {it}: \
+         pages that pin `integrity=\"ed25519-…\"` with {it} would block every latest/ file. Publish under a new \
+         version with --sri-key for {it} (add the new key beside it during a key rotation, docs/SIGNING.md), or \
+         pass --allow-sri-key-change once no page pins {it}"
+    )]
+    SriKeyDropped {
+        /// The version `latest/` serves.
+        current: String,
+        /// The version that would take over.
+        next: String,
+        /// The keys (`ed25519-…`) it would drop.
+        dropped: String,
+        /// "that key" or "those keys".
+        it: &'static str,
+    },
     /// Signing failed.
     #[error(transparent)]
     Signing(#[from] crate::signing::SigningError),

@@ -21,6 +21,7 @@ mod query;
 mod read;
 pub mod select;
 mod signatures;
+pub mod sri;
 mod verify;
 mod verify_http;
 

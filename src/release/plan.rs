@@ -23,6 +23,7 @@ use crate::integrity::Integrity;
 use crate::layout;
 use crate::manifest::{FileEntry, VersionManifest};
 use crate::progress::Progress;
+use crate::signing::{self, SecretKey, SignedHeaders};
 use crate::store::{Headers, Key, Store};
 
 /// One file to publish.
@@ -42,6 +43,10 @@ pub struct PlannedFile {
     pub integrity: Integrity,
     /// The `Content-Type` it will be served with.
     pub content_type: String,
+    /// Its signature-based SRI headers, with `--sri-key` (computed from the
+    /// same read as `integrity`, so they describe the same bytes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed: Option<SignedHeaders>,
 }
 
 /// Everything a publish will do, computed before touching the store.
@@ -79,13 +84,15 @@ pub struct PlanOptions {
     pub store_root: Option<PathBuf>,
     /// The local `--manifests-dir`: never part of the build.
     pub manifests_dir: Option<PathBuf>,
+    /// Keys that sign every file for signature-based SRI (`--sri-key`); empty: none.
+    pub sri_keys: Vec<SecretKey>,
 }
 
 impl PlanOptions {
     /// The default filter (hidden paths refused, no patterns), no local store or manifests dir.
     pub fn new(max_key_len: usize) -> Self {
         let filter = Filter::new(&super::select::FilterOptions::default()).expect("no patterns always compile");
-        PlanOptions { max_key_len, filter, store_root: None, manifests_dir: None }
+        PlanOptions { max_key_len, filter, store_root: None, manifests_dir: None, sri_keys: Vec::new() }
     }
 }
 
@@ -122,14 +129,7 @@ impl Plan {
 
     /// The manifest this plan seals.
     pub fn manifest(&self) -> VersionManifest {
-        let files: BTreeMap<String, FileEntry> = self
-            .files
-            .iter()
-            .map(|f| {
-                let entry = FileEntry { integrity: f.integrity, size: f.size, content_type: f.content_type.clone() };
-                (f.path.clone(), entry)
-            })
-            .collect();
+        let files: BTreeMap<String, FileEntry> = self.files.iter().map(|f| (f.path.clone(), f.entry())).collect();
         VersionManifest { version: self.version.clone(), files }
     }
 
@@ -168,9 +168,19 @@ impl Plan {
 }
 
 impl PlannedFile {
+    /// Its entry in the manifest.
+    pub fn entry(&self) -> FileEntry {
+        FileEntry {
+            integrity: self.integrity,
+            size: self.size,
+            content_type: self.content_type.clone(),
+            signed: self.signed.clone(),
+        }
+    }
+
     /// Headers for the immutable `sdk/<version>/` copy.
     pub fn headers(&self) -> Headers {
-        crate::headers::versioned_file(&self.content_type, &self.integrity)
+        crate::headers::versioned_file(&self.entry())
     }
 }
 
@@ -211,7 +221,8 @@ fn scan_and_hash(
     let receive = Mutex::new(receive);
     let failed = AtomicBool::new(false);
     let (walked, hashed) = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers).map(|_| scope.spawn(|| hash_worker(&receive, &failed, progress))).collect();
+        let handles: Vec<_> =
+            (0..workers).map(|_| scope.spawn(|| hash_worker(&receive, &failed, &options.sri_keys, progress))).collect();
         let walked = walk(dir, version, options, &roots, &failed, progress, |i, found| {
             // The workers only stop receiving after a failure, which ends the walk anyway.
             let _ = send.send((i, found));
@@ -369,6 +380,7 @@ fn walk(
 fn hash_worker(
     queue: &Mutex<Receiver<(usize, Found)>>,
     failed: &AtomicBool,
+    sri_keys: &[SecretKey],
     progress: &ProgressBar,
 ) -> Vec<(usize, Result<PlannedFile, ReleaseError>)> {
     let mut buf = vec![0u8; HASH_BUF_LEN];
@@ -382,7 +394,7 @@ fn hash_worker(
         if failed.load(Ordering::Relaxed) {
             continue;
         }
-        let result = hash_one(found, &mut buf);
+        let result = hash_one(found, sri_keys, &mut buf);
         match &result {
             Ok(planned) => progress.inc(planned.size),
             // One error refuses the whole plan: stop the walk and the other workers early.
@@ -393,16 +405,21 @@ fn hash_worker(
     out
 }
 
-fn hash_one(found: Found, buf: &mut [u8]) -> Result<PlannedFile, ReleaseError> {
+fn hash_one(found: Found, sri_keys: &[SecretKey], buf: &mut [u8]) -> Result<PlannedFile, ReleaseError> {
     let file = std::fs::File::open(&found.source).map_err(|e| unreadable(&found.source, &e))?;
     let meta = file.metadata().map_err(|e| unreadable(&found.source, &e))?;
     // Reading exactly the size `fstat` reported saves the read that would
     // find the end of a small file. A file that changes later is caught
     // where it is stored: the store hashes the bytes it writes and refuses
     // any that differ from this plan (`StoreError::ContentChanged`).
-    let (integrity, size) =
-        Integrity::of_reader_with(file.take(meta.len()), buf).map_err(|e| unreadable(&found.source, &e))?;
+    let (integrity, size, sha512) = Integrity::of_reader_with(file.take(meta.len()), buf, !sri_keys.is_empty())
+        .map_err(|e| unreadable(&found.source, &e))?;
+    let signed = match sha512 {
+        Some(digest) => Some(signing::sri_headers(&digest, sri_keys)?),
+        None => None,
+    };
     Ok(PlannedFile {
+        signed,
         content_type: crate::content_type::for_path(&found.path),
         path: found.path,
         key: found.key,

@@ -21,6 +21,8 @@ pub struct PromoteOptions {
     pub concurrency: usize,
     /// How the index is signed.
     pub signing: Signing,
+    /// Promote even if `latest/` would lose a signature-based SRI key.
+    pub allow_sri_key_change: bool,
 }
 
 /// What a promotion did.
@@ -45,15 +47,15 @@ pub async fn promote(
     options: &PromoteOptions,
 ) -> Result<PromoteReport, ReleaseError> {
     options.signing.check(store).await?;
-    if read_manifest(store, version).await?.is_none() {
+    let Some(next) = read_manifest(store, version).await? else {
         return Err(ReleaseError::Usage(format!(
             "{version} is not published in {} (no manifests/{version}.json); publish it first, or run `sdk-cdn list`",
             store.describe()
         )));
-    }
+    };
     let rule =
         PromoteRule::Explicit { allow_downgrade: options.allow_downgrade, allow_prerelease: options.allow_prerelease };
-    let (previous, changed) = match claim(store, version, rule).await? {
+    let (previous, changed) = match claim(store, &next, rule, options.allow_sri_key_change).await? {
         Claim::Moved { previous } => (previous, true),
         // latest/ already served it: that is what it served before, too.
         Claim::AlreadyCurrent => (Some(version.clone()), false),

@@ -17,7 +17,7 @@ use futures::{StreamExt, TryStreamExt};
 use semver::Version;
 use serde::Serialize;
 
-use super::channel::{Claim, PromoteRule, claim, converge};
+use super::channel::{Claim, PromoteRule, check_publish_handover, claim, converge};
 use super::index::update_index_from;
 use super::intent;
 use super::signatures::Signing;
@@ -41,6 +41,8 @@ pub struct PublishOptions {
     pub manifests_dir: Option<PathBuf>,
     /// How the manifest and the index are signed.
     pub signing: Signing,
+    /// Promote even if `latest/` would lose a signature-based SRI key.
+    pub allow_sri_key_change: bool,
 }
 
 /// What a publish did.
@@ -100,6 +102,9 @@ pub async fn publish(
         }
         None => {
             let (present, known_index) = preflight(store, plan, &manifest, options.concurrency).await?;
+            if !options.no_promote {
+                check_publish_handover(store, &manifest, options.allow_sri_key_change).await?;
+            }
             intent::claim(store, &manifest).await?;
             let (uploaded, present) = upload_and_seal(store, plan, &manifest, &present, options, progress).await?;
             (PublishOutcome::Published, uploaded, present, known_index)
@@ -110,7 +115,7 @@ pub async fn publish(
     let (promoted, not_promoted_reason) = if options.no_promote {
         (false, Some("--no-promote was given".to_string()))
     } else {
-        match claim(store, &plan.version, PromoteRule::IfNewer).await? {
+        match claim(store, &manifest, PromoteRule::IfNewer, options.allow_sri_key_change).await? {
             Claim::Moved { .. } => (true, None),
             Claim::AlreadyCurrent => (false, None),
             Claim::Skipped(reason) => (false, Some(reason)),

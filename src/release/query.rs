@@ -126,11 +126,27 @@ pub async fn sri_file(store: &dyn Store, dir: &str, file: &str) -> Result<Integr
 /// no file name or base URL can break out of the tag.
 pub async fn snippet(
     store: &dyn Store,
-    version: &Version,
+    dir: &str,
     file: Option<&str>,
     base_url: &str,
+    signed: bool,
 ) -> Result<String, ReleaseError> {
     let base = BaseUrl::parse(base_url)?;
+    let version = match dir {
+        layout::LATEST if !signed => {
+            return Err(ReleaseError::Usage(
+                "a hash pin on latest/ breaks at the next release; pin a version (`sdk-cdn snippet 1.4.0`), or pin \
+                 latest/ by the publisher's key with `sdk-cdn snippet latest --signed`"
+                    .into(),
+            ));
+        }
+        layout::LATEST => match read_pointer(store).await? {
+            Some(stored) => stored.pointer.version,
+            None => return Err(ReleaseError::Usage(format!("nothing is promoted to latest/ in {}", store.describe()))),
+        },
+        version => crate::version::parse(version)?,
+    };
+    let version = &version;
     let Some(manifest) = read_manifest(store, version).await? else {
         return Err(ReleaseError::Usage(format!(
             "{version} is not published in {}; run `sdk-cdn list` to see published versions",
@@ -162,7 +178,21 @@ pub async fn snippet(
         return Err(ReleaseError::Usage(format!("{version} has no file {path:?}; it has: {}", all.join(", "))));
     };
     let kind = TagKind::of(&path)?;
-    Ok(kind.tag(&base.file(&version.to_string(), &path), &entry.integrity.to_string()))
+    let mut integrity = Vec::new();
+    if dir != layout::LATEST {
+        integrity.push(entry.integrity.to_string());
+    }
+    if signed {
+        let keys = super::sri::keys_of(&manifest)?;
+        if keys.is_empty() {
+            return Err(ReleaseError::Usage(format!(
+                "{version} is not signed for signature-based SRI (published without --sri-key), so there is no key \
+                 to pin; publish a new version with --sri-key KEY, or drop --signed"
+            )));
+        }
+        integrity.extend(keys);
+    }
+    Ok(kind.tag(&base.file(dir, &path), &integrity.join(" ")))
 }
 
 /// The tag that loads `path` of `dir` (a version or `latest`) from

@@ -13,8 +13,10 @@ use super::verify_http::CdnCheck;
 use super::{ReleaseError, read_index, read_manifest, read_pointer, sealed_versions};
 use crate::integrity::Integrity;
 use crate::layout;
-use crate::manifest::{SriIndex, VersionManifest};
-use crate::signing::PublicKey;
+use base64::Engine as _;
+
+use crate::manifest::{FileEntry, SriIndex, VersionManifest};
+use crate::signing::{self, PublicKey, SignedHeaders};
 use crate::store::{Key, Store};
 
 /// What kind of problem a finding is.
@@ -95,6 +97,9 @@ pub struct VerifyOptions<'a> {
     pub allow_empty: bool,
     /// Also check the index's and every verified manifest's signature against this key.
     pub pubkey: Option<&'a PublicKey>,
+    /// Keys every `latest/` file must carry a valid signature-based SRI
+    /// signature by (`--sri-pubkey`: what pages pinning `latest/` by key need).
+    pub sri_pubkeys: &'a [[u8; 32]],
 }
 
 /// Verifies `selection` in `store`.
@@ -136,8 +141,9 @@ pub async fn verify(
     let mut manifests = Vec::new();
     for version in &versions {
         let manifest = sealed_manifest(store, version).await?;
-        check_files(store, &layout::version_prefix(version), &manifest, CacheRule::Immutable, concurrency, &mut report)
-            .await?;
+        let files =
+            Files { prefix: &layout::version_prefix(version), manifest: &manifest, cache: CacheRule::Immutable };
+        check_files(store, &files, &[], concurrency, &mut report).await?;
         if let Some(cdn) = &cdn {
             let dir = version.to_string();
             cdn.check_files(&dir, &manifest, CacheRule::Immutable, concurrency, &mut report.findings).await;
@@ -160,11 +166,21 @@ pub async fn verify(
             });
         }
         let manifest = sealed_manifest(store, &pointer.version).await?;
-        check_files(store, &layout::latest_prefix(), &manifest, CacheRule::Short, concurrency, &mut report).await?;
+        let files = Files { prefix: &layout::latest_prefix(), manifest: &manifest, cache: CacheRule::Short };
+        check_files(store, &files, options.sri_pubkeys, concurrency, &mut report).await?;
         if let Some(cdn) = &cdn {
             cdn.check_files(layout::LATEST, &manifest, CacheRule::Short, concurrency, &mut report.findings).await;
         }
         latest_manifest = Some(manifest);
+    } else if let Some(key) = options.sri_pubkeys.first() {
+        report.findings.push(Finding {
+            key: layout::latest_prefix(),
+            problem: Problem::Signature,
+            detail: format!(
+                "--sri-pubkey ed25519-{}: nothing is promoted to latest/, so no file is signed by it",
+                base64::engine::general_purpose::STANDARD.encode(key)
+            ),
+        });
     }
 
     let stored_index = read_index(store).await?;
@@ -232,14 +248,21 @@ impl CacheRule {
     }
 }
 
+/// The files of one directory (`sdk/<version>/` or `sdk/latest/`) and what they must be.
+struct Files<'a> {
+    prefix: &'a str,
+    manifest: &'a VersionManifest,
+    cache: CacheRule,
+}
+
 async fn check_files(
     store: &dyn Store,
-    prefix: &str,
-    manifest: &VersionManifest,
-    cache: CacheRule,
+    files: &Files<'_>,
+    sri_pubkeys: &[[u8; 32]],
     concurrency: usize,
     report: &mut VerifyReport,
 ) -> Result<(), ReleaseError> {
+    let Files { prefix, manifest, .. } = *files;
     for object in store.list(prefix).await? {
         let path = object.key.as_str().strip_prefix(prefix).unwrap_or_default();
         if !manifest.files.contains_key(path) {
@@ -251,44 +274,7 @@ async fn check_files(
         }
     }
     let checks: Vec<Result<(Vec<Finding>, u64), ReleaseError>> = futures::stream::iter(&manifest.files)
-        .map(|(path, entry)| async move {
-            let key = Key::new(format!("{prefix}{path}")).map_err(|e| ReleaseError::Usage(e.to_string()))?;
-            let mut findings = Vec::new();
-            let Some((reader, meta)) = store.reader(&key).await? else {
-                findings.push(Finding {
-                    key: key.to_string(),
-                    problem: Problem::Missing,
-                    detail: "not in the store".into(),
-                });
-                return Ok((findings, 0));
-            };
-            let (actual, size) = Integrity::of_async_reader(reader)
-                .await
-                .map_err(|e| ReleaseError::StoreUnusable(format!("reading {key} failed: {e}; rerun verify")))?;
-            if actual != entry.integrity {
-                findings.push(Finding {
-                    key: key.to_string(),
-                    problem: Problem::Mismatch,
-                    detail: format!(
-                        "stored bytes hash to {actual} ({size} bytes); the manifest says {}",
-                        entry.integrity
-                    ),
-                });
-            }
-            let headers = meta.headers.unwrap_or_default();
-            let mut wrong = Vec::new();
-            if headers.content_type != entry.content_type {
-                wrong.push(format!("Content-Type {:?} (expected {:?})", headers.content_type, entry.content_type));
-            }
-            if headers.sri.as_deref() != Some(entry.integrity.to_string().as_str()) {
-                wrong.push(format!("SRI metadata {:?}", headers.sri));
-            }
-            wrong.extend(cache.problem(&headers.cache_control));
-            if !wrong.is_empty() {
-                findings.push(Finding { key: key.to_string(), problem: Problem::Headers, detail: wrong.join("; ") });
-            }
-            Ok((findings, size))
-        })
+        .map(|(path, entry)| check_file(store, files, path, entry, sri_pubkeys))
         .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
@@ -299,6 +285,82 @@ async fn check_files(
         report.findings.extend(findings);
     }
     Ok(())
+}
+
+/// Re-hashes one stored file and checks its headers (and, when it is signed
+/// for signature-based SRI, that every signature it carries verifies over
+/// the stored bytes, and that it carries one by each of `sri_pubkeys`).
+async fn check_file(
+    store: &dyn Store,
+    files: &Files<'_>,
+    path: &str,
+    entry: &FileEntry,
+    sri_pubkeys: &[[u8; 32]],
+) -> Result<(Vec<Finding>, u64), ReleaseError> {
+    let key = Key::new(format!("{}{path}", files.prefix)).map_err(|e| ReleaseError::Usage(e.to_string()))?;
+    let mut findings = Vec::new();
+    let mut push = |problem: Problem, detail: String| findings.push(Finding { key: key.to_string(), problem, detail });
+    let Some((reader, meta)) = store.reader(&key).await? else {
+        push(Problem::Missing, "not in the store".into());
+        return Ok((findings, 0));
+    };
+    let (actual, size, sha512) =
+        Integrity::of_async_reader_with(reader, entry.signed.is_some() || !sri_pubkeys.is_empty())
+            .await
+            .map_err(|e| ReleaseError::StoreUnusable(format!("reading {key} failed: {e}; rerun verify")))?;
+    if actual != entry.integrity {
+        push(
+            Problem::Mismatch,
+            format!("stored bytes hash to {actual} ({size} bytes); the manifest says {}", entry.integrity),
+        );
+    }
+    let headers = meta.headers.unwrap_or_default();
+    let mut wrong = Vec::new();
+    if headers.content_type != entry.content_type {
+        wrong.push(format!("Content-Type {:?} (expected {:?})", headers.content_type, entry.content_type));
+    }
+    if headers.sri.as_deref() != Some(entry.integrity.to_string().as_str()) {
+        wrong.push(format!("SRI metadata {:?}", headers.sri));
+    }
+    if headers.signed != entry.signed {
+        wrong.push(match &entry.signed {
+            Some(_) => "the signature headers differ from the manifest's (or are missing)".to_string(),
+            None => "signature headers the manifest does not have".to_string(),
+        });
+    }
+    wrong.extend(files.cache.problem(&headers.cache_control));
+    if !wrong.is_empty() {
+        push(Problem::Headers, wrong.join("; "));
+    }
+    if let Some(sha512) = sha512 {
+        for problem in sri_problems(headers.signed.as_ref(), &sha512, sri_pubkeys) {
+            push(Problem::Signature, problem);
+        }
+    }
+    Ok((findings, size))
+}
+
+/// What is wrong with a file's signature-based SRI headers over a body
+/// whose SHA-512 is `sha512`: every key they name must verify, and each of
+/// `required` must be among them.
+pub(super) fn sri_problems(signed: Option<&SignedHeaders>, sha512: &[u8; 64], required: &[[u8; 32]]) -> Vec<String> {
+    let token = |key: &[u8; 32]| format!("ed25519-{}", base64::engine::general_purpose::STANDARD.encode(key));
+    let Some(signed) = signed else {
+        return required.iter().map(|key| format!("no signature headers, so no signature by {}", token(key))).collect();
+    };
+    let named = match signing::sri_key_ids(signed) {
+        Ok(named) => named,
+        Err(e) => return vec![e.to_string()],
+    };
+    let mut problems: Vec<String> = named
+        .iter()
+        .filter_map(|key| {
+            signing::verify_sri_headers(sha512, signed, key).err().map(|e| format!("{}: {e}", token(key)))
+        })
+        .collect();
+    problems
+        .extend(required.iter().filter(|key| !named.contains(key)).map(|key| format!("not signed by {}", token(key))));
+    problems
 }
 
 fn check_index(stored: Option<&SriIndex>, expected: &SriIndex, selection: &Selection, report: &mut VerifyReport) {

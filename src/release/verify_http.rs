@@ -12,13 +12,14 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use sha2::{Digest, Sha384};
+use sha2::{Digest, Sha384, Sha512};
 
 use super::ReleaseError;
 use super::cdn_url::BaseUrl;
 use super::verify::{CacheRule, Finding, Problem};
 use crate::integrity::Integrity;
 use crate::manifest::{FileEntry, VersionManifest};
+use crate::signing::SignedHeaders;
 
 /// The origin a customer page would send.
 const ORIGIN: &str = "https://sdk-cdn-verify.example";
@@ -66,15 +67,24 @@ impl CdnCheck {
     async fn check_file(&self, dir: &str, path: &str, entry: &FileEntry, cache: CacheRule) -> Vec<Finding> {
         let url = self.base.file(dir, path);
         let finding = |detail: String| vec![Finding { key: url.clone(), problem: Problem::Http, detail }];
-        let (status, headers, fetched) = match tokio::time::timeout(TIMEOUT, self.fetch(&url)).await {
-            Ok(Ok(response)) => response,
-            Ok(Err(detail)) => return finding(detail),
-            Err(_) => return finding(format!("no complete response within {}s", TIMEOUT.as_secs())),
-        };
+        let (status, headers, fetched, sha512) =
+            match tokio::time::timeout(TIMEOUT, self.fetch(&url, entry.signed.is_some())).await {
+                Ok(Ok(response)) => response,
+                Ok(Err(detail)) => return finding(detail),
+                Err(_) => return finding(format!("no complete response within {}s", TIMEOUT.as_secs())),
+            };
         if status != 200 {
             return finding(format!("HTTP {status} (expected 200)"));
         }
         let mut wrong = Vec::new();
+        if let Some(sha512) = &sha512 {
+            let served = SignedHeaders::from_pairs(|name| headers.get(name).and_then(|v| v.to_str().ok()));
+            // The CDN must deliver a valid signature by every key the manifest's has.
+            let keys = entry.signed.as_ref().and_then(|s| crate::signing::sri_key_ids(s).ok()).unwrap_or_default();
+            for problem in super::verify::sri_problems(served.as_ref(), sha512, &keys) {
+                wrong.push(format!("signature-based SRI: {problem}"));
+            }
+        }
         if fetched != entry.integrity {
             wrong.push(format!("the CDN serves bytes hashing to {fetched}; the manifest says {}", entry.integrity));
         }
@@ -95,7 +105,11 @@ impl CdnCheck {
     }
 
     /// GETs `url`, hashing the body as it streams in.
-    async fn fetch(&self, url: &str) -> Result<(u16, hyper::HeaderMap, Integrity), String> {
+    async fn fetch(
+        &self,
+        url: &str,
+        sha512: bool,
+    ) -> Result<(u16, hyper::HeaderMap, Integrity, Option<[u8; 64]>), String> {
         let request = hyper::Request::get(url)
             .header(hyper::header::ORIGIN, ORIGIN)
             .body(Empty::new())
@@ -103,15 +117,19 @@ impl CdnCheck {
         let response = self.client.request(request).await.map_err(|e| format!("request failed: {e}"))?;
         let (parts, mut body) = response.into_parts();
         let mut hasher = Sha384::new();
+        let mut second = sha512.then(Sha512::new);
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| format!("reading the body failed: {e}"))?;
             if let Some(data) = frame.data_ref() {
                 hasher.update(data);
+                if let Some(second) = &mut second {
+                    second.update(data);
+                }
             }
         }
         let digest: [u8; 48] = hasher.finalize().into();
         let integrity = Integrity::of_digest(digest);
-        Ok((parts.status.as_u16(), parts.headers, integrity))
+        Ok((parts.status.as_u16(), parts.headers, integrity, second.map(|h| h.finalize().into())))
     }
 }
 

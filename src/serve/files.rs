@@ -10,6 +10,13 @@
 //! Cross-origin use with `integrity` + `crossorigin="anonymous"` needs
 //! `Access-Control-Allow-Origin` (added to every response in routes.rs);
 //! `Cross-Origin-Resource-Policy: cross-origin` lets pages with COEP embed them.
+//!
+//! Files published with `--sri-key` carry `Unencoded-Digest`,
+//! `Signature-Input` and `Signature` (signature-based SRI), sent on every
+//! GET, HEAD and 304 exactly as stored; they do not depend on the request,
+//! so a browser's `Accept-Signature` changes nothing and needs no `Vary`.
+//! Every file response says `Accept-Ranges: none`: a partial body could not
+//! be checked against them.
 
 use std::io;
 use std::sync::Arc;
@@ -17,7 +24,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
 use bytes::BytesMut;
 use tokio::io::AsyncReadExt;
@@ -27,6 +34,7 @@ use super::index_api::not_modified_response;
 use super::negotiate::{not_modified, store_etag};
 use super::request_path::{Dir, FileTarget, file_target};
 use super::state::{Loaded, ServeState};
+use crate::signing::SignedHeaders;
 use crate::store::{ObjectMeta, ObjectReader};
 
 /// Bytes read from the store per body chunk.
@@ -92,6 +100,14 @@ fn with_file_headers(mut response: Response, target: &FileTarget, meta: &ObjectM
     }
     if let Some(etag) = store_etag(&meta.etag) {
         out.insert(header::ETAG, etag);
+    }
+    // Signature-based SRI: the browser checks these against the whole body,
+    // so ranges are never offered (this server sends whole bodies anyway).
+    out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("none"));
+    for (name, value) in stored.signed.iter().flat_map(SignedHeaders::pairs) {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            out.insert(HeaderName::from_static(name), value);
+        }
     }
     if has_body {
         out.insert(header::CONTENT_LENGTH, HeaderValue::from(meta.size));

@@ -21,6 +21,8 @@ pub const ENV_SIGN_KEY_FILE: &str = "SDK_CDN_SIGN_KEY_FILE";
 pub const ENV_SIGN_KEY: &str = "SDK_CDN_SIGN_KEY";
 /// Env var holding the secret key's password.
 pub const ENV_SIGN_KEY_PASSWORD: &str = "SDK_CDN_SIGN_KEY_PASSWORD";
+/// Environment variable holding the password of `--sri-key` files.
+pub const ENV_SRI_KEY_PASSWORD: &str = "SDK_CDN_SRI_KEY_PASSWORD";
 
 const COMMENT_PREFIX: &str = "untrusted comment:";
 const ALG_ED25519: &[u8; 2] = b"Ed";
@@ -211,6 +213,21 @@ impl PublicKey {
         let mut raw = [0u8; 32];
         raw.copy_from_slice(&self.inner.to_bytes()[PK_RAW]);
         raw
+    }
+
+    /// A raw Ed25519 key for signature-based SRI from a command-line value:
+    /// the `ed25519-<base64>` token a page names, a `.pub` file, or `RW…`.
+    pub fn sri_from_arg(value: &str) -> Result<[u8; 32], SigningError> {
+        if let Some(b64) = value.strip_prefix("ed25519-") {
+            return STANDARD.decode(b64).ok().and_then(|raw| raw.try_into().ok()).ok_or_else(|| {
+                SigningError::NotAPublicKey {
+                    origin: "--sri-pubkey".into(),
+                    detail: "ed25519- must be followed by the base64 of a 32-byte key, as in integrity=\"ed25519-…\""
+                        .into(),
+                }
+            });
+        }
+        Ok(PublicKey::from_arg(value)?.ed25519())
     }
 
     /// The token for signature-based SRI: `ed25519-<base64 raw key>`.

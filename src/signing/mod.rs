@@ -24,8 +24,8 @@
 //!   `manifests/<v>.json.minisig`;
 //! - [`verify_signature`]`(bytes, minisig, pubkey, kind)` checks the Ed25519
 //!   signature *and* that the trusted comment names these bytes and this kind;
-//! - [`sri_headers`]`(body, key)` → [`SignedHeaders`] (three header values),
-//!   [`verify_sri_headers`].
+//! - [`sri_headers`]`(sha512, keys)` → [`SignedHeaders`] (three header values,
+//!   one signature per key), [`verify_sri_headers`], [`sri_key_ids`].
 //!
 //! Keys are minisign key files (from `sdk-cdn keygen` or `minisign -G`); the
 //! raw Ed25519 key inside is what the SRI headers use. Crypto comes from kept
@@ -42,9 +42,14 @@ mod sri_headers;
 pub use comment::{NO_VERSION, SignedKind, TrustedComment};
 pub use error::SigningError;
 pub use keygen::{KeygenArgs, run_keygen};
-pub use keys::{ENV_SIGN_KEY, ENV_SIGN_KEY_FILE, ENV_SIGN_KEY_PASSWORD, KeySource, PublicKey, SecretKey};
+pub use keys::{
+    ENV_SIGN_KEY, ENV_SIGN_KEY_FILE, ENV_SIGN_KEY_PASSWORD, ENV_SRI_KEY_PASSWORD, KeySource, PublicKey, SecretKey,
+};
 pub use minisig::{
     SIGNATURE_SUFFIX, content_addressed_signature_key, index_signature_key, sign, sign_index, sign_manifest,
     signatures_dir, verify_signature,
 };
-pub use sri_headers::{SIGNATURE, SIGNATURE_INPUT, SignedHeaders, UNENCODED_DIGEST, sri_headers, verify_sri_headers};
+pub use sri_headers::{
+    MAX_SRI_KEYS, SIGNATURE, SIGNATURE_INPUT, Sha512Digest, SignedHeaders, UNENCODED_DIGEST, sha512_of, sri_headers,
+    sri_key_ids, verify_sri_headers,
+};

@@ -10,12 +10,27 @@
 //! The signature base (RFC 9421 §2.5) is two lines joined by one `\n`, with
 //! no newline at the end: the component line `"unencoded-digest";sf: <the
 //! Unencoded-Digest value>` and `"@signature-params": <the Signature-Input
-//! value after "sig1=">`. The values depend only on the body and the key, so
-//! they are computed once when publishing and stored with the object.
+//! member after "sig1=">`. The values depend only on the body's SHA-512 and
+//! the keys, so they are computed once when publishing and stored with the
+//! object (and in its manifest entry).
+//!
+//! Several keys sign one body during a key rotation: one member per key
+//! (`sig1`, `sig2`, …) in both `Signature-Input` and `Signature`. The browser
+//! evaluates every member tagged `ed25519-integrity` and accepts the body if
+//! one whose `keyid` is a key the page names verifies (spec, "validate an
+//! integrity signature"), so pages pinning the old key and pages pinning the
+//! new one both run it.
+//!
+//! Checking ([`verify_sri_headers`]) parses the values as structured fields
+//! (`sfv`) and rebuilds the base from the parsed members, the way a browser
+//! does, so a CDN that re-serialises the headers (spaces after `;`) is judged
+//! on what it means, not on its spelling.
 
 use aws_lc_rs::signature::{ED25519, Ed25519KeyPair, UnparsedPublicKey};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+use sfv::{BareItem, Dictionary, FieldType, ListEntry, ListSerializer, Parser};
 use sha2::{Digest, Sha512};
 
 use super::{SecretKey, SigningError};
@@ -26,19 +41,26 @@ pub const UNENCODED_DIGEST: &str = "unencoded-digest";
 pub const SIGNATURE_INPUT: &str = "signature-input";
 /// `Signature` header name.
 pub const SIGNATURE: &str = "signature";
-/// The signature's label in `Signature-Input` and `Signature`.
-const LABEL: &str = "sig1";
 /// The `tag` parameter the browser requires.
 const TAG: &str = "ed25519-integrity";
+/// The most keys that sign one body: the old and the new key of a rotation,
+/// with room for an emergency key. S3 keeps at most 2 KB of user metadata.
+pub const MAX_SRI_KEYS: usize = 4;
+/// A SHA-512 digest.
+pub type Sha512Digest = [u8; 64];
 
 /// The three header values for one body.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SignedHeaders {
     /// `Unencoded-Digest`: `sha-512=:…:`.
+    #[serde(rename = "unencoded-digest")]
     pub unencoded_digest: String,
-    /// `Signature-Input`: `sig1=("unencoded-digest";sf);keyid="…";tag="ed25519-integrity"`.
+    /// `Signature-Input`: `sig1=("unencoded-digest";sf);keyid="…";tag="ed25519-integrity"`, one member per key.
+    #[serde(rename = "signature-input")]
     pub signature_input: String,
-    /// `Signature`: `sig1=:…:`.
+    /// `Signature`: `sig1=:…:`, one member per key.
+    #[serde(rename = "signature")]
     pub signature: String,
 }
 
@@ -51,56 +73,145 @@ impl SignedHeaders {
             (SIGNATURE, &self.signature),
         ]
     }
+
+    /// The headers from (name, value) pairs such as a store's metadata;
+    /// `None` unless all three are present.
+    pub fn from_pairs<'a>(mut get: impl FnMut(&str) -> Option<&'a str>) -> Option<SignedHeaders> {
+        Some(SignedHeaders {
+            unencoded_digest: get(UNENCODED_DIGEST)?.to_string(),
+            signature_input: get(SIGNATURE_INPUT)?.to_string(),
+            signature: get(SIGNATURE)?.to_string(),
+        })
+    }
 }
 
-/// The header values that make `body` verifiable under `key`'s Ed25519 key.
-pub fn sri_headers(body: &[u8], key: &SecretKey) -> Result<SignedHeaders, SigningError> {
-    let public = key.public_key().ed25519();
-    let pair = Ed25519KeyPair::from_seed_and_public_key(&key.seed, &public).map_err(|e| SigningError::Sign {
-        what: "the response headers".into(),
-        detail: format!("the key's Ed25519 halves do not match ({e})"),
-    })?;
-    let unencoded_digest = digest_value(body);
-    let params = signature_params(&public);
-    let base = signature_base(&unencoded_digest, &params);
-    let signature = STANDARD.encode(pair.sign(base.as_bytes()).as_ref());
-    Ok(SignedHeaders {
-        unencoded_digest,
-        signature_input: format!("{LABEL}={params}"),
-        signature: format!("{LABEL}=:{signature}:"),
+/// The SHA-512 of `body` (planning computes it while streaming instead).
+pub fn sha512_of(body: &[u8]) -> Sha512Digest {
+    Sha512::digest(body).into()
+}
+
+/// The header values that make a body with SHA-512 `digest` verifiable under
+/// each of `keys` (in order: `sig1` is the first key's).
+pub fn sri_headers(digest: &Sha512Digest, keys: &[SecretKey]) -> Result<SignedHeaders, SigningError> {
+    let failed = |detail: String| SigningError::Sign { what: "the response headers".into(), detail };
+    if keys.is_empty() || keys.len() > MAX_SRI_KEYS {
+        return Err(failed(format!("sign with 1 to {MAX_SRI_KEYS} keys, not {}", keys.len())));
+    }
+    let unencoded_digest = digest_value(digest);
+    let mut inputs = Vec::new();
+    let mut signatures = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let public = key.public_key().ed25519();
+        let pair = Ed25519KeyPair::from_seed_and_public_key(&key.seed, &public)
+            .map_err(|e| failed(format!("the key's Ed25519 halves do not match ({e})")))?;
+        let label = format!("sig{}", i + 1);
+        let params = signature_params(&public);
+        let base = signature_base(&unencoded_digest, &params);
+        signatures.push(format!("{label}=:{}:", STANDARD.encode(pair.sign(base.as_bytes()).as_ref())));
+        inputs.push(format!("{label}={params}"));
+    }
+    Ok(SignedHeaders { unencoded_digest, signature_input: inputs.join(", "), signature: signatures.join(", ") })
+}
+
+/// The keys (raw Ed25519 public keys) the headers carry signatures of, in
+/// member order; only members tagged `ed25519-integrity` count.
+pub fn sri_key_ids(headers: &SignedHeaders) -> Result<Vec<[u8; 32]>, SigningError> {
+    let inputs = parse_dictionary(SIGNATURE_INPUT, &headers.signature_input)?;
+    Ok(tagged_members(&inputs).filter_map(|(_, entry)| key_id(entry)).collect())
+}
+
+/// Checks `headers` the way the browser does for `integrity="ed25519-<public>"`
+/// and a body whose SHA-512 is `digest`: the `Unencoded-Digest` is the body's,
+/// and a member tagged `ed25519-integrity` names `public` and verifies.
+pub fn verify_sri_headers(
+    digest: &Sha512Digest,
+    headers: &SignedHeaders,
+    public: &[u8; 32],
+) -> Result<(), SigningError> {
+    let bad = |detail: String| SigningError::BadSignature { what: "the signature headers".into(), detail };
+    let digests = parse_dictionary(UNENCODED_DIGEST, &headers.unencoded_digest)?;
+    let ours = digests.get("sha-512").and_then(item_bytes);
+    if digests.len() != 1 || ours != Some(&digest[..]) {
+        return Err(bad(format!(
+            "Unencoded-Digest is {:?}, the body's is {:?}",
+            headers.unencoded_digest,
+            digest_value(digest)
+        )));
+    }
+    let inputs = parse_dictionary(SIGNATURE_INPUT, &headers.signature_input)?;
+    let signatures = parse_dictionary(SIGNATURE, &headers.signature)?;
+    let Some((label, input)) = tagged_members(&inputs).find(|(_, entry)| key_id(entry) == Some(*public)) else {
+        let named: Vec<String> =
+            tagged_members(&inputs).filter_map(|(_, e)| key_id(e)).map(|k| STANDARD.encode(k)).collect();
+        return Err(bad(format!(
+            "no signature by ed25519-{} (signed by: {})",
+            STANDARD.encode(public),
+            if named.is_empty() { "no key".to_string() } else { named.join(", ") }
+        )));
+    };
+    if !covers_only_the_digest(input) {
+        return Err(bad(format!("Signature-Input member {label} does not cover exactly (\"unencoded-digest\";sf)")));
+    }
+    let signature = signatures
+        .get(label.as_str())
+        .and_then(item_bytes)
+        .ok_or_else(|| bad(format!("Signature has no byte-sequence member {label}")))?;
+    // Both lines as the browser rebuilds them: from the parsed values, re-serialised.
+    let digest_line = digests.serialize().unwrap_or_default();
+    let mut params = ListSerializer::new();
+    params.members([input]);
+    let params = params.finish().unwrap_or_default();
+    let base = signature_base(&digest_line, &params);
+    UnparsedPublicKey::new(&ED25519, public)
+        .verify(base.as_bytes(), signature)
+        .map_err(|_| bad(format!("signature {label} by this key does not verify over these bytes")))
+}
+
+fn parse_dictionary(name: &str, value: &str) -> Result<Dictionary, SigningError> {
+    Parser::new(value).parse::<Dictionary>().map_err(|e| SigningError::BadSignature {
+        what: "the signature headers".into(),
+        detail: format!("{name} {value:?} is not a structured-field dictionary ({e})"),
     })
 }
 
-/// Checks `headers` the way the browser does for `integrity="ed25519-<public>"`:
-/// the digest is the body's, the input names `public`, the signature verifies.
-pub fn verify_sri_headers(body: &[u8], headers: &SignedHeaders, public: &[u8; 32]) -> Result<(), SigningError> {
-    let bad = |detail: String| SigningError::BadSignature { what: "the response headers".into(), detail };
-    let digest = digest_value(body);
-    if headers.unencoded_digest != digest {
-        return Err(bad(format!("Unencoded-Digest is {:?}, the body's is {digest:?}", headers.unencoded_digest)));
+/// The members of `Signature-Input` the SRI profile evaluates.
+fn tagged_members(inputs: &Dictionary) -> impl Iterator<Item = (String, &ListEntry)> {
+    inputs.iter().filter_map(|(label, entry)| {
+        let ListEntry::InnerList(list) = entry else { return None };
+        let tag = list.params.get("tag").and_then(BareItem::as_string)?;
+        (tag.as_str() == TAG).then(|| (label.as_str().to_string(), entry))
+    })
+}
+
+/// The raw key a member's `keyid` names (base64, as the spec decodes it).
+fn key_id(entry: &ListEntry) -> Option<[u8; 32]> {
+    let ListEntry::InnerList(list) = entry else { return None };
+    let text = list.params.get("keyid").and_then(BareItem::as_string)?;
+    STANDARD.decode(text.as_str()).ok()?.try_into().ok()
+}
+
+/// The profile's one covered component: `("unencoded-digest";sf)`.
+fn covers_only_the_digest(entry: &ListEntry) -> bool {
+    let ListEntry::InnerList(list) = entry else { return false };
+    let [item] = list.items.as_slice() else { return false };
+    item.bare_item.as_string().is_some_and(|s| s.as_str() == UNENCODED_DIGEST)
+        && item.params.len() == 1
+        && item.params.get("sf").and_then(BareItem::as_boolean) == Some(true)
+}
+
+fn item_bytes(entry: &ListEntry) -> Option<&[u8]> {
+    match entry {
+        ListEntry::Item(item) => item.bare_item.as_byte_sequence(),
+        ListEntry::InnerList(_) => None,
     }
-    let params = signature_params(public);
-    if headers.signature_input != format!("{LABEL}={params}") {
-        return Err(bad(format!("Signature-Input {:?} does not name this key and profile", headers.signature_input)));
-    }
-    let signature = headers
-        .signature
-        .strip_prefix(&format!("{LABEL}=:"))
-        .and_then(|s| s.strip_suffix(':'))
-        .and_then(|s| STANDARD.decode(s).ok())
-        .ok_or_else(|| bad(format!("Signature {:?} is not {LABEL}=:<base64>:", headers.signature)))?;
-    let base = signature_base(&digest, &params);
-    UnparsedPublicKey::new(&ED25519, public)
-        .verify(base.as_bytes(), &signature)
-        .map_err(|_| bad("the Ed25519 signature does not verify under this key".into()))
 }
 
 /// `sha-512=:<base64>:`, a structured-field dictionary with one byte sequence.
-fn digest_value(body: &[u8]) -> String {
-    format!("sha-512=:{}:", STANDARD.encode(Sha512::digest(body)))
+fn digest_value(digest: &Sha512Digest) -> String {
+    format!("sha-512=:{}:", STANDARD.encode(digest))
 }
 
-/// The inner list and parameters, as they appear after `sig1=`.
+/// The inner list and parameters, as they appear after `sigN=`.
 fn signature_params(public: &[u8; 32]) -> String {
     format!("(\"{UNENCODED_DIGEST}\";sf);keyid=\"{}\";tag=\"{TAG}\"", STANDARD.encode(public))
 }
@@ -139,8 +250,18 @@ mod tests {
     fn the_digest_is_sha512_of_the_body() {
         // `printf abc | openssl dgst -sha512 -binary | base64`
         assert_eq!(
-            digest_value(b"abc"),
+            digest_value(&sha512_of(b"abc")),
             "sha-512=:3a81oZNherrMQXNJriBBMRLm+k6JqX6iCp7u5ktV05ohkpkqJ0/BqDa6PCOj/uu9RU1EI2Q86A4qmslPpUyknw==:"
         );
+    }
+
+    #[test]
+    fn our_values_are_canonical_structured_fields() {
+        let value = format!("sig1={}, sig2={}", signature_params(&[1; 32]), signature_params(&[2; 32]));
+        let parsed = Parser::new(&value).parse::<Dictionary>().unwrap();
+        assert_eq!(parsed.serialize().as_deref(), Some(value.as_str()));
+        let digest = digest_value(&sha512_of(b""));
+        let parsed = Parser::new(&digest).parse::<Dictionary>().unwrap();
+        assert_eq!(parsed.serialize().as_deref(), Some(digest.as_str()));
     }
 }

@@ -61,6 +61,11 @@ pub struct Headers {
     /// [`StoreError::ContentChanged`] and nothing is stored under the key.
     /// Stored metadata therefore never describes other bytes.
     pub sri: Option<String>,
+    /// Signature-based SRI headers (`Unencoded-Digest`, `Signature-Input`,
+    /// `Signature`), stored with the object and served with it unchanged.
+    /// They are computed from the same read of the bytes as [`Headers::sri`],
+    /// which the store checks, so they describe the stored bytes too.
+    pub signed: Option<crate::signing::SignedHeaders>,
 }
 
 /// What a store knows about an object without reading its bytes.

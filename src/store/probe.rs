@@ -76,7 +76,7 @@ pub async fn probe_conditional_writes(store: &dyn Store) -> ProbeReport {
     let Ok(key) = Key::new(format!("{PROBE_PREFIX}{}-{nanos}", std::process::id())) else {
         return report.fail("write", Verdict::Unusable, "could not form a probe key");
     };
-    let headers = Headers { content_type: "text/plain".into(), cache_control: "no-store".into(), sri: None };
+    let headers = Headers { content_type: "text/plain".into(), cache_control: "no-store".into(), ..Headers::default() };
     // The permission hint only helps when the store said "denied".
     let unusable = |e: &StoreError, what: &str| match e {
         StoreError::Denied { .. } => format!("{e}; {what}"),

@@ -1,4 +1,4 @@
-//! Header sidecars: the `Content-Type`, `Cache-Control` and SRI of each
+//! Header sidecars: the `Content-Type`, `Cache-Control`, SRI and signature headers of each
 //! object, kept in `.sdk-cdn/meta/` (named by a hash of the key, see
 //! [`super::names`]), and the rule that decides when one may be believed.
 //!
@@ -25,6 +25,7 @@ use super::etag::etag_of;
 use super::names;
 use super::write::{Staged, in_parent};
 use crate::integrity::Integrity;
+use crate::signing::SignedHeaders;
 use crate::store::{Headers, Key, StoreError};
 
 /// The sidecar kept for each object.
@@ -37,6 +38,8 @@ pub(super) struct Sidecar {
     cache_control: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     sri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    signed: Option<SignedHeaders>,
     pub(super) etag: String,
     size: u64,
     ino: u64,
@@ -53,6 +56,7 @@ impl Sidecar {
             content_type: headers.content_type.clone(),
             cache_control: headers.cache_control.clone(),
             sri: headers.sri.clone(),
+            signed: headers.signed.clone(),
             etag: staged.etag.clone(),
             size: staged.size,
             ino: staged.ino,
@@ -88,6 +92,7 @@ impl Sidecar {
             content_type: self.content_type.clone(),
             cache_control: self.cache_control.clone(),
             sri: self.sri.clone(),
+            signed: self.signed.clone(),
         }
     }
 }

@@ -16,7 +16,7 @@ fn hashed() -> usize {
 }
 
 fn headers(sri: Option<String>) -> Headers {
-    Headers { content_type: "text/javascript".into(), cache_control: "no-cache".into(), sri }
+    Headers { content_type: "text/javascript".into(), cache_control: "no-cache".into(), sri, signed: None }
 }
 
 fn sri(bytes: &[u8]) -> Option<String> {

@@ -4,9 +4,9 @@
 //! - A [`PutMode`] is a condition: `If-None-Match: *` for
 //!   [`PutMode::Create`], `If-Match: <etag>` for [`PutMode::Update`]
 //!   (PutObject, and CompleteMultipartUpload for multipart uploads).
-//! - [`Headers`] are `Content-Type`, `Cache-Control` and the SRI as user
-//!   metadata `x-amz-meta-sri` (PutObject, CreateMultipartUpload, and
-//!   CopyObject with `MetadataDirective::Replace`).
+//! - [`Headers`] are `Content-Type`, `Cache-Control`, and the SRI and the
+//!   signature headers as user metadata ([`metadata`]: PutObject,
+//!   CreateMultipartUpload, and CopyObject with `MetadataDirective::Replace`).
 
 use aws_sdk_s3::operation::complete_multipart_upload::builders::CompleteMultipartUploadFluentBuilder;
 use aws_sdk_s3::operation::copy_object::builders::CopyObjectFluentBuilder;
@@ -14,9 +14,33 @@ use aws_sdk_s3::operation::create_multipart_upload::builders::CreateMultipartUpl
 use aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder;
 
 use super::super::{Headers, PutMode};
+use crate::signing::SignedHeaders;
 
 /// User-metadata name under which the SRI is stored (`x-amz-meta-sri`).
 pub(super) const SRI_METADATA: &str = "sri";
+
+/// The user metadata (`x-amz-meta-<name>`) that keeps `headers`' SRI and
+/// signature headers: `sri`, and `unencoded-digest`, `signature-input`,
+/// `signature` under their own header names, so a CDN function can copy them
+/// to the response (`deploy/cloudfront/signature-headers.js`).
+pub(super) fn metadata(headers: &Headers) -> Vec<(&'static str, &str)> {
+    let mut out = Vec::new();
+    if let Some(sri) = &headers.sri {
+        out.push((SRI_METADATA, sri.as_str()));
+    }
+    if let Some(signed) = &headers.signed {
+        out.extend(signed.pairs());
+    }
+    out
+}
+
+/// The headers' metadata part back from what S3 returns.
+pub(super) fn from_metadata(
+    metadata: Option<&std::collections::HashMap<String, String>>,
+) -> (Option<String>, Option<SignedHeaders>) {
+    let get = |name: &str| metadata.and_then(|m| m.get(name)).map(String::as_str);
+    (get(SRI_METADATA).map(str::to_string), SignedHeaders::from_pairs(get))
+}
 
 /// A request that can carry a write condition.
 pub(super) trait WithMode: Sized {
@@ -48,11 +72,11 @@ macro_rules! with_headers {
     ($($builder:ty),*) => {$(
         impl WithHeaders for $builder {
             fn with_headers(self, headers: &Headers) -> Self {
-                let request = self.content_type(&headers.content_type).cache_control(&headers.cache_control);
-                match &headers.sri {
-                    Some(sri) => request.metadata(SRI_METADATA, sri),
-                    None => request,
+                let mut request = self.content_type(&headers.content_type).cache_control(&headers.cache_control);
+                for (name, value) in metadata(headers) {
+                    request = request.metadata(name, value);
                 }
+                request
             }
         }
     )*};

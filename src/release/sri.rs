@@ -1,0 +1,60 @@
+//! Signature-based SRI across promotions: pages that pin `latest/` by key
+//! (`integrity="ed25519-KEY"`) keep working only while every `latest/` file
+//! is signed by KEY. So a promotion may add keys but never drop one that the
+//! version `latest/` serves now is signed by, unless told to
+//! (`--allow-sri-key-change`), which is the last step of a key rotation
+//! (docs/SIGNING.md).
+
+use std::collections::BTreeSet;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use semver::Version;
+
+use super::{ReleaseError, read_manifest};
+use crate::manifest::VersionManifest;
+use crate::signing;
+use crate::store::Store;
+
+/// The keys that sign *every* file of `manifest` (a key that signs only
+/// some cannot be pinned for the version), as `ed25519-…` tokens.
+pub fn keys_of(manifest: &VersionManifest) -> Result<BTreeSet<String>, ReleaseError> {
+    let mut common: Option<BTreeSet<String>> = None;
+    for entry in manifest.files.values() {
+        let keys: BTreeSet<String> = match &entry.signed {
+            Some(signed) => {
+                signing::sri_key_ids(signed)?.iter().map(|k| format!("ed25519-{}", STANDARD.encode(k))).collect()
+            }
+            None => BTreeSet::new(),
+        };
+        common = Some(match common {
+            None => keys,
+            Some(common) => common.intersection(&keys).cloned().collect(),
+        });
+    }
+    Ok(common.unwrap_or_default())
+}
+
+/// Refuses to move `latest/` from `current` to `next` if that drops a key
+/// `current` is signed by, unless `allow`.
+pub(crate) async fn check_handover(
+    store: &dyn Store,
+    current: Option<&Version>,
+    next: &VersionManifest,
+    allow: bool,
+) -> Result<(), ReleaseError> {
+    let Some(current) = current.filter(|c| !allow && **c != next.version) else { return Ok(()) };
+    // A pointer naming an unsealed version is repaired elsewhere; it pins no key.
+    let Some(serving) = read_manifest(store, current).await? else { return Ok(()) };
+    let kept = keys_of(next)?;
+    let dropped: Vec<String> = keys_of(&serving)?.difference(&kept).cloned().collect();
+    if dropped.is_empty() {
+        return Ok(());
+    }
+    Err(ReleaseError::SriKeyDropped {
+        current: current.to_string(),
+        next: next.version.to_string(),
+        it: if dropped.len() == 1 { "that key" } else { "those keys" },
+        dropped: dropped.join(", "),
+    })
+}
