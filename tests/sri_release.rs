@@ -1,0 +1,189 @@
+//! Issue 19, publisher side: `publish --sri-key` signs every file for
+//! signature-based SRI, on `sdk/<v>/` and on the `latest/` copies, on every
+//! backend; `verify` checks each signature against the stored bytes (and,
+//! with `--sri-pubkey`, that `latest/` is signed by a key) and, with
+//! `--base-url`, what `serve` sends; a key rotation keeps pages on either key
+//! working, and `latest/` never silently drops a key pages may pin.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use sdk_cdn::signing::{PublicKey, SignedHeaders, sha512_of, sri_key_ids, verify_sri_headers};
+use sdk_cdn::store::{Body, Key, PutMode};
+use support::backends::{self, Backend};
+use support::cli::{Run, build_dir, run, run_without_store};
+use support::serve::Served;
+
+struct Keys {
+    dir: tempfile::TempDir,
+}
+
+impl Keys {
+    fn new(names: &[&str]) -> Keys {
+        let dir = tempfile::tempdir().unwrap();
+        for name in names {
+            run_without_store(dir.path(), &["keygen", "--no-password", "--name", name]).expect_code(0);
+        }
+        Keys { dir }
+    }
+
+    fn secret(&self, name: &str) -> PathBuf {
+        self.dir.path().join(format!("{name}.key"))
+    }
+
+    fn public(&self, name: &str) -> PublicKey {
+        PublicKey::load(&self.dir.path().join(format!("{name}.pub"))).unwrap()
+    }
+}
+
+const FILES: &[(&str, &[u8])] = &[
+    ("haloagents.umd.js", b"window.HaloAgents = { v: 1 };"),
+    ("haloagents.css", b".halo { color: red }"),
+    ("maps/haloagents.umd.js.map", b"{\"version\":3}"),
+];
+
+fn publish(backend: &Backend, cwd: &Path, version: &str, keys: &[PathBuf], extra: &[&str]) -> Run {
+    let build = build_dir(&FILES.iter().map(|(p, b)| (*p, *b)).collect::<Vec<_>>());
+    // Each version's bytes differ (a release changes its files).
+    std::fs::write(build.path().join("version.txt"), version).unwrap();
+    let mut args: Vec<String> =
+        ["publish", build.path().to_str().unwrap(), "--version", version].map(String::from).into();
+    for key in keys {
+        args.extend(["--sri-key".to_string(), key.display().to_string()]);
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    run(backend, cwd, &args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// The signature headers stored with `key`, and the stored bytes.
+fn stored(backend: &Backend, key: &str) -> (Option<SignedHeaders>, Vec<u8>) {
+    let store = backend.store();
+    let key = Key::new(key).unwrap();
+    let (bytes, meta) = backends::runtime().block_on(store.get(&key)).unwrap().expect("stored");
+    (meta.headers.unwrap().signed, bytes.to_vec())
+}
+
+/// The keys (`ed25519-…`) that sign `latest/haloagents.umd.js`, checked to verify.
+fn latest_keys(backend: &Backend) -> Vec<String> {
+    let (signed, bytes) = stored(backend, "sdk/latest/haloagents.umd.js");
+    let Some(signed) = signed else { return Vec::new() };
+    let keys = sri_key_ids(&signed).unwrap();
+    for key in &keys {
+        verify_sri_headers(&sha512_of(&bytes), &signed, key).unwrap();
+    }
+    keys.iter().map(|k| format!("ed25519-{}", base64_of(k))).collect()
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[test]
+fn every_copy_is_signed_and_verify_checks_each_signature_against_the_bytes() {
+    let keys = Keys::new(&["sri", "other"]);
+    for backend in backends::all() {
+        let name = backend.name();
+        let cwd = tempfile::tempdir().unwrap();
+        publish(&backend, cwd.path(), "1.0.0", &[keys.secret("sri")], &[]).expect_code(0);
+        let public = keys.public("sri").ed25519();
+        for path in ["haloagents.umd.js", "haloagents.css", "maps/haloagents.umd.js.map", "version.txt"] {
+            for dir in ["1.0.0", "latest"] {
+                let (signed, bytes) = stored(&backend, &format!("sdk/{dir}/{path}"));
+                let signed = signed.unwrap_or_else(|| panic!("{name}: sdk/{dir}/{path} carries no signature headers"));
+                verify_sri_headers(&sha512_of(&bytes), &signed, &public).unwrap();
+            }
+        }
+        let sri_pub = keys.dir.path().join("sri.pub");
+        let token = keys.public("sri").integrity_token();
+        run(&backend, cwd.path(), &["verify", "--sri-pubkey", sri_pub.to_str().unwrap()]).expect_code(0);
+        run(&backend, cwd.path(), &["verify", "--sri-pubkey", &token]).expect_code(0);
+        let other = keys.public("other").integrity_token();
+        let refused = run(&backend, cwd.path(), &["verify", "--sri-pubkey", &other]);
+        refused.expect_code(3);
+        assert!(refused.stderr.contains(&format!("not signed by {other}")), "{name}: {}", refused.stderr);
+
+        // What serve sends, fetched and checked by verify --base-url.
+        let served = Served::start(&backend, cwd.path(), &[]);
+        run(&backend, cwd.path(), &["verify", "--base-url", &served.base_url()]).expect_code(0);
+
+        // Signature headers of other bytes, stored behind intact bytes and SRI:
+        // the signature no longer proves the file, and verify says so.
+        let (_, bytes) = stored(&backend, "sdk/latest/haloagents.css");
+        let (foreign, _) = stored(&backend, "sdk/latest/haloagents.umd.js");
+        let store = backend.store();
+        let key = Key::new("sdk/latest/haloagents.css").unwrap();
+        let mut headers = backends::runtime().block_on(store.head(&key)).unwrap().unwrap().headers.unwrap();
+        headers.signed = foreign;
+        let body = Body::Bytes(bytes.into());
+        backends::runtime().block_on(store.put(&key, body, &headers, PutMode::Overwrite)).unwrap();
+        let found = run(&backend, cwd.path(), &["verify"]);
+        found.expect_code(3);
+        assert!(
+            found.stderr.contains("signature: sdk/latest/haloagents.css") && found.stderr.contains("does not verify"),
+            "{name}: {}",
+            found.stderr
+        );
+        let http = run(&backend, cwd.path(), &["verify", "--base-url", &served.base_url(), "1.0.0"]);
+        assert!(http.stderr.contains("signature-based SRI"), "{name}: {}", http.stderr);
+    }
+}
+
+#[test]
+fn a_key_rotation_keeps_both_keys_working_and_latest_never_silently_drops_one() {
+    let keys = Keys::new(&["old", "new"]);
+    let (old, new) = (keys.secret("old"), keys.secret("new"));
+    let (old_token, new_token) = (keys.public("old").integrity_token(), keys.public("new").integrity_token());
+    for backend in backends::all() {
+        let name = backend.name();
+        let cwd = tempfile::tempdir().unwrap();
+        publish(&backend, cwd.path(), "1.0.0", std::slice::from_ref(&old), &[]).expect_code(0);
+        assert_eq!(latest_keys(&backend), [old_token.clone()], "{name}");
+
+        // Dropping the key latest/ is signed by is refused before any write.
+        let before = backend.snapshot();
+        for keys in [vec![], vec![new.clone()]] {
+            let refused = publish(&backend, cwd.path(), "1.1.0", &keys, &[]);
+            refused.expect_code(2);
+            assert!(refused.stderr.contains(&old_token) && refused.stderr.contains("--allow-sri-key-change"), "{name}");
+            assert_eq!(backend.snapshot(), before, "{name}: a refused publish wrote nothing");
+        }
+        // The rotation window: both keys sign; pages on either key work.
+        publish(&backend, cwd.path(), "1.1.0", &[old.clone(), new.clone()], &[]).expect_code(0);
+        let mut both = vec![old_token.clone(), new_token.clone()];
+        both.sort();
+        let mut signed_by = latest_keys(&backend);
+        signed_by.sort();
+        assert_eq!(signed_by, both, "{name}");
+        let snippet = run(&backend, cwd.path(), &["snippet", "latest", "--signed", "--file", "haloagents.umd.js"]);
+        snippet.expect_code(0);
+        assert!(
+            snippet.stdout.contains(&old_token) && snippet.stdout.contains(&new_token),
+            "{name}: {}",
+            snippet.stdout
+        );
+        assert!(!snippet.stdout.contains("sha384-"), "{name}: latest/ is pinned by key only: {}", snippet.stdout);
+        let pinned = run(&backend, cwd.path(), &["snippet", "1.1.0", "--signed", "--file", "haloagents.umd.js"]);
+        assert!(pinned.stdout.contains("sha384-") && pinned.stdout.contains(&new_token), "{name}: {}", pinned.stdout);
+
+        // The end of the window: the old key goes, on purpose only.
+        publish(&backend, cwd.path(), "1.2.0", std::slice::from_ref(&new), &[]).expect_code(2);
+        publish(&backend, cwd.path(), "1.2.0", std::slice::from_ref(&new), &["--allow-sri-key-change"]).expect_code(0);
+        assert_eq!(latest_keys(&backend), [new_token.clone()], "{name}");
+        // A rollback to a version the new key never signed is a key change too.
+        run(&backend, cwd.path(), &["promote", "1.0.0", "--allow-downgrade"]).expect_code(2);
+        run(&backend, cwd.path(), &["promote", "1.0.0", "--allow-downgrade", "--allow-sri-key-change"]).expect_code(0);
+        assert_eq!(latest_keys(&backend), [old_token.clone()], "{name}");
+
+        // A version's headers are as immutable as its bytes.
+        let resigned = publish(&backend, cwd.path(), "1.2.0", std::slice::from_ref(&old), &[]);
+        resigned.expect_code(3);
+        assert!(resigned.stderr.contains("signed with other --sri-key keys"), "{name}: {}", resigned.stderr);
+        // Unsigned: no key to pin, said plainly.
+        publish(&backend, cwd.path(), "1.3.0", &[], &["--no-promote"]).expect_code(0);
+        let unsigned = run(&backend, cwd.path(), &["snippet", "1.3.0", "--signed", "--file", "haloagents.umd.js"]);
+        unsigned.expect_code(2);
+        assert!(unsigned.stderr.contains("not signed for signature-based SRI"), "{name}");
+    }
+}
