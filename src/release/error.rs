@@ -72,9 +72,10 @@ pub enum ReleaseError {
     /// A promotion would serve `latest/` unsigned by a key it is signed by now.
     #[error(
         "latest/ serves {current}, signed for signature-based SRI by {dropped}, and {next} is not signed by {it}: \
-         pages that pin `integrity=\"ed25519-…\"` with {it} would block every latest/ file. Publish under a new \
-         version with --sri-key for {it} (add the new key beside it during a key rotation, docs/SIGNING.md), or \
-         pass --allow-sri-key-change once no page pins {it}"
+         pages that pin latest/ with integrity=\"ed25519-…\" by {it} would block every latest/ file. Sign with \
+         {it} too (--sri-key; a version already published cannot gain signatures, so publish a new one; during a \
+         key rotation sign with the old and the new key, docs/SIGNING.md), or pass --allow-sri-key-change once no \
+         page pins {it}"
     )]
     SriKeyDropped {
         /// The version `latest/` serves.

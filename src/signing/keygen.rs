@@ -73,7 +73,8 @@ pub fn run_keygen(args: &KeygenArgs) -> Result<Output, SigningError> {
          minisign -Vm sri -P {pubkey}\n  \
          sdk-cdn pin index.html --index https://cdn.example.com/api/sdk/sri --pubkey {pubkey}\n\
          Sign releases with --sign-key {secret} (or SDK_CDN_SIGN_KEY_FILE).\n\
-         As a signature-based SRI key, pages pin it as integrity=\"{token}\".\n",
+         Or sign every file for signature-based SRI with --sri-key {secret} (a separate key from \
+         --sign-key's, docs/SIGNING.md); pages then pin latest/ as integrity=\"{token}\".\n",
         secret = secret_path.display(),
         public_file = public_path.display(),
         id = public.key_id(),
