@@ -120,7 +120,7 @@ impl std::fmt::Display for FileDiff {
             ("differ", &self.differing),
             ("only in the build", &self.added),
             ("only in the store", &self.missing),
-            ("signed with other --sri-key keys", &self.signed_differently),
+            ("signed with other --sri-key keys (a re-run needs the same keys)", &self.signed_differently),
         ] {
             if !list.is_empty() {
                 parts.push(format!("{label}: {}", list.join(", ")));

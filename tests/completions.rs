@@ -54,7 +54,7 @@ fn bash_completes_subcommand_flags() {
     }
     // After a global option with a value, and for another command.
     let offered = bash_complete(&script, &["sdk-cdn", "--store", "s3://b", "promote", "--allow"]);
-    assert_eq!(offered, ["--allow-downgrade", "--allow-prerelease", "--allow-unsigned"]);
+    assert_eq!(offered, ["--allow-downgrade", "--allow-prerelease", "--allow-unsigned", "--allow-sri-key-change"]);
     // The top level still completes commands.
     let offered = bash_complete(&script, &["sdk-cdn", "pub"]);
     assert_eq!(offered, ["publish"]);
@@ -94,6 +94,7 @@ fn zsh_completes_subcommand_flags() {
 zpty z zsh -f -i
 zpty -w z 'PROMPT=; fpath=({functions} $fpath); autoload -U compinit; compinit -u -D'
 zpty -w z 'zstyle ":completion:*" list-prompt ""'
+zpty -w z 'LINES=300; COLUMNS=200'
 zpty -w z $'sdk-cdn publish --\t'
 deadline=$((SECONDS + 20)); out=""
 while (( SECONDS < deadline )); do

@@ -13,7 +13,7 @@ use sdk_cdn::signing::{PublicKey, SignedHeaders, sha512_of, sri_key_ids, verify_
 use sdk_cdn::store::{Body, Key, PutMode};
 use support::backends::{self, Backend};
 use support::cli::{Run, build_dir, run, run_without_store};
-use support::serve::Served;
+use support::serve::{Served, get as http_get, request};
 
 struct Keys {
     dir: tempfile::TempDir,
@@ -107,6 +107,25 @@ fn every_copy_is_signed_and_verify_checks_each_signature_against_the_bytes() {
         // What serve sends, fetched and checked by verify --base-url.
         let served = Served::start(&backend, cwd.path(), &[]);
         run(&backend, cwd.path(), &["verify", "--base-url", &served.base_url()]).expect_code(0);
+        // A browser's Accept-Signature (and a preflight asking to send one)
+        // changes nothing: every signature is always sent, whole bodies only.
+        let path = "/sdk/latest/haloagents.umd.js";
+        let plain = http_get(served.addr, path, &[]);
+        let asked = format!("sig0=(\"unencoded-digest\";sf);keyid=\"{}\";type=\"ed25519-integrity\"", &token[8..]);
+        let with = http_get(served.addr, path, &[("Accept-Signature", &asked), ("Range", "bytes=0-3")]);
+        assert_eq!((with.status, &with.body), (200, &plain.body), "{name}: a whole body, whatever was asked");
+        for header in ["unencoded-digest", "signature-input", "signature"] {
+            assert!(with.header(header).is_some() && with.header(header) == plain.header(header), "{name}: {header}");
+        }
+        assert_eq!(with.header("accept-ranges"), Some("none"), "{name}");
+        assert_eq!(with.header("vary"), None, "{name}: nothing varies on Accept-Signature");
+        let preflight = request(
+            served.addr,
+            "OPTIONS",
+            path,
+            &[("Origin", "https://shop.example"), ("Access-Control-Request-Headers", "accept-signature")],
+        );
+        assert_eq!(preflight.header("access-control-allow-headers"), Some("accept-signature"), "{name}");
 
         // Signature headers of other bytes, stored behind intact bytes and SRI:
         // the signature no longer proves the file, and verify says so.
