@@ -33,6 +33,7 @@ fn version_manifest(n: u64) -> VersionManifest {
                 integrity: Integrity::of_bytes(format!("{n}/{i}").as_bytes()),
                 size: 4096,
                 content_type: sdk_cdn::content_type::for_path(&path),
+                signed: None,
             };
             (path, entry)
         })

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum SigningError {
     /// A key file could not be read.
-    #[error("cannot read the key file {path}: {source}; check the path given to --sign-key / --pubkey-file")]
+    #[error(
+        "cannot read the key file {path}: {source}; check the path given to --sign-key, --sri-key, --pubkey-file or --sri-pubkey"
+    )]
     KeyRead {
         /// The file.
         path: PathBuf,
