@@ -169,9 +169,14 @@ fn a_key_rotation_keeps_both_keys_working_and_latest_never_silently_drops_one() 
             assert_eq!(backend.snapshot(), before, "{name}: a refused publish wrote nothing");
         }
         // The rotation window: both keys sign; pages on either key work.
-        publish(&backend, cwd.path(), "1.1.0", &[old.clone(), new.clone()], &[]).expect_code(0);
+        let plan = publish(&backend, cwd.path(), "1.1.0", &[old.clone(), new.clone()], &["--dry-run", "--json"]);
+        let mut planned: Vec<String> =
+            plan.json()["sri_keys"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_string()).collect();
+        planned.sort();
         let mut both = vec![old_token.clone(), new_token.clone()];
         both.sort();
+        assert_eq!(planned, both, "{name}: the dry run names the keys");
+        publish(&backend, cwd.path(), "1.1.0", &[old.clone(), new.clone()], &[]).expect_code(0);
         let mut signed_by = latest_keys(&backend);
         signed_by.sort();
         assert_eq!(signed_by, both, "{name}");

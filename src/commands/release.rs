@@ -83,6 +83,12 @@ pub(super) async fn dry_run(global: &GlobalArgs, args: &PublishArgs, progress: P
         count_of(plan.files.len(), "file"),
         count(plan.total_bytes(), "byte")
     );
+    // Every file is signed by the same keys (signature-based SRI), or none is.
+    let sri_keys: Vec<String> = release::sri::keys_of(&plan.manifest())?.into_iter().collect();
+    if !sri_keys.is_empty() {
+        use fmt::Write as _;
+        let _ = writeln!(text, "every file signed for signature-based SRI by {}", sri_keys.join(", "));
+    }
     let mut files = Vec::new();
     for file in &plan.files {
         let key = file.key.as_str();
@@ -111,7 +117,7 @@ pub(super) async fn dry_run(global: &GlobalArgs, args: &PublishArgs, progress: P
     }
     let json = json!({
         "ok": true, "dry_run": true, "version": plan.version, "store": store.describe(), "files": files,
-        "left_out": plan.left_out,
+        "left_out": plan.left_out, "sri_keys": sri_keys,
     });
     Ok(Output::data(text, json))
 }
