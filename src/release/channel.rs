@@ -82,20 +82,9 @@ pub(crate) async fn claim(
     .await
 }
 
-/// Before a publish writes anything: if the version would take over
-/// `latest/` as things stand, refuses it when the handover would drop a
-/// signature-based SRI key (a sealed version can never gain signatures, so
-/// finding out at promotion time would be too late).
-pub(crate) async fn check_publish_handover(
-    store: &dyn Store,
-    next: &VersionManifest,
-    allow_key_change: bool,
-) -> Result<(), ReleaseError> {
-    let previous = read_pointer(store).await?.map(|c| c.pointer.version);
-    if refusal(PromoteRule::IfNewer, &next.version, previous.as_ref())?.is_some() {
-        return Ok(());
-    }
-    sri::check_handover(store, previous.as_ref(), next, allow_key_change).await
+/// Whether `publish` would move `latest/` from `current` to `version`.
+pub(crate) fn publish_promotes(version: &Version, current: Option<&Version>) -> bool {
+    matches!(refusal(PromoteRule::IfNewer, version, current), Ok(None))
 }
 
 /// `Ok(Some(reason))` to skip quietly, `Err` to refuse, `Ok(None)` to go ahead.

@@ -17,7 +17,7 @@ use futures::{StreamExt, TryStreamExt};
 use semver::Version;
 use serde::Serialize;
 
-use super::channel::{Claim, PromoteRule, check_publish_handover, claim, converge};
+use super::channel::{Claim, PromoteRule, claim, converge, publish_promotes};
 use super::index::update_index_from;
 use super::intent;
 use super::signatures::Signing;
@@ -101,10 +101,7 @@ pub async fn publish(
             (PublishOutcome::AlreadyPublished, restored, plan.files.len() - restored, None)
         }
         None => {
-            let (present, known_index) = preflight(store, plan, &manifest, options.concurrency).await?;
-            if !options.no_promote {
-                check_publish_handover(store, &manifest, options.allow_sri_key_change).await?;
-            }
+            let (present, known_index) = preflight(store, plan, &manifest, options).await?;
             intent::claim(store, &manifest).await?;
             let (uploaded, present) = upload_and_seal(store, plan, &manifest, &present, options, progress).await?;
             (PublishOutcome::Published, uploaded, present, known_index)
@@ -174,7 +171,11 @@ fn conflict(version: &Version, state: &'static str, diff: FileDiff) -> ReleaseEr
 ///   refuses a corrupt store before the first file is written. The index is
 ///   returned: if nobody changes it meanwhile, the final update starts from
 ///   it instead of downloading and parsing it again. A pointer naming a
-///   version that is not sealed is refused now, not after the seal.
+///   version that is not sealed is refused now, not after the seal. Its
+///   manifest is read (instead of only checked for) because a publish that
+///   would take over `latest/` must keep every signature-based SRI key
+///   `latest/` is signed by (`sri::check_keys_kept`): a sealed version can
+///   never gain signatures, so the refusal must come before the first write.
 /// - Another run's intent for this version must hold the same plan.
 /// - A partial upload from an interrupted run (or a racing publisher) must
 ///   be ours, byte for byte; returns the paths already in place.
@@ -189,15 +190,22 @@ async fn preflight(
     store: &dyn Store,
     plan: &Plan,
     manifest: &VersionManifest,
-    concurrency: usize,
+    options: &PublishOptions,
 ) -> Result<(BTreeSet<String>, Option<StoredIndex>), ReleaseError> {
+    let concurrency = options.concurrency;
     let prefix = layout::version_prefix(&plan.version);
     let (pointer, index, existing, claimed) =
         tokio::join!(read_pointer(store), read_index(store), store.list(&prefix), intent::check(store, manifest));
-    if let Some(pointer) = pointer?.map(|stored| stored.pointer).filter(|p| p.version != plan.version)
-        && store.head(&layout::manifest(&pointer.version)).await?.is_none()
-    {
-        return Err(ReleaseError::PointerNotSealed { version: pointer.version });
+    if let Some(pointer) = pointer?.map(|stored| stored.pointer).filter(|p| p.version != plan.version) {
+        let Some(serving) = read_manifest(store, &pointer.version).await? else {
+            return Err(ReleaseError::PointerNotSealed { version: pointer.version });
+        };
+        if !options.no_promote
+            && !options.allow_sri_key_change
+            && publish_promotes(&plan.version, Some(&pointer.version))
+        {
+            super::sri::check_keys_kept(&serving, manifest)?;
+        }
     }
     let known_index = index?;
     claimed?;

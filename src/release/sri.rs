@@ -45,14 +45,22 @@ pub(crate) async fn check_handover(
 ) -> Result<(), ReleaseError> {
     let Some(current) = current.filter(|c| !allow && **c != next.version) else { return Ok(()) };
     // A pointer naming an unsealed version is repaired elsewhere; it pins no key.
-    let Some(serving) = read_manifest(store, current).await? else { return Ok(()) };
+    match read_manifest(store, current).await? {
+        Some(serving) => check_keys_kept(&serving, next),
+        None => Ok(()),
+    }
+}
+
+/// Refuses `next` taking over `latest/` from `serving` if that drops a key
+/// every file of `serving` is signed by.
+pub(crate) fn check_keys_kept(serving: &VersionManifest, next: &VersionManifest) -> Result<(), ReleaseError> {
     let kept = keys_of(next)?;
-    let dropped: Vec<String> = keys_of(&serving)?.difference(&kept).cloned().collect();
+    let dropped: Vec<String> = keys_of(serving)?.difference(&kept).cloned().collect();
     if dropped.is_empty() {
         return Ok(());
     }
     Err(ReleaseError::SriKeyDropped {
-        current: current.to_string(),
+        current: serving.version.to_string(),
         next: next.version.to_string(),
         it: if dropped.len() == 1 { "that key" } else { "those keys" },
         dropped: dropped.join(", "),
