@@ -339,3 +339,37 @@ fn a_black_holed_s3_endpoint_ends_in_exit_1_naming_it_within_the_timeout() {
     assert!(error.contains(&endpoint) && error.contains("did not answer in time"), "{error}");
     drop(held);
 }
+
+/// A key change that races a publish between its key check (before its
+/// first write) and its promotion leaves the version published and the
+/// index complete, with the reason it was not promoted; never a sealed
+/// version reported as refused with the index missing it (probe finding).
+#[test]
+fn a_signing_key_change_racing_a_publish_leaves_it_published_not_promoted() {
+    for backend in backends::all() {
+        let name = backend.name();
+        let cwd = tempfile::tempdir().unwrap();
+        let keys = tempfile::tempdir().unwrap();
+        support::cli::run_without_store(keys.path(), &["keygen", "--no-password", "--name", "sri"]).expect_code(0);
+        let key = keys.path().join("sri.key");
+        publish(&backend, cwd.path(), &[("a.js", b"one")], "1.0.0", &[]).expect_code(0);
+
+        let pause = Pause::new();
+        pause.arm("seal");
+        let build = build_dir(&[("a.js", b"unsigned five")]);
+        let dir = build.path().to_str().unwrap();
+        let mut unsigned = pause.spawn(&backend, cwd.path(), &["publish", dir, "--version", "1.5.0"]);
+        pause.reached("seal", &mut unsigned);
+        // Meanwhile a signed release takes over latest/.
+        publish(&backend, cwd.path(), &[("a.js", b"signed")], "1.1.0", &["--sri-key", key.to_str().unwrap()])
+            .expect_code(0);
+        pause.go("seal");
+        let out = support::cli::wait(unsigned);
+        out.expect_code(0);
+        assert!(out.stdout.contains("not promoted: latest/ serves 1.1.0, signed"), "{name}: {}", out.stdout);
+        let index: Value = serde_json::from_slice(&backend.read("api/sdk/sri").unwrap()).unwrap();
+        assert_eq!(index["version"], "1.1.0", "{name}");
+        assert!(index["files"]["1.5.0/a.js"].is_string(), "{name}: the published version is in the index");
+        run(&backend, cwd.path(), &["verify"]).expect_code(0);
+    }
+}

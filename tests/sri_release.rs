@@ -211,3 +211,86 @@ fn a_key_rotation_keeps_both_keys_working_and_latest_never_silently_drops_one() 
         assert!(unsigned.stderr.contains("not signed for signature-based SRI"), "{name}");
     }
 }
+
+/// Probe findings, each a defect fixed: a `latest/` file deleted or
+/// stripped of its headers is put back by `promote` of the version it
+/// serves; leftovers of an earlier run with other keys get this run's
+/// headers; headers no browser accepts fail `verify`; the order of
+/// `--sri-key` flags does not matter; `--sri-key` cannot be the index key;
+/// an encrypted key's errors name `SDK_CDN_SRI_KEY_PASSWORD`.
+#[test]
+fn promote_repairs_latest_leftovers_are_restamped_and_keys_are_checked_for_what_they_are() {
+    let keys = Keys::new(&["a", "b"]);
+    let (a, b) = (keys.secret("a"), keys.secret("b"));
+    for backend in backends::all() {
+        let name = backend.name();
+        let cwd = tempfile::tempdir().unwrap();
+        publish(&backend, cwd.path(), "1.0.0", std::slice::from_ref(&a), &[]).expect_code(0);
+        // A latest/ file deleted, another re-stored without its signature headers.
+        backend.delete("sdk/latest/haloagents.css");
+        let (_, bytes) = stored(&backend, "sdk/latest/haloagents.umd.js");
+        backend.put_raw("sdk/latest/haloagents.umd.js", &bytes);
+        run(&backend, cwd.path(), &["verify"]).expect_code(3);
+        run(&backend, cwd.path(), &["promote", "1.0.0"]).expect_code(0);
+        run(&backend, cwd.path(), &["verify", "--sri-pubkey", &keys.public("a").integrity_token()]).expect_code(0);
+
+        // A leftover of an earlier, failed run that had no --sri-key: our
+        // bytes, no signature headers, no intent record.
+        let build = build_dir(&[("app.js", b"window.X = 2;")]);
+        let bytes = b"window.X = 2;";
+        let store = backend.store();
+        let key = Key::new("sdk/1.1.0/app.js").unwrap();
+        let headers = sdk_cdn::store::Headers {
+            content_type: "text/javascript; charset=utf-8".into(),
+            cache_control: "public, max-age=31536000, immutable".into(),
+            sri: Some(support::sri_of(bytes)),
+            signed: None,
+        };
+        let body = Body::Bytes(bytes.to_vec().into());
+        backends::runtime().block_on(store.put(&key, body, &headers, PutMode::Create)).unwrap();
+        let dir = build.path().to_str().unwrap();
+        let both = [a.to_str().unwrap(), b.to_str().unwrap()];
+        run(&backend, cwd.path(), &["publish", dir, "--version", "1.1.0", "--sri-key", both[0], "--sri-key", both[1]])
+            .expect_code(0);
+        let (signed, _) = stored(&backend, "sdk/1.1.0/app.js");
+        assert!(signed.is_some(), "{name}: the leftover got this run's signature headers");
+        run(&backend, cwd.path(), &["verify"]).expect_code(0);
+        // The same keys in the other order: the same version, a no-op.
+        run(&backend, cwd.path(), &["publish", dir, "--version", "1.1.0", "--sri-key", both[1], "--sri-key", both[0]])
+            .expect_code(0);
+
+        // Signature headers no browser accepts (not tagged ed25519-integrity),
+        // consistent between the manifest and the object: verify refuses them.
+        let manifest_key = Key::new("manifests/1.1.0.json").unwrap();
+        let (manifest, _) = backends::runtime().block_on(store.get(&manifest_key)).unwrap().unwrap();
+        let untagged = String::from_utf8(manifest.to_vec()).unwrap().replace("ed25519-integrity", "other");
+        backend.put_raw("manifests/1.1.0.json", untagged.as_bytes());
+        let file = Key::new("sdk/1.1.0/app.js").unwrap();
+        let mut headers = backends::runtime().block_on(store.head(&file)).unwrap().unwrap().headers.unwrap();
+        let signed = headers.signed.as_mut().unwrap();
+        signed.signature_input = signed.signature_input.replace("ed25519-integrity", "other");
+        let body = Body::Bytes(bytes.to_vec().into());
+        backends::runtime().block_on(store.put(&file, body, &headers, PutMode::Overwrite)).unwrap();
+        let found = run(&backend, cwd.path(), &["verify", "1.1.0"]);
+        found.expect_code(3);
+        assert!(found.stderr.contains("no browser accepts them"), "{name}: {}", found.stderr);
+    }
+
+    // Flags and keys, refused before any store request.
+    let cwd = tempfile::tempdir().unwrap();
+    let backend = backends::local();
+    let same = publish(&backend, cwd.path(), "2.0.0", std::slice::from_ref(&a), &["--sign-key", a.to_str().unwrap()]);
+    same.expect_code(2);
+    assert!(same.stderr.contains("--sri-key and --sign-key name the same key"), "{}", same.stderr);
+    let dir = keys.dir.path().to_str().unwrap();
+    let made = support::cli::command(&backend, cwd.path(), &["keygen", "--name", "enc", "--dir", dir])
+        .env("SDK_CDN_SIGN_KEY_PASSWORD", "pw")
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let enc = keys.secret("enc");
+    let needs = publish(&backend, cwd.path(), "2.0.0", std::slice::from_ref(&enc), &[]);
+    needs.expect_code(2);
+    assert!(needs.stderr.contains("SDK_CDN_SRI_KEY_PASSWORD"), "{}", needs.stderr);
+    assert!(backend.snapshot().is_empty(), "refused publishes wrote nothing");
+}

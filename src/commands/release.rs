@@ -16,7 +16,7 @@ use crate::release::{
     self, DiscardReport, Plan, PlanOptions, PromoteOptions, PromoteReport, PublishOptions, PublishOutcome,
     PublishReport, ReindexReport, ReleaseError,
 };
-use crate::signing::{ENV_SRI_KEY_PASSWORD, KeySource, SecretKey};
+use crate::signing::SecretKey;
 use crate::store::{Store, StoreUrl};
 
 async fn plan(global: &GlobalArgs, store: &dyn Store, args: &PublishArgs, progress: Progress) -> Result<Plan, Error> {
@@ -46,10 +46,9 @@ fn sri_keys(args: &SriSignArgs) -> Result<Vec<SecretKey>, Error> {
         ))
         .into());
     }
-    let password = std::env::var(ENV_SRI_KEY_PASSWORD).ok().filter(|p| !p.is_empty());
     let mut keys: Vec<SecretKey> = Vec::new();
     for path in &args.sri_keys {
-        let key = SecretKey::load(&KeySource::File(path.clone()), password.as_deref())?;
+        let key = SecretKey::load_sri_key(path)?;
         if keys.iter().any(|k| k.public_key().ed25519() == key.public_key().ed25519()) {
             return Err(ReleaseError::Usage(format!(
                 "--sri-key {} names a key already given; give each key once",
@@ -59,6 +58,9 @@ fn sri_keys(args: &SriSignArgs) -> Result<Vec<SecretKey>, Error> {
         }
         keys.push(key);
     }
+    // The order the flags came in does not matter: a re-run with the same
+    // keys in another order signs identically (`sig1` is the smallest key).
+    keys.sort_by_key(|k| k.public_key().ed25519());
     Ok(keys)
 }
 
@@ -126,6 +128,17 @@ pub(super) async fn publish(global: &GlobalArgs, args: &PublishArgs, progress: P
     let signing = signing(&args.sign)?;
     let store = open_store(global).await?;
     let plan = plan(global, store.as_ref(), args, progress).await?;
+    if let Some(key) = &signing.key
+        && release::sri::keys_of(&plan.manifest())?.contains(&key.public_key().integrity_token())
+    {
+        return Err(ReleaseError::Usage(format!(
+            "--sri-key and --sign-key name the same key ({}): sign files for browsers with a separate key, so \
+             either can be rotated or revoked without the other (docs/SIGNING.md); make one with `sdk-cdn keygen \
+             --name sri`",
+            key.public_key().key_id()
+        ))
+        .into());
+    }
     // Before the first store write: a publish that is live must not fail on a local directory.
     release::outputs::check_manifests_dir(&args.manifests_dir)?;
     let options = PublishOptions {
@@ -165,6 +178,9 @@ impl fmt::Display for PublishText<'_> {
             PublishOutcome::AlreadyPublished => {
                 writeln!(f, "{} is already published in {store} with the same files; nothing to upload", r.version)?;
             }
+        }
+        if !r.sri_keys.is_empty() {
+            writeln!(f, "every file signed for signature-based SRI by {}", r.sri_keys.join(", "))?;
         }
         match (&r.latest, r.promoted, &r.not_promoted_reason) {
             (Some(latest), true, _) => writeln!(f, "latest/ now serves {latest}")?,
@@ -206,7 +222,7 @@ impl fmt::Display for PromoteText<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let r = self.0;
         match (&r.previous, r.changed) {
-            (_, false) => writeln!(f, "latest/ already serves {}; checked it is complete", r.version),
+            (_, false) => writeln!(f, "latest/ already serves {}; copied its files again, headers included", r.version),
             (Some(previous), true) => writeln!(f, "latest/ now serves {} (was {previous})", r.version),
             (None, true) => writeln!(f, "latest/ now serves {}", r.version),
         }
@@ -334,6 +350,7 @@ mod tests {
             latest: Some(v("1.4.0")),
             index_updated: true,
             local_copies: vec!["manifests/1.4.0.json".into()],
+            sri_keys: Vec::new(),
         }
     }
 
@@ -375,7 +392,7 @@ mod tests {
         assert_eq!(PromoteText(&report(None, true)).to_string(), "latest/ now serves 1.4.0\n");
         assert_eq!(
             PromoteText(&report(Some("1.4.0"), false)).to_string(),
-            "latest/ already serves 1.4.0; checked it is complete\n"
+            "latest/ already serves 1.4.0; copied its files again, headers included\n"
         );
         let reindex = ReindexReport { versions: vec![v("1.4.0")], latest: None, changed: true };
         assert_eq!(

@@ -91,6 +91,12 @@ impl<'u> SdkUrl<'u> {
     }
 }
 
+/// The hash tokens and the publisher-key (`ed25519-…`) tokens of an
+/// `integrity` value.
+fn split_integrity(value: &str) -> (Vec<&str>, Vec<&str>) {
+    value.split_ascii_whitespace().partition(|token| !token.starts_with("ed25519-"))
+}
+
 /// Rewrites (or checks) the SDK tags of `html` against `index`.
 /// `Err` lists every tag that cannot be pinned; nothing is then usable.
 pub(crate) fn pin_html(html: &str, index: &SriIndex, mode: Mode<'_>) -> Result<Rewritten, Vec<String>> {
@@ -100,13 +106,25 @@ pub(crate) fn pin_html(html: &str, index: &SriIndex, mode: Mode<'_>) -> Result<R
         let Some(sdk) = SdkUrl::parse(&url) else { return Ok(()) };
         let current = el.get_attribute(INTEGRITY).unwrap_or_default();
         let (tags, problems, mismatches) = &mut *state.borrow_mut();
+        let (hash, keys) = split_integrity(&current);
+        // `latest/` pinned by the publisher's key (signature-based SRI) is
+        // pinned already, on purpose: it follows releases and still refuses
+        // bytes the key did not sign. Left as it is, and it passes --check.
+        if sdk.version == LATEST && !keys.is_empty() {
+            tags.push(PinnedTag { url: url.clone(), pinned_url: url.clone(), integrity: current.clone() });
+            return Ok(());
+        }
         match mode {
             Mode::Pin(version) => {
                 let key = sdk.index_key(version);
-                let Some(integrity) = index.files.get(&key).map(ToString::to_string).filter(|i| !i.is_empty()) else {
+                let Some(hash) = index.files.get(&key).map(ToString::to_string).filter(|i| !i.is_empty()) else {
                     problems.push(format!("{url}: the index has no {key}; check --version and the file name"));
                     return Ok(());
                 };
+                // Publisher keys the tag names stay: the browser then checks
+                // the hash *and* the signature.
+                let integrity =
+                    std::iter::once(hash.as_str()).chain(keys.iter().copied()).collect::<Vec<_>>().join(" ");
                 let pinned_url = sdk.with_version(version);
                 if pinned_url != url {
                     el.set_attribute(attr, &pinned_url)?;
@@ -123,7 +141,7 @@ pub(crate) fn pin_html(html: &str, index: &SriIndex, mode: Mode<'_>) -> Result<R
                 let key = sdk.index_key(sdk.version);
                 match index.files.get(&key).map(ToString::to_string) {
                     None => mismatches.push(format!("{url}: the index has no {key}")),
-                    Some(expected) if expected != current => mismatches.push(format!(
+                    Some(expected) if hash != [expected.as_str()] => mismatches.push(format!(
                         "{url}: integrity {current:?}, the index says {expected:?}; run `sdk-cdn pin` to update it"
                     )),
                     Some(_) => {}
@@ -207,6 +225,28 @@ mod tests {
         assert_eq!(out.tags.len(), 2);
         // Pinning again changes nothing.
         assert_eq!(pin_html(&out.html, &index(), Mode::Pin("1.4.0")).unwrap().html, out.html);
+    }
+
+    /// Probe finding: `pin` dropped the publisher key of `snippet --signed`
+    /// tags, and `--check` failed on them.
+    #[test]
+    fn publisher_keys_are_kept_and_latest_pinned_by_key_is_left_alone() {
+        let key = "ed25519-m0OZMnsek5mb/bhK71w1gjwm7NLuSzCcLkiviNMlmmo=";
+        let by_key =
+            format!("<script src=\"/sdk/latest/app.js\" integrity=\"{key}\" crossorigin=\"anonymous\"></script>");
+        let out = pin_html(&by_key, &index(), Mode::Pin("1.4.0")).unwrap();
+        assert_eq!(out.html, by_key, "latest/ pinned by key is pinned already");
+        assert!(pin_html(&by_key, &index(), Mode::Check(None)).unwrap().mismatches.is_empty());
+
+        let mixed =
+            format!("<script src=/sdk/1.3.0/app.js integrity=\"{} {key}\" crossorigin></script>", sri("1.3.0/app.js"));
+        let check = pin_html(&mixed, &index(), Mode::Check(None)).unwrap();
+        assert!(check.mismatches.is_empty(), "the hash matches; the key is the publisher's: {:?}", check.mismatches);
+        let out = pin_html(&mixed, &index(), Mode::Pin("1.4.0")).unwrap();
+        assert!(out.html.contains(&format!("integrity=\"{} {key}\"", sri("1.4.0/app.js"))), "{}", out.html);
+        let stale = mixed.replace(&sri("1.3.0/app.js"), &sri("1.4.0/app.js"));
+        let check = pin_html(&stale, &index(), Mode::Check(None)).unwrap();
+        assert_eq!(check.mismatches.len(), 1, "a wrong hash beside a key still fails");
     }
 
     #[test]

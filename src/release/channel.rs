@@ -72,7 +72,17 @@ pub(crate) async fn claim(
         if let Some(reason) = refusal(rule, version, previous.as_ref())? {
             return Ok(Round::Done(Claim::Skipped(reason)));
         }
-        sri::check_handover(store, previous.as_ref(), next, allow_key_change).await?;
+        match sri::check_handover(store, previous.as_ref(), next, allow_key_change).await {
+            Ok(()) => {}
+            // `publish` checked this before its first write; a key change
+            // that raced in since then leaves the version published but not
+            // promoted (said in the report), not a sealed version reported
+            // as refused.
+            Err(dropped @ ReleaseError::SriKeyDropped { .. }) if rule == PromoteRule::IfNewer => {
+                return Ok(Round::Done(Claim::Skipped(dropped.to_string())));
+            }
+            Err(e) => return Err(e),
+        }
         let mode = match current {
             Some(c) => PutMode::Update { etag: c.etag },
             None => PutMode::Create,
@@ -122,10 +132,14 @@ async fn write_pointer(
 }
 
 /// Brings `sdk/latest/` to the version the pointer names; returns that version.
+/// With `resync`, copies every file again even when the pointer says
+/// `latest/` is synced (`promote` of the version it already serves: a
+/// `latest/` file deleted or altered by hand is put back, headers included).
 pub async fn converge(
     store: &dyn Store,
     latest_cache_control: &str,
     concurrency: usize,
+    resync: bool,
 ) -> Result<Option<Version>, ReleaseError> {
     let touched_files = &Cell::new(false);
     cas::retry(POINTER, || async move {
@@ -133,7 +147,7 @@ pub async fn converge(
         let pointer = stored.pointer;
         // After this pass wrote files, a `synced` set by another pass proves
         // nothing about our late writes: sync again.
-        if pointer.synced && !touched_files.get() {
+        if pointer.synced && !touched_files.get() && !resync {
             return Ok(Round::Done(Some(pointer.version)));
         }
         let announce = write_pointer(store, &pointer.version, false, PutMode::Update { etag: stored.etag }).await;

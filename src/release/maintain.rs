@@ -34,7 +34,7 @@ pub async fn reindex(
 ) -> Result<ReindexReport, ReleaseError> {
     signing.check(store).await?;
     // The latest/ entries describe latest/: finish an interrupted promotion first.
-    converge(store, latest_cache_control, concurrency).await?;
+    converge(store, latest_cache_control, concurrency, false).await?;
     let key = &layout::index();
     let report = cas::retry("the SRI index", || async move {
         // Read the current object raw: it may be the damaged thing we replace.

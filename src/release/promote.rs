@@ -62,7 +62,9 @@ pub async fn promote(
         // Explicit promotion refuses (Err) rather than skipping.
         Claim::Skipped(reason) => return Err(ReleaseError::Usage(reason)),
     };
-    let latest = converge(store, &options.latest_cache_control, options.concurrency).await?;
+    // Promoting the version latest/ already serves re-copies its files: the
+    // report's "checked it is complete" is then true of the bytes and headers.
+    let latest = converge(store, &options.latest_cache_control, options.concurrency, !changed).await?;
     let index = update_index(store, None, &options.signing).await?;
     Ok(PromoteReport { version: version.clone(), previous, changed, latest, index_updated: index.changed })
 }

@@ -26,6 +26,7 @@ use crate::integrity::Integrity;
 use crate::layout;
 use crate::manifest::{self, FileDiff, VersionManifest};
 use crate::progress::Progress;
+use crate::signing::SignedHeaders;
 use crate::store::{Body, Key, ObjectMeta, PutMode, Store, StoreError, Verdict, probe_conditional_writes};
 
 /// How to publish.
@@ -80,6 +81,9 @@ pub struct PublishReport {
     pub index_updated: bool,
     /// Local copies written.
     pub local_copies: Vec<PathBuf>,
+    /// The keys (`ed25519-…`) every file of the version is signed by for
+    /// signature-based SRI; empty when it is not signed.
+    pub sri_keys: Vec<String>,
 }
 
 /// Publishes `plan` to `store`.
@@ -119,7 +123,7 @@ pub async fn publish(
         }
     };
     // Also finishes a promotion that an earlier run left half-done.
-    let latest = converge(store, &options.latest_cache_control, options.concurrency).await?;
+    let latest = converge(store, &options.latest_cache_control, options.concurrency, false).await?;
     tracing::debug!(latest = ?latest.as_ref().map(ToString::to_string), "latest/ converged");
     let index = update_index_from(store, Some(&manifest), known_index, &options.signing).await?;
     tracing::debug!(changed = index.changed, bytes = index.bytes.len(), "SRI index up to date");
@@ -141,6 +145,7 @@ pub async fn publish(
         latest,
         index_updated: index.changed,
         local_copies,
+        sri_keys: super::sri::keys_of(&manifest)?.into_iter().collect(),
     })
 }
 
@@ -257,22 +262,29 @@ async fn already_uploaded(
         let path = object.key.as_str().strip_prefix(prefix).unwrap_or_default();
         match by_path.get(path) {
             None => diff.missing.push(path.to_string()),
-            Some(file) => candidates.push((path, &object.key, file.integrity)),
+            Some(file) => candidates.push((path, &object.key, *file)),
         }
     }
-    let checked: Vec<(&str, bool)> = futures::stream::iter(candidates)
+    let checked: Vec<(&str, Option<(bool, bool)>)> = futures::stream::iter(candidates)
         .map(|(path, key, planned)| async move {
-            Ok::<_, ReleaseError>((path, stored_integrity(store, key).await? == Some(planned)))
+            // Our bytes with other signature headers (left by an earlier run
+            // with other --sri-key keys, whose intent was given back) are
+            // ours too: `upload_one` re-stamps them.
+            let stored = stored_integrity(store, key).await?;
+            Ok::<_, ReleaseError>((path, stored.map(|s| (s.integrity == planned.integrity, s.is(planned)))))
         })
         .buffer_unordered(concurrency.max(1))
         .try_collect()
         .await?;
     let mut present = BTreeSet::new();
     for (path, same) in checked {
-        if same {
-            present.insert(path.to_string());
-        } else {
-            diff.differing.push(path.to_string());
+        match same {
+            Some((_, true)) => {
+                present.insert(path.to_string());
+            }
+            // Same bytes, stale headers: uploaded again (not present).
+            Some((true, false)) => {}
+            Some((false, _)) | None => diff.differing.push(path.to_string()),
         }
     }
     // Listed in key order, whatever order the checks finished in.
@@ -379,12 +391,25 @@ async fn upload_one(store: &dyn Store, version: &Version, file: &PlannedFile) ->
         Err(source @ StoreError::ContentChanged { .. }) => Err(ReleaseError::InputChanged { source }),
         Err(StoreError::AlreadyExists { .. }) => {
             // Someone (an earlier run, a concurrent publisher) was first:
-            // fine if the bytes are ours, a conflict otherwise.
-            if stored_integrity(store, key).await? == Some(file.integrity) {
-                Ok(false)
-            } else {
-                let diff = FileDiff { differing: vec![file.path.clone()], ..FileDiff::default() };
-                Err(conflict(version, "partially uploaded", diff))
+            // fine if the bytes are ours, a conflict otherwise. Our bytes
+            // with other signature headers come from an earlier run of
+            // another plan that gave the version back; this run holds the
+            // intent, so it stamps its own headers (the version is unsealed:
+            // nothing published changes).
+            match stored_integrity(store, key).await? {
+                Some(stored) if stored.is(file) => Ok(false),
+                Some(stored) if stored.integrity == file.integrity => {
+                    let body = Body::File(file.source.clone());
+                    match store.put(key, body, &file.headers(), PutMode::Overwrite).await {
+                        Ok(_) => Ok(true),
+                        Err(source @ StoreError::ContentChanged { .. }) => Err(ReleaseError::InputChanged { source }),
+                        Err(e) => Err(e.into()),
+                    }
+                }
+                _ => {
+                    let diff = FileDiff { differing: vec![file.path.clone()], ..FileDiff::default() };
+                    Err(conflict(version, "partially uploaded", diff))
+                }
             }
         }
         Err(e) => Err(e.into()),
@@ -392,14 +417,29 @@ async fn upload_one(store: &dyn Store, version: &Version, file: &PlannedFile) ->
 }
 
 /// Re-hashes the stored bytes (metadata can lie).
-async fn stored_integrity(store: &dyn Store, key: &Key) -> Result<Option<Integrity>, ReleaseError> {
-    let Some((reader, _)) = store.reader(key).await? else { return Ok(None) };
+async fn stored_integrity(store: &dyn Store, key: &Key) -> Result<Option<Stored>, ReleaseError> {
+    let Some((reader, meta)) = store.reader(key).await? else { return Ok(None) };
     let (integrity, _) = Integrity::of_async_reader(reader).await.map_err(|e| StoreError::Backend {
         op: "read",
         key: key.to_string(),
         detail: e.to_string(),
     })?;
-    Ok(Some(integrity))
+    Ok(Some(Stored { integrity, signed: meta.headers.and_then(|h| h.signed) }))
+}
+
+/// What an object already in place holds: its bytes' integrity (re-hashed)
+/// and the signature-based SRI headers stored with it.
+#[derive(Debug, PartialEq, Eq)]
+struct Stored {
+    integrity: Integrity,
+    signed: Option<SignedHeaders>,
+}
+
+impl Stored {
+    /// Whether this is exactly what `file` would store.
+    fn is(&self, file: &PlannedFile) -> bool {
+        self.integrity == file.integrity && self.signed == file.signed
+    }
 }
 
 /// Writes the seal (`bytes`, the serialised `manifest`) create-only; a

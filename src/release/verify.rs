@@ -349,6 +349,13 @@ pub(super) fn sri_problems(signed: Option<&SignedHeaders>, sha512: &[u8; 64], re
         return required.iter().map(|key| format!("no signature headers, so no signature by {}", token(key))).collect();
     };
     let named = match signing::sri_key_ids(signed) {
+        Ok(named) if named.is_empty() => {
+            return vec![
+                "signature headers with no Signature-Input member tagged \"ed25519-integrity\" naming a 32-byte key: \
+                 no browser accepts them"
+                    .into(),
+            ];
+        }
         Ok(named) => named,
         Err(e) => return vec![e.to_string()],
     };

@@ -40,16 +40,20 @@ pub enum SigningError {
         detail: String,
     },
     /// The secret key is encrypted and no password was given.
-    #[error("{origin} is password-protected; set SDK_CDN_SIGN_KEY_PASSWORD to its password")]
+    #[error("{origin} is password-protected; set {env} to its password")]
     PasswordNeeded {
         /// Where the key came from.
         origin: String,
+        /// The variable that holds its password.
+        env: &'static str,
     },
     /// The password does not decrypt the key.
-    #[error("wrong password for {origin}; check SDK_CDN_SIGN_KEY_PASSWORD")]
+    #[error("wrong password for {origin}; check {env}")]
     WrongPassword {
         /// Where the key came from.
         origin: String,
+        /// The variable that held the password.
+        env: &'static str,
     },
     /// No key was given where one is needed.
     #[error("no signing key: pass --sign-key FILE, or set SDK_CDN_SIGN_KEY_FILE or SDK_CDN_SIGN_KEY")]

@@ -123,9 +123,12 @@ impl SecretKey {
         } else {
             let sk_box = minisign::SecretKeyBox::from_string(&format!("{COMMENT_PREFIX} sdk-cdn\n{b64}\n"))
                 .map_err(|e| not_key(&e.to_string()))?;
-            let password = password.ok_or_else(|| SigningError::PasswordNeeded { origin: origin.clone() })?;
+            let password = password
+                .ok_or_else(|| SigningError::PasswordNeeded { origin: origin.clone(), env: ENV_SIGN_KEY_PASSWORD })?;
             minisign::SecretKey::from_box(sk_box, Some(password.to_string())).map_err(|e| match e.kind() {
-                minisign::ErrorKind::Verify => SigningError::WrongPassword { origin: origin.clone() },
+                minisign::ErrorKind::Verify => {
+                    SigningError::WrongPassword { origin: origin.clone(), env: ENV_SIGN_KEY_PASSWORD }
+                }
                 _ => not_key(&e.to_string()),
             })?
         };
@@ -146,6 +149,21 @@ impl SecretKey {
         let source = KeySource::from_env_or(flag).ok_or(SigningError::NoKey)?;
         let password = std::env::var(ENV_SIGN_KEY_PASSWORD).ok().filter(|p| !p.is_empty());
         SecretKey::load(&source, password.as_deref())
+    }
+
+    /// [`SecretKey::load`] of an `--sri-key` file, with the password from
+    /// `SDK_CDN_SRI_KEY_PASSWORD` (and errors that name that variable).
+    pub fn load_sri_key(path: &Path) -> Result<SecretKey, SigningError> {
+        let password = std::env::var(ENV_SRI_KEY_PASSWORD).ok().filter(|p| !p.is_empty());
+        SecretKey::load(&KeySource::File(path.to_path_buf()), password.as_deref()).map_err(|e| match e {
+            SigningError::PasswordNeeded { origin, .. } => {
+                SigningError::PasswordNeeded { origin, env: ENV_SRI_KEY_PASSWORD }
+            }
+            SigningError::WrongPassword { origin, .. } => {
+                SigningError::WrongPassword { origin, env: ENV_SRI_KEY_PASSWORD }
+            }
+            other => other,
+        })
     }
 
     /// The matching public key.
@@ -219,12 +237,12 @@ impl PublicKey {
     /// the `ed25519-<base64>` token a page names, a `.pub` file, or `RW…`.
     pub fn sri_from_arg(value: &str) -> Result<[u8; 32], SigningError> {
         if let Some(b64) = value.strip_prefix("ed25519-") {
-            return STANDARD.decode(b64).ok().and_then(|raw| raw.try_into().ok()).ok_or_else(|| {
-                SigningError::NotAPublicKey {
-                    origin: "--sri-pubkey".into(),
-                    detail: "ed25519- must be followed by the base64 of a 32-byte key, as in integrity=\"ed25519-…\""
-                        .into(),
-                }
+            // Forgiving, as browsers are: padded or not.
+            let raw = STANDARD.decode(b64).or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(b64));
+            return raw.ok().and_then(|raw| raw.try_into().ok()).ok_or_else(|| SigningError::NotAPublicKey {
+                origin: "--sri-pubkey".into(),
+                detail: "ed25519- must be followed by the base64 of a 32-byte key, as in integrity=\"ed25519-…\""
+                    .into(),
             });
         }
         Ok(PublicKey::from_arg(value)?.ed25519())
