@@ -526,3 +526,29 @@ backend_test!(an_unreadable_input_file_is_bad_input_named_before_any_write, |bac
     assert_eq!(backend.snapshot(), before, "{name}: wrote to the store");
     assert_eq!(backend.writes(), writes, "{name}");
 });
+
+/// A sealed manifest is store data, not input: a file path in it that fits
+/// under `sdk/2.0.0/` but not under `sdk/latest/` (one byte longer) makes
+/// `promote` fail as a damaged store (exit 1) naming the manifest, never as
+/// bad input (exit 2).
+#[test]
+fn a_manifest_path_too_long_for_latest_is_a_damaged_store_not_bad_input() {
+    let backend = backends::local();
+    let cwd = tempfile::tempdir().unwrap();
+    let build = build_dir(&[("a.js", b"1")]);
+    run(&backend, cwd.path(), &["publish", build.path().to_str().unwrap(), "--version", "1.0.0"]).expect_code(0);
+    let manifest: serde_json::Value = serde_json::from_slice(&backend.read("manifests/1.0.0.json").unwrap()).unwrap();
+    // 1,014 bytes: `sdk/2.0.0/` + path is S3's 1,024; `sdk/latest/` + path is 1,025.
+    let long = format!("{}/{}", vec!["d".repeat(200); 5].join("/"), "abcdef.js");
+    assert_eq!(long.len(), 1014);
+    let entry = manifest["files"]["a.js"].clone();
+    let damaged = serde_json::json!({"version": "2.0.0", "files": {long.clone(): entry}});
+    backend.put_raw("manifests/2.0.0.json", damaged.to_string().as_bytes());
+    let out = run(&backend, cwd.path(), &["promote", "2.0.0"]);
+    out.expect_code(1);
+    assert!(
+        out.stderr.contains("manifests/2.0.0.json") && out.stderr.contains("sdk-cdn verify 2.0.0"),
+        "{}",
+        out.stderr
+    );
+}

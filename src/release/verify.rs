@@ -117,10 +117,11 @@ pub async fn verify(
         Selection::All => sealed.clone(),
         Selection::Versions(list) => {
             if let Some(missing) = list.iter().find(|v| !sealed.contains(v)) {
-                return Err(ReleaseError::Usage(format!(
-                    "{missing} is not published in {} (no manifests/{missing}.json); run `sdk-cdn list`",
-                    store.describe()
-                )));
+                return Err(ReleaseError::NotPublished {
+                    version: missing.to_string(),
+                    store: store.describe(),
+                    hint: "run `sdk-cdn list`",
+                });
             }
             list.clone()
         }
@@ -252,7 +253,11 @@ async fn check_files(
     }
     let checks: Vec<Result<(Vec<Finding>, u64), ReleaseError>> = futures::stream::iter(&manifest.files)
         .map(|(path, entry)| async move {
-            let key = Key::new(format!("{prefix}{path}")).map_err(|e| ReleaseError::Usage(e.to_string()))?;
+            let key = Key::new(format!("{prefix}{path}")).map_err(|source| ReleaseError::ManifestKey {
+                version: manifest.version.to_string(),
+                path: path.clone(),
+                source,
+            })?;
             let mut findings = Vec::new();
             let Some((reader, meta)) = store.reader(&key).await? else {
                 findings.push(Finding {
@@ -264,7 +269,7 @@ async fn check_files(
             };
             let (actual, size) = Integrity::of_async_reader(reader)
                 .await
-                .map_err(|e| ReleaseError::StoreUnusable(format!("reading {key} failed: {e}; rerun verify")))?;
+                .map_err(|source| ReleaseError::ReadFailed { key: key.to_string(), command: "verify", source })?;
             if actual != entry.integrity {
                 findings.push(Finding {
                     key: key.to_string(),

@@ -163,6 +163,9 @@ pub enum StoreError {
         key: String,
         /// What went wrong, for a human.
         detail: String,
+        /// The error behind it (the SDK's, an I/O or a task error), when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// A local filesystem error.
     #[error("{op} {path}: {source}")]

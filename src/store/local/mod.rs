@@ -425,6 +425,7 @@ fn clash(key: &Key, why: String) -> StoreError {
             "{why}: a local directory cannot hold both a file and a directory of one name (S3 can); delete the \
              other object or rename the file"
         ),
+        source: None,
     }
 }
 
@@ -446,6 +447,7 @@ async fn blocking<T: Send + 'static>(
         op: "local task",
         key: String::new(),
         detail: e.to_string(),
+        source: Some(Box::new(e)),
     })?
 }
 

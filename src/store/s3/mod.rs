@@ -178,6 +178,7 @@ impl S3Store {
                 op: "address",
                 key: full.clone(),
                 detail: format!("the key is {} bytes with the store prefix; S3 allows {MAX_KEY_BYTES}", full.len()),
+                source: None,
             });
         }
         Ok(full)
@@ -244,6 +245,7 @@ impl S3Store {
                 op: "create multipart upload",
                 key: key.to_string(),
                 detail: "the store returned no upload id".into(),
+                source: None,
             });
         };
         let result = self.upload_parts_and_complete(key, full, path, size, &upload_id, mode).await;
@@ -351,7 +353,12 @@ async fn stage(key: &Key, body: Body, headers: &Headers) -> Result<(Body, Option
         Ok::<_, StoreError>((Body::File(copy.to_path_buf()), Some(copy)))
     })
     .await;
-    staged.map_err(|e| StoreError::Backend { op: "stage", key: String::new(), detail: e.to_string() })?
+    staged.map_err(|e| StoreError::Backend {
+        op: "stage",
+        key: String::new(),
+        detail: e.to_string(),
+        source: Some(Box::new(e)),
+    })?
 }
 
 fn check_planned(key: &Key, path: &str, expected: &str, actual: String) -> Result<(), StoreError> {
@@ -444,6 +451,7 @@ impl Store for S3Store {
             op: "get",
             key: key.to_string(),
             detail: e.to_string(),
+            source: Some(Box::new(e)),
         })?;
         Ok(Some((Bytes::from(buf), meta)))
     }
@@ -516,7 +524,12 @@ impl Store for S3Store {
                 Some(403) => {
                     StoreError::Denied { op: "list", key: full_prefix.clone(), detail: describe(&e, &self.endpoint) }
                 }
-                _ => StoreError::Backend { op: "list", key: full_prefix.clone(), detail: describe(&e, &self.endpoint) },
+                _ => StoreError::Backend {
+                    op: "list",
+                    key: full_prefix.clone(),
+                    detail: describe(&e, &self.endpoint),
+                    source: Some(Box::new(e)),
+                },
             })?;
             for object in page.contents() {
                 let Some(key) = object.key().and_then(|k| self.strip_prefix(k)).and_then(|k| Key::new(k).ok()) else {
