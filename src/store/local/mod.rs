@@ -457,6 +457,12 @@ impl Store for LocalStore {
         self.root.display().to_string()
     }
 
+    /// Any [`Key`]: a directory has no limit on a whole path that a key can
+    /// reach; the per-name limits are [`check_key`](Store::check_key)'s.
+    fn max_key_len(&self) -> usize {
+        super::key::MAX_KEY_BYTES
+    }
+
     fn check_key(&self, key: &Key) -> Result<(), String> {
         names::check_key(key)
     }

@@ -40,8 +40,9 @@ mod errors;
 mod request;
 
 use errors::{backend, describe, status, write_error};
-use request::{SRI_METADATA, WithHeaders, WithMode};
+use request::{WithHeaders, WithMode};
 
+use super::config::{MIN_TRANSFER_RATE, StoreConfig, Timeouts};
 use super::{Body, Headers, Key, ObjectMeta, ObjectReader, PutMode, Store, StoreError, key::MAX_KEY_BYTES};
 use crate::integrity::Integrity;
 
@@ -55,42 +56,6 @@ const PART_CONCURRENCY: usize = 4;
 const CONFLICT_RETRIES: u32 = 5;
 /// Total attempts for throttling, 5xx and transport errors (SDK standard mode).
 const MAX_ATTEMPTS: u32 = 5;
-
-/// Connection options beyond the standard AWS config chain.
-#[derive(Debug, Clone, Default)]
-pub struct S3Options {
-    /// Custom endpoint for S3-compatible stores (`--endpoint-url`).
-    pub endpoint_url: Option<String>,
-    /// Path-style addressing (`--path-style`), needed by most self-hosted stores.
-    pub path_style: bool,
-    /// How long any request may take.
-    pub timeouts: Timeouts,
-}
-
-/// Bounds on every S3 request, so that an endpoint that accepts
-/// connections and never answers ends in an error, not a wait without end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeouts {
-    /// Establishing a connection.
-    pub connect: Duration,
-    /// One request, retries included (`--timeout`). File transfers get
-    /// this plus the time to send their bytes at [`MIN_TRANSFER_RATE`].
-    pub operation: Duration,
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        Timeouts { connect: DEFAULT_CONNECT_TIMEOUT, operation: DEFAULT_OPERATION_TIMEOUT }
-    }
-}
-
-/// Default `--connect-timeout`.
-pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Default `--timeout`: what a CI job waits at most for a store that does not answer.
-pub(crate) const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
-/// The slowest upload rate a transfer is given time for (1 MiB/s). A body
-/// that stalls outright is cut by the SDK's stalled-stream protection.
-pub(crate) const MIN_TRANSFER_RATE: u64 = 1024 * 1024;
 
 impl Timeouts {
     /// The SDK's timeouts for requests without a large body: each attempt
@@ -128,7 +93,7 @@ pub struct S3Store {
 
 impl S3Store {
     /// Builds a client from the AWS config chain plus `options`.
-    pub async fn connect(bucket: &str, prefix: &str, options: &S3Options) -> Result<Self, StoreError> {
+    pub async fn connect(bucket: &str, prefix: &str, options: &StoreConfig) -> Result<Self, StoreError> {
         let shared = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
         let mut config = aws_sdk_s3::config::Builder::from(&shared)
             .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
@@ -399,11 +364,7 @@ fn object_meta(
         key: key.clone(),
         size: content_length.and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
         etag: e_tag.map_or_else(|| missing_etag(key), str::to_string),
-        headers: Some(Headers {
-            content_type: content_type.unwrap_or_default().to_string(),
-            cache_control: cache_control.unwrap_or_default().to_string(),
-            sri: metadata.and_then(|m| m.get(SRI_METADATA)).cloned(),
-        }),
+        headers: Some(request::stored_headers(content_type, cache_control, metadata)),
     }
 }
 
