@@ -8,16 +8,16 @@ mod support {
     pub mod backends;
     pub mod cli;
     pub mod fixtures;
+    pub mod pause;
     pub mod s3_server;
 }
-
-use std::path::Path;
 
 use serde_json::Value;
 use support::backends::{Backend, backend_test};
 use support::cli::{Run, build_dir, run};
 use support::fixtures::sri_of;
 use support::fixtures::{Files, publish_files as publish};
+use support::pause::Pause;
 
 const V1: Files = &[("haloagents.umd.js", b"window.HaloAgents={v:1};"), ("haloagents.css", b".a{color:red}")];
 const V2: Files = &[("haloagents.umd.js", b"window.HaloAgents={v:2};"), ("haloagents.css", b".a{color:blue}")];
@@ -56,46 +56,6 @@ backend_test!(a_lost_index_is_rebuilt_from_every_sealed_version_by_publish_and_p
     assert_eq!(index["files"]["latest/haloagents.css"], sri_of(b".a{color:blue}"), "{name}");
     run(&backend, cwd.path(), &["verify"]).expect_code(0);
 });
-
-/// A pause point armed in a fresh directory (see `src/pause.rs`).
-struct Pause {
-    dir: tempfile::TempDir,
-}
-
-impl Pause {
-    fn new() -> Pause {
-        Pause { dir: tempfile::tempdir().unwrap() }
-    }
-
-    fn arm(&self, name: &str) {
-        std::fs::write(self.dir.path().join(format!("{name}.wait")), b"").unwrap();
-    }
-
-    /// Waits (with a deadline, never a fixed sleep) until a process reached `name`.
-    fn reached(&self, name: &str, child: &mut std::process::Child) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while !self.dir.path().join(format!("{name}.reached")).exists() {
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("the process exited ({status}) before reaching pause point {name}");
-            }
-            assert!(std::time::Instant::now() < deadline, "pause point {name} never reached");
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-    }
-
-    fn go(&self, name: &str) {
-        std::fs::write(self.dir.path().join(format!("{name}.go")), b"").unwrap();
-    }
-
-    fn spawn(&self, backend: &Backend, cwd: &Path, args: &[&str]) -> std::process::Child {
-        support::cli::command(backend, cwd, args)
-            .env(sdk_cdn::pause::PAUSE_DIR_ENV, self.dir.path())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn sdk-cdn")
-    }
-}
 
 /// Every stored object under `prefix` hashes to the SRI stored with it:
 /// metadata never describes other bytes.

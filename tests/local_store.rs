@@ -8,6 +8,7 @@ mod support {
     pub mod backends;
     pub mod cli;
     pub mod fixtures;
+    pub mod pause;
     pub mod s3_server;
 }
 
@@ -16,8 +17,9 @@ use std::process::Command;
 
 use sdk_cdn::store::{Key, LocalStore, Store};
 use support::backends::{self, Backend};
-use support::cli::{build_dir, command, run};
+use support::cli::{build_dir, run};
 use support::fixtures::publish_dir as publish;
+use support::pause::Pause;
 
 fn local() -> (Backend, tempfile::TempDir) {
     (backends::local(), tempfile::tempdir().unwrap())
@@ -105,19 +107,14 @@ fn promotion_replaces_a_file_by_a_directory_of_the_same_name_and_back() {
     assert_eq!(keys, ["sdk/latest/foo", "sdk/latest/keep.js"]);
 }
 
-/// A publish killed while it stages a file leaves its temp file behind.
+/// A publish killed while it stages a file (at pause point `staged`, its
+/// bytes in a temp file) leaves that temp file behind.
 fn kill_a_publish_while_it_writes(backend: &Backend, cwd: &Path, build: &Path) {
     let tmp = store_dir(backend).join(".sdk-cdn/tmp");
-    let mut child = command(backend, cwd, &["publish", build.to_str().unwrap(), "--version", "1.0.0"])
-        .env("SDK_CDN_TEST_HANG_WHILE_STAGING", "1")
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while std::fs::read_dir(&tmp).map_or(0, Iterator::count) == 0 {
-        assert!(child.try_wait().unwrap().is_none(), "the publish ended before it was killed");
-        assert!(std::time::Instant::now() < deadline, "no temp file appeared");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    let pause = Pause::new();
+    pause.arm("staged");
+    let mut child = pause.spawn(backend, cwd, &["publish", build.to_str().unwrap(), "--version", "1.0.0"]);
+    pause.reached("staged", &mut child);
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(std::fs::read_dir(&tmp).unwrap().count() > 0);
