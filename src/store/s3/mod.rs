@@ -40,7 +40,7 @@ mod errors;
 mod request;
 
 use errors::{backend, describe, status, write_error};
-use request::{WithHeaders, WithMode};
+use request::{SRI_METADATA, WithHeaders, WithMode};
 
 use super::config::{MIN_TRANSFER_RATE, StoreConfig, Timeouts};
 use super::{Body, Headers, Key, ObjectMeta, ObjectReader, PutMode, Store, StoreError, key::MAX_KEY_BYTES};
@@ -364,7 +364,11 @@ fn object_meta(
         key: key.clone(),
         size: content_length.and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
         etag: e_tag.map_or_else(|| missing_etag(key), str::to_string),
-        headers: Some(request::stored_headers(content_type, cache_control, metadata)),
+        headers: Some(Headers {
+            content_type: content_type.unwrap_or_default().to_string(),
+            cache_control: cache_control.unwrap_or_default().to_string(),
+            sri: metadata.and_then(|m| m.get(SRI_METADATA)).cloned(),
+        }),
     }
 }
 

@@ -6,9 +6,7 @@
 //!   (PutObject, and CompleteMultipartUpload for multipart uploads).
 //! - [`Headers`] are `Content-Type`, `Cache-Control` and the SRI as user
 //!   metadata `x-amz-meta-sri` (PutObject, CreateMultipartUpload, and
-//!   CopyObject with `MetadataDirective::Replace`), and come back from
-//!   HeadObject and GetObject through [`stored_headers`]: a header stored as
-//!   metadata is named here and nowhere else, both ways.
+//!   CopyObject with `MetadataDirective::Replace`).
 
 use aws_sdk_s3::operation::complete_multipart_upload::builders::CompleteMultipartUploadFluentBuilder;
 use aws_sdk_s3::operation::copy_object::builders::CopyObjectFluentBuilder;
@@ -18,20 +16,7 @@ use aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder;
 use super::super::{Headers, PutMode};
 
 /// User-metadata name under which the SRI is stored (`x-amz-meta-sri`).
-const SRI_METADATA: &str = "sri";
-
-/// The [`Headers`] HeadObject and GetObject report: the inverse of [`WithHeaders`].
-pub(super) fn stored_headers(
-    content_type: Option<&str>,
-    cache_control: Option<&str>,
-    metadata: Option<&std::collections::HashMap<String, String>>,
-) -> Headers {
-    Headers {
-        content_type: content_type.unwrap_or_default().to_string(),
-        cache_control: cache_control.unwrap_or_default().to_string(),
-        sri: metadata.and_then(|m| m.get(SRI_METADATA)).cloned(),
-    }
-}
+pub(super) const SRI_METADATA: &str = "sri";
 
 /// A request that can carry a write condition.
 pub(super) trait WithMode: Sized {
