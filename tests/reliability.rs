@@ -68,8 +68,8 @@ backend_test!(verify_is_clean_after_publishing_and_names_every_kind_of_damage, |
         content_type: "text/javascript; charset=utf-8".into(),
         cache_control: "public, max-age=31536000, immutable".into(),
         // A store refuses bytes that do not hash to the SRI they come with
-        // (StoreError::ContentChanged), so the tampering carries none.
-        sri: None,
+        // (StoreError::ContentChanged), so the tampering carries none (the default).
+        ..Default::default()
     };
     let overwrite = |k: &str, bytes: &'static [u8]| {
         let body = sdk_cdn::store::Body::Bytes(bytes::Bytes::from_static(bytes));
@@ -143,7 +143,7 @@ backend_test!(reindex_rebuilds_a_lost_or_damaged_index_exactly, |backend| {
     let headers = sdk_cdn::store::Headers {
         content_type: "application/json".into(),
         cache_control: "public, max-age=60".into(),
-        sri: None,
+        ..Default::default()
     };
     let damage = || {
         let truncated = bytes::Bytes::copy_from_slice(&published[..published.len() / 2]);

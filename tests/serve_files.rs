@@ -82,7 +82,7 @@ backend_test!(partial_versions_and_unlisted_files_are_never_served, |backend| {
         let headers = Headers {
             content_type: "text/javascript; charset=utf-8".into(),
             cache_control: IMMUTABLE.into(),
-            sri: None,
+            ..Default::default()
         };
         for key in ["sdk/0.3.0/haloagents.umd.js", "sdk/0.1.0/extra.js", "sdk/latest/extra.js"] {
             let body = StoreBody::Bytes(bytes::Bytes::from_static(b"window.Evil=1;"));

@@ -207,8 +207,11 @@ backend_test!(an_unparseable_index_is_refused_and_the_last_good_one_kept, |backe
         let (state, app) = loaded(&store, &ServeOptions::default()).await;
         let good = get(&app, "/api/sdk/sri").await.body;
         let key = Key::new("api/sdk/sri").unwrap();
-        let headers =
-            Headers { content_type: "application/json".into(), cache_control: "public, max-age=60".into(), sri: None };
+        let headers = Headers {
+            content_type: "application/json".into(),
+            cache_control: "public, max-age=60".into(),
+            ..Default::default()
+        };
         let garbage = StoreBody::Bytes(bytes::Bytes::from_static(b"{\"version\": \"0.1.0\", \"files\": "));
         store.put(&key, garbage, &headers, PutMode::Overwrite).await.unwrap();
         let error = state.refresh().await.unwrap_err();
