@@ -16,7 +16,7 @@
 //! stdin, deleting its data.
 
 #[path = "../tests/support/s3_server.rs"]
-#[allow(dead_code, unreachable_pub)]
+#[allow(unreachable_pub)]
 mod s3_server;
 
 use std::io::{BufRead, Write};

@@ -98,7 +98,11 @@ fn exit_code(error: &Error) -> u8 {
             | ReleaseError::InputChanged { .. }
             | ReleaseError::Unsigned { .. }
             | ReleaseError::SriKeyDropped { .. }
-            | ReleaseError::Usage(_) => BAD_INPUT,
+            | ReleaseError::Usage(_)
+            | ReleaseError::NotPublished { .. }
+            | ReleaseError::NoIndex { .. }
+            | ReleaseError::NotInIndex { .. }
+            | ReleaseError::NoSuchFile { .. } => BAD_INPUT,
             ReleaseError::Signing(e) => e.exit_code(),
             ReleaseError::Conflict { .. } | ReleaseError::Refused(_) | ReleaseError::NothingPublished { .. } => {
                 CONFLICT
@@ -106,6 +110,12 @@ fn exit_code(error: &Error) -> u8 {
             ReleaseError::UnsafeStore(_) => UNSAFE_STORE,
             ReleaseError::Store(StoreError::AlreadyExists { .. } | StoreError::Precondition { .. }) => CONFLICT,
             ReleaseError::StoreUnusable(_)
+            | ReleaseError::ProbeFailed { .. }
+            | ReleaseError::ReadFailed { .. }
+            | ReleaseError::IndexNotJson { .. }
+            | ReleaseError::Interrupted { .. }
+            | ReleaseError::TlsRoots { .. }
+            | ReleaseError::ManifestKey { .. }
             | ReleaseError::Contention { .. }
             | ReleaseError::PointerNotSealed { .. }
             | ReleaseError::SealVanished { .. }

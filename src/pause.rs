@@ -1,33 +1,61 @@
-//! Test-only pause points, so that races and mid-upload changes can be
-//! tested deterministically instead of with sleeps.
+//! Test-only pause points, so that races, crashes and mid-upload changes
+//! can be tested deterministically instead of with sleeps. This is the one
+//! such mechanism in the crate: async code calls [`point`], code on a
+//! blocking thread (the local store's writes) calls [`point_blocking`].
 //!
 //! In debug builds, when `SDK_CDN_TEST_PAUSE_DIR` names a directory and
 //! `<dir>/<name>.wait` exists, the process reaching pause point `name`
 //! creates `<dir>/<name>.reached` and waits until `<dir>/<name>.go` exists
 //! (or a minute passes). A test arms a point, waits for `.reached`, does
-//! what it must (changes an input, starts a racing command), then writes
-//! `.go`. Release builds compile this to nothing.
+//! what it must (changes an input, starts a racing command, kills the
+//! process), then writes `.go`. Release builds compile this to nothing.
 
 /// Environment variable naming the directory of pause-point files.
 pub const PAUSE_DIR_ENV: &str = "SDK_CDN_TEST_PAUSE_DIR";
 
+#[cfg(debug_assertions)]
+mod armed {
+    use std::path::PathBuf;
+    use std::time::{Duration, Instant};
+
+    /// How long a paused process waits for `.go` before it goes on anyway.
+    pub(super) const MAX_PAUSE: Duration = Duration::from_secs(60);
+    /// How often a paused process looks for `.go`.
+    pub(super) const POLL: Duration = Duration::from_millis(10);
+
+    /// If a test armed `name`: claims it, says it was reached, and returns
+    /// the file that releases it with the deadline to wait for it.
+    pub(super) fn claim(name: &str) -> Option<(PathBuf, Instant)> {
+        let dir = PathBuf::from(std::env::var_os(super::PAUSE_DIR_ENV)?);
+        // Each point pauses once per process: the first caller claims it.
+        std::fs::remove_file(dir.join(format!("{name}.wait"))).ok()?;
+        let _ = std::fs::write(dir.join(format!("{name}.reached")), b"");
+        Some((dir.join(format!("{name}.go")), Instant::now() + MAX_PAUSE))
+    }
+}
+
 /// Waits at pause point `name` if a test armed it (debug builds only).
 #[cfg(debug_assertions)]
 pub async fn point(name: &str) {
-    use std::time::{Duration, Instant};
-    let Some(dir) = std::env::var_os(PAUSE_DIR_ENV).map(std::path::PathBuf::from) else { return };
-    // Each point pauses once per process: the first caller claims it.
-    if std::fs::remove_file(dir.join(format!("{name}.wait"))).is_err() {
-        return;
+    let Some((go, deadline)) = armed::claim(name) else { return };
+    while !go.exists() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(armed::POLL).await;
     }
-    let _ = std::fs::write(dir.join(format!("{name}.reached")), b"");
-    let go = dir.join(format!("{name}.go"));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !go.exists() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+/// [`point`] for code on a blocking thread (debug builds only).
+#[cfg(debug_assertions)]
+pub fn point_blocking(name: &str) {
+    let Some((go, deadline)) = armed::claim(name) else { return };
+    while !go.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(armed::POLL);
     }
 }
 
 /// Release builds: no pause points.
 #[cfg(not(debug_assertions))]
 pub async fn point(_name: &str) {}
+
+/// Release builds: no pause points.
+#[cfg(not(debug_assertions))]
+pub fn point_blocking(_name: &str) {}

@@ -2,12 +2,17 @@
 //! wrong, the documented exit code, and writes nothing to the store.
 //! (HTTP requests to `serve` have their own catalogue in tests/serve_http.rs.)
 
-mod support;
+/// The parts of `tests/support/` this suite uses (each suite compiles only those).
+mod support {
+    pub mod backends;
+    pub mod cli;
+    pub mod s3_server;
+}
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use support::backends::{self, Backend};
+use support::backends::{self, Backend, backend_test};
 use support::cli::{build_dir, run, run_without_store};
 use support::s3_server::{self, Conditional};
 
@@ -216,81 +221,74 @@ fn store_urls_and_credentials() {
     assert!(backend.snapshot().is_empty(), "nothing was written");
 }
 
-#[test]
-fn corrupted_objects_in_the_store_are_named_and_nothing_is_written() {
-    for backend in backends::all() {
-        let name = backend.name();
-        let cwd = tempfile::tempdir().unwrap();
-        let build = build_dir(&[("a.js", b"1")]);
-        let b = build.path().to_str().unwrap();
-        run(&backend, cwd.path(), &["publish", b, "--version", "1.0.0"]).expect_code(0);
-        let store = backend.store();
-        let rt = backends::runtime();
-        let put = |key: &str, bytes: &[u8]| {
-            let key = sdk_cdn::store::Key::new(key).unwrap();
-            let body = sdk_cdn::store::Body::Bytes(bytes::Bytes::copy_from_slice(bytes));
-            let headers = sdk_cdn::store::Headers { content_type: "application/json".into(), ..Default::default() };
-            rt.block_on(store.put(&key, body, &headers, sdk_cdn::store::PutMode::Overwrite)).unwrap();
-        };
-        let good_manifest = backend.read("manifests/1.0.0.json").unwrap();
-        let good_pointer = backend.read("manifests/channels/latest.json").unwrap();
-        let good_index = backend.read("api/sdk/sri").unwrap();
-        let bad_hash = String::from_utf8(good_manifest.clone()).unwrap().replace("sha384-", "sha256-");
-        let scenarios: Vec<(&str, &str, Vec<u8>, Vec<&str>)> = vec![
-            (
-                "truncated manifest",
-                "manifests/1.0.0.json",
-                good_manifest[..20].to_vec(),
-                vec!["publish", b, "--version", "1.0.0"],
-            ),
-            ("manifest of the wrong shape", "manifests/1.0.0.json", b"[1,2,3]".to_vec(), vec!["promote", "1.0.0"]),
-            ("hash in the wrong format", "manifests/1.0.0.json", bad_hash.into_bytes(), vec!["verify"]),
-            ("manifest for another version", "manifests/1.0.0.json", good_manifest.clone(), vec![]),
-            (
-                "truncated pointer",
-                "manifests/channels/latest.json",
-                b"{\"version\":".to_vec(),
-                vec!["publish", b, "--version", "2.0.0"],
-            ),
-            ("index of the wrong shape", "api/sdk/sri", b"{\"files\":[]}".to_vec(), vec!["sri"]),
-            (
-                "index with a bad hash",
-                "api/sdk/sri",
-                b"{\"version\":\"1.0.0\",\"files\":{\"1.0.0/a.js\":\"md5-x\"}}".to_vec(),
-                vec!["sri", "1.0.0"],
-            ),
-        ];
-        let mut count = 0;
-        for (what, key, bytes, args) in scenarios {
-            if args.is_empty() {
-                continue;
-            }
-            put(key, &bytes);
-            let before = backend.snapshot();
-            let writes_before = backend.writes();
-            let out = run(&backend, cwd.path(), &args);
-            assert_eq!(out.code, 1, "{name}: {what}: {}", out.stderr);
-            assert!(out.stderr.contains(key), "{name}: {what}: the message names {key}: {}", out.stderr);
-            assert!(
-                out.stderr.contains("sdk-cdn verify"),
-                "{name}: {what}: the message says what to do: {}",
-                out.stderr
-            );
-            assert_eq!(backend.snapshot(), before, "{name}: {what}: wrote to the store");
-            // Not even a probe of conditional writes: the snapshot cannot see
-            // a probe key that came and went, the server's counter can.
-            if let (Some(b), Some(a)) = (writes_before, backend.writes()) {
-                assert_eq!(a, b, "{name}: {what}: made {} write requests", a - b);
-            }
-            count += 1;
-            // Put the good object back for the next scenario.
-            put("manifests/1.0.0.json", &good_manifest);
-            put("manifests/channels/latest.json", &good_pointer);
-            put("api/sdk/sri", &good_index);
+backend_test!(corrupted_objects_in_the_store_are_named_and_nothing_is_written, |backend| {
+    let name = backend.name();
+    let cwd = tempfile::tempdir().unwrap();
+    let build = build_dir(&[("a.js", b"1")]);
+    let b = build.path().to_str().unwrap();
+    run(&backend, cwd.path(), &["publish", b, "--version", "1.0.0"]).expect_code(0);
+    let store = backend.store();
+    let rt = backends::runtime();
+    let put = |key: &str, bytes: &[u8]| {
+        let key = sdk_cdn::store::Key::new(key).unwrap();
+        let body = sdk_cdn::store::Body::Bytes(bytes::Bytes::copy_from_slice(bytes));
+        let headers = sdk_cdn::store::Headers { content_type: "application/json".into(), ..Default::default() };
+        rt.block_on(store.put(&key, body, &headers, sdk_cdn::store::PutMode::Overwrite)).unwrap();
+    };
+    let good_manifest = backend.read("manifests/1.0.0.json").unwrap();
+    let good_pointer = backend.read("manifests/channels/latest.json").unwrap();
+    let good_index = backend.read("api/sdk/sri").unwrap();
+    let bad_hash = String::from_utf8(good_manifest.clone()).unwrap().replace("sha384-", "sha256-");
+    let scenarios: Vec<(&str, &str, Vec<u8>, Vec<&str>)> = vec![
+        (
+            "truncated manifest",
+            "manifests/1.0.0.json",
+            good_manifest[..20].to_vec(),
+            vec!["publish", b, "--version", "1.0.0"],
+        ),
+        ("manifest of the wrong shape", "manifests/1.0.0.json", b"[1,2,3]".to_vec(), vec!["promote", "1.0.0"]),
+        ("hash in the wrong format", "manifests/1.0.0.json", bad_hash.into_bytes(), vec!["verify"]),
+        ("manifest for another version", "manifests/1.0.0.json", good_manifest.clone(), vec![]),
+        (
+            "truncated pointer",
+            "manifests/channels/latest.json",
+            b"{\"version\":".to_vec(),
+            vec!["publish", b, "--version", "2.0.0"],
+        ),
+        ("index of the wrong shape", "api/sdk/sri", b"{\"files\":[]}".to_vec(), vec!["sri"]),
+        (
+            "index with a bad hash",
+            "api/sdk/sri",
+            b"{\"version\":\"1.0.0\",\"files\":{\"1.0.0/a.js\":\"md5-x\"}}".to_vec(),
+            vec!["sri", "1.0.0"],
+        ),
+    ];
+    let mut count = 0;
+    for (what, key, bytes, args) in scenarios {
+        if args.is_empty() {
+            continue;
         }
-        assert_eq!(count, 6);
+        put(key, &bytes);
+        let before = backend.snapshot();
+        let writes_before = backend.writes();
+        let out = run(&backend, cwd.path(), &args);
+        assert_eq!(out.code, 1, "{name}: {what}: {}", out.stderr);
+        assert!(out.stderr.contains(key), "{name}: {what}: the message names {key}: {}", out.stderr);
+        assert!(out.stderr.contains("sdk-cdn verify"), "{name}: {what}: the message says what to do: {}", out.stderr);
+        assert_eq!(backend.snapshot(), before, "{name}: {what}: wrote to the store");
+        // Not even a probe of conditional writes: the snapshot cannot see
+        // a probe key that came and went, the server's counter can.
+        if let (Some(b), Some(a)) = (writes_before, backend.writes()) {
+            assert_eq!(a, b, "{name}: {what}: made {} write requests", a - b);
+        }
+        count += 1;
+        // Put the good object back for the next scenario.
+        put("manifests/1.0.0.json", &good_manifest);
+        put("manifests/channels/latest.json", &good_pointer);
+        put("api/sdk/sri", &good_index);
     }
-}
+    assert_eq!(count, 6);
+});
 
 /// Every file under `dir` with its bytes (for stores and directories the
 /// backend snapshot cannot see, e.g. one that should not exist at all).
@@ -311,72 +309,68 @@ fn manifest_paths(backend: &Backend, version: &str) -> Vec<String> {
     manifest["files"].as_object().unwrap().keys().cloned().collect()
 }
 
-#[test]
-fn hidden_files_are_refused_by_name_unless_left_out_or_asked_for() {
-    for backend in backends::all() {
-        let name = backend.name();
-        let cwd = tempfile::tempdir().unwrap();
-        let build = build_dir(&[
-            ("a.js", b"1"),
-            (".env", b"SECRET=1"),
-            (".git/config", b"[core]"),
-            ("sub/.DS_Store", b"x"),
-            ("a.js.map", b"{}"),
-        ]);
-        let b = build.path().to_str().unwrap();
-        let cases = vec![
-            case("hidden files", &["publish", b, "--version", "1.0.0"], 2, ".env, .git/, sub/.DS_Store"),
-            case("hidden files say how", &["publish", b, "--version", "1.0.0"], 2, "--include-hidden"),
-            case("hidden files, dry run", &["publish", b, "--version", "1.0.0", "--dry-run"], 2, "3 hidden"),
-            case(
-                "hidden files, some excluded",
-                &["publish", b, "--version", "1.0.0", "--exclude", ".git/", "--exclude", ".DS_Store"],
-                2,
-                "contains 1 hidden path(s) that would be published at public, immutable URLs: .env;",
-            ),
-            case("empty pattern", &["publish", b, "--version", "1.0.0", "--exclude", ""], 2, "matches nothing"),
-            case("comment pattern", &["publish", b, "--version", "1.0.0", "--include", "#x"], 2, "\\#"),
-            case(
-                "everything excluded",
-                &["publish", b, "--version", "1.0.0", "--include-hidden", "--exclude", "*"],
-                2,
-                "no files to publish",
-            ),
-        ];
-        check(&backend, cwd.path(), &cases);
+backend_test!(hidden_files_are_refused_by_name_unless_left_out_or_asked_for, |backend| {
+    let name = backend.name();
+    let cwd = tempfile::tempdir().unwrap();
+    let build = build_dir(&[
+        ("a.js", b"1"),
+        (".env", b"SECRET=1"),
+        (".git/config", b"[core]"),
+        ("sub/.DS_Store", b"x"),
+        ("a.js.map", b"{}"),
+    ]);
+    let b = build.path().to_str().unwrap();
+    let cases = vec![
+        case("hidden files", &["publish", b, "--version", "1.0.0"], 2, ".env, .git/, sub/.DS_Store"),
+        case("hidden files say how", &["publish", b, "--version", "1.0.0"], 2, "--include-hidden"),
+        case("hidden files, dry run", &["publish", b, "--version", "1.0.0", "--dry-run"], 2, "3 hidden"),
+        case(
+            "hidden files, some excluded",
+            &["publish", b, "--version", "1.0.0", "--exclude", ".git/", "--exclude", ".DS_Store"],
+            2,
+            "contains 1 hidden path(s) that would be published at public, immutable URLs: .env;",
+        ),
+        case("empty pattern", &["publish", b, "--version", "1.0.0", "--exclude", ""], 2, "matches nothing"),
+        case("comment pattern", &["publish", b, "--version", "1.0.0", "--include", "#x"], 2, "\\#"),
+        case(
+            "everything excluded",
+            &["publish", b, "--version", "1.0.0", "--include-hidden", "--exclude", "*"],
+            2,
+            "no files to publish",
+        ),
+    ];
+    check(&backend, cwd.path(), &cases);
 
-        // The dry run shows what would be published and what is left out, and why.
-        let leave_out = ["--exclude", ".env", "--exclude", ".git/", "--exclude", ".DS_Store", "--exclude", "*.map"];
-        let mut args = vec!["publish", b, "--version", "1.0.0", "--dry-run", "--json"];
-        args.extend(leave_out);
-        let plan = run(&backend, cwd.path(), &args).expect_code(0).json();
-        let published: Vec<&str> =
-            plan["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
-        assert_eq!(published, ["a.js"], "{name}");
-        let left: Vec<(&str, &str)> = plan["left_out"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| (l["path"].as_str().unwrap(), l["pattern"].as_str().unwrap()))
-            .collect();
-        assert_eq!(left, [(".env", ".env"), (".git/", ".git/"), ("a.js.map", "*.map"), ("sub/.DS_Store", ".DS_Store")]);
-        let mut args = vec!["publish", b, "--version", "1.0.0", "--dry-run"];
-        args.extend(leave_out);
-        let text = run(&backend, cwd.path(), &args).expect_code(0).stdout.clone();
-        assert!(text.contains("left out (4):") && text.contains(".git/  (excluded by --exclude .git/)"), "{text}");
+    // The dry run shows what would be published and what is left out, and why.
+    let leave_out = ["--exclude", ".env", "--exclude", ".git/", "--exclude", ".DS_Store", "--exclude", "*.map"];
+    let mut args = vec!["publish", b, "--version", "1.0.0", "--dry-run", "--json"];
+    args.extend(leave_out);
+    let plan = run(&backend, cwd.path(), &args).expect_code(0).json();
+    let published: Vec<&str> = plan["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
+    assert_eq!(published, ["a.js"], "{name}");
+    let left: Vec<(&str, &str)> = plan["left_out"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["path"].as_str().unwrap(), l["pattern"].as_str().unwrap()))
+        .collect();
+    assert_eq!(left, [(".env", ".env"), (".git/", ".git/"), ("a.js.map", "*.map"), ("sub/.DS_Store", ".DS_Store")]);
+    let mut args = vec!["publish", b, "--version", "1.0.0", "--dry-run"];
+    args.extend(leave_out);
+    let text = run(&backend, cwd.path(), &args).expect_code(0).stdout.clone();
+    assert!(text.contains("left out (4):") && text.contains(".git/  (excluded by --exclude .git/)"), "{text}");
 
-        // Published, the manifest holds exactly the files the plan kept.
-        let mut args = vec!["publish", b, "--version", "1.0.0"];
-        args.extend(leave_out);
-        run(&backend, cwd.path(), &args).expect_code(0);
-        assert_eq!(manifest_paths(&backend, "1.0.0"), ["a.js"], "{name}");
-        assert_eq!(backend.read("sdk/1.0.0/.env"), None, "{name}");
-        // Asked for, a hidden file is published; the rest stays refused or left out.
-        let args = ["publish", b, "--version", "2.0.0", "--include", ".env", "--exclude", ".*", "--exclude", "*.map"];
-        run(&backend, cwd.path(), &args).expect_code(0);
-        assert_eq!(manifest_paths(&backend, "2.0.0"), [".env", "a.js"], "{name}");
-    }
-}
+    // Published, the manifest holds exactly the files the plan kept.
+    let mut args = vec!["publish", b, "--version", "1.0.0"];
+    args.extend(leave_out);
+    run(&backend, cwd.path(), &args).expect_code(0);
+    assert_eq!(manifest_paths(&backend, "1.0.0"), ["a.js"], "{name}");
+    assert_eq!(backend.read("sdk/1.0.0/.env"), None, "{name}");
+    // Asked for, a hidden file is published; the rest stays refused or left out.
+    let args = ["publish", b, "--version", "2.0.0", "--include", ".env", "--exclude", ".*", "--exclude", "*.map"];
+    run(&backend, cwd.path(), &args).expect_code(0);
+    assert_eq!(manifest_paths(&backend, "2.0.0"), [".env", "a.js"], "{name}");
+});
 
 #[test]
 fn a_build_that_is_holds_or_is_inside_the_local_store_is_refused() {
@@ -413,82 +407,71 @@ fn a_build_that_is_holds_or_is_inside_the_local_store_is_refused() {
     }
 }
 
-#[test]
-fn publishing_from_inside_the_build_twice_is_a_no_op_and_never_publishes_manifests() {
-    for backend in backends::all() {
-        let name = backend.name();
-        let root = tempfile::tempdir().unwrap();
-        let dist = root.path().join("dist");
-        std::fs::create_dir(&dist).unwrap();
-        std::fs::write(dist.join("a.js"), b"1").unwrap();
-        // `cd dist && sdk-cdn --store ../cdn publish . --version 1.0.0`: ./manifests lies inside the build.
-        let publish = |version: &str, extra: &[&str]| {
-            let mut args = vec!["publish", ".", "--version", version];
-            args.extend(extra);
-            match &backend {
-                Backend::Local(_) => {
-                    let mut with_store = vec!["--store", "../cdn"];
-                    with_store.extend(args);
-                    run_without_store(&dist, &with_store)
-                }
-                _ => run(&backend, &dist, &args),
-            }
-        };
-        publish("1.0.0", &[]).expect_code(0);
-        assert!(dist.join("manifests/1.0.0.json").is_file(), "{name}: the local copy is written");
-        let out = publish("1.0.0", &[]);
-        out.expect_code(0);
-        assert!(out.stdout.contains("already published"), "{name}: {}", out.stdout);
-        let plan = publish("1.0.1", &["--dry-run", "--json"]).expect_code(0).json();
-        assert_eq!(plan["left_out"], serde_json::json!([{ "path": "manifests/", "reason": "manifests_dir" }]));
-        publish("1.0.1", &[]).expect_code(0);
-        let paths = match &backend {
+backend_test!(publishing_from_inside_the_build_twice_is_a_no_op_and_never_publishes_manifests, |backend| {
+    let name = backend.name();
+    let root = tempfile::tempdir().unwrap();
+    let dist = root.path().join("dist");
+    std::fs::create_dir(&dist).unwrap();
+    std::fs::write(dist.join("a.js"), b"1").unwrap();
+    // `cd dist && sdk-cdn --store ../cdn publish . --version 1.0.0`: ./manifests lies inside the build.
+    let publish = |version: &str, extra: &[&str]| {
+        let mut args = vec!["publish", ".", "--version", version];
+        args.extend(extra);
+        match &backend {
             Backend::Local(_) => {
-                let bytes = std::fs::read(root.path().join("cdn/manifests/1.0.1.json")).unwrap();
-                let manifest: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-                manifest["files"].as_object().unwrap().keys().cloned().collect()
+                let mut with_store = vec!["--store", "../cdn"];
+                with_store.extend(args);
+                run_without_store(&dist, &with_store)
             }
-            _ => manifest_paths(&backend, "1.0.1"),
-        };
-        assert_eq!(paths, ["a.js"], "{name}: the next version publishes no manifests");
-    }
-}
+            _ => run(&backend, &dist, &args),
+        }
+    };
+    publish("1.0.0", &[]).expect_code(0);
+    assert!(dist.join("manifests/1.0.0.json").is_file(), "{name}: the local copy is written");
+    let out = publish("1.0.0", &[]);
+    out.expect_code(0);
+    assert!(out.stdout.contains("already published"), "{name}: {}", out.stdout);
+    let plan = publish("1.0.1", &["--dry-run", "--json"]).expect_code(0).json();
+    assert_eq!(plan["left_out"], serde_json::json!([{ "path": "manifests/", "reason": "manifests_dir" }]));
+    publish("1.0.1", &[]).expect_code(0);
+    let paths = match &backend {
+        Backend::Local(_) => {
+            let bytes = std::fs::read(root.path().join("cdn/manifests/1.0.1.json")).unwrap();
+            let manifest: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            manifest["files"].as_object().unwrap().keys().cloned().collect()
+        }
+        _ => manifest_paths(&backend, "1.0.1"),
+    };
+    assert_eq!(paths, ["a.js"], "{name}: the next version publishes no manifests");
+});
 
-#[test]
-fn an_unusable_manifests_dir_is_refused_before_the_store_changes() {
-    for backend in backends::all() {
-        let name = backend.name();
-        let cwd = tempfile::tempdir().unwrap();
-        std::fs::write(cwd.path().join("afile"), b"x").unwrap();
-        let build = build_dir(&[("a.js", b"1")]);
-        let b = build.path().to_str().unwrap();
-        let cases = vec![
-            case(
-                "manifests dir is a file",
-                &["publish", b, "--version", "1.0.0", "--manifests-dir", "afile"],
-                2,
-                "afile",
-            ),
-            case(
-                "manifests dir under a file",
-                &["publish", b, "--version", "1.0.0", "--manifests-dir", "afile/sub"],
-                2,
-                "cannot be used as --manifests-dir",
-            ),
-            case(
-                "manifests dir is the build",
-                &["publish", b, "--version", "1.0.0", "--manifests-dir", b],
-                2,
-                "is also the --manifests-dir",
-            ),
-        ];
-        check(&backend, cwd.path(), &cases);
-        assert_eq!(std::fs::read(cwd.path().join("afile")).unwrap(), b"x", "{name}");
-        // A new directory is created, and the publish goes through.
-        run(&backend, cwd.path(), &["publish", b, "--version", "1.0.0", "--manifests-dir", "out/m"]).expect_code(0);
-        assert!(cwd.path().join("out/m/1.0.0.json").is_file(), "{name}");
-    }
-}
+backend_test!(an_unusable_manifests_dir_is_refused_before_the_store_changes, |backend| {
+    let name = backend.name();
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::write(cwd.path().join("afile"), b"x").unwrap();
+    let build = build_dir(&[("a.js", b"1")]);
+    let b = build.path().to_str().unwrap();
+    let cases = vec![
+        case("manifests dir is a file", &["publish", b, "--version", "1.0.0", "--manifests-dir", "afile"], 2, "afile"),
+        case(
+            "manifests dir under a file",
+            &["publish", b, "--version", "1.0.0", "--manifests-dir", "afile/sub"],
+            2,
+            "cannot be used as --manifests-dir",
+        ),
+        case(
+            "manifests dir is the build",
+            &["publish", b, "--version", "1.0.0", "--manifests-dir", b],
+            2,
+            "is also the --manifests-dir",
+        ),
+    ];
+    check(&backend, cwd.path(), &cases);
+    assert_eq!(std::fs::read(cwd.path().join("afile")).unwrap(), b"x", "{name}");
+    // A new directory is created, and the publish goes through.
+    run(&backend, cwd.path(), &["publish", b, "--version", "1.0.0", "--manifests-dir", "out/m"]).expect_code(0);
+    assert!(cwd.path().join("out/m/1.0.0.json").is_file(), "{name}");
+});
 
 unsafe extern "C" {
     fn geteuid() -> u32;
@@ -525,27 +508,47 @@ fn unable_to_read_mode_000(cmd: &mut std::process::Command) {
     }
 }
 
-#[test]
-fn an_unreadable_input_file_is_bad_input_named_before_any_write() {
+backend_test!(an_unreadable_input_file_is_bad_input_named_before_any_write, |backend| {
     use std::os::unix::fs::PermissionsExt;
-    for backend in backends::all() {
-        let name = backend.name();
-        let cwd = tempfile::tempdir().unwrap();
-        let build = build_dir(&[("a.js", b"1"), ("secret.js", b"2")]);
-        let secret = build.path().join("secret.js");
-        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).unwrap();
-        let (before, writes) = (backend.snapshot(), backend.writes());
-        let mut cmd = support::cli::command(
-            &backend,
-            cwd.path(),
-            &["publish", build.path().to_str().unwrap(), "--version", "1.0.0"],
-        );
-        unable_to_read_mode_000(&mut cmd);
-        let out = cmd.output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
-        assert!(stderr.contains("secret.js") && stderr.contains("cannot be read"), "{name}: {stderr}");
-        assert_eq!(backend.snapshot(), before, "{name}: wrote to the store");
-        assert_eq!(backend.writes(), writes, "{name}");
-    }
+    let name = backend.name();
+    let cwd = tempfile::tempdir().unwrap();
+    let build = build_dir(&[("a.js", b"1"), ("secret.js", b"2")]);
+    let secret = build.path().join("secret.js");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let (before, writes) = (backend.snapshot(), backend.writes());
+    let mut cmd =
+        support::cli::command(&backend, cwd.path(), &["publish", build.path().to_str().unwrap(), "--version", "1.0.0"]);
+    unable_to_read_mode_000(&mut cmd);
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+    assert!(stderr.contains("secret.js") && stderr.contains("cannot be read"), "{name}: {stderr}");
+    assert_eq!(backend.snapshot(), before, "{name}: wrote to the store");
+    assert_eq!(backend.writes(), writes, "{name}");
+});
+
+/// A sealed manifest is store data, not input: a file path in it that fits
+/// under `sdk/2.0.0/` but not under `sdk/latest/` (one byte longer) makes
+/// `promote` fail as a damaged store (exit 1) naming the manifest, never as
+/// bad input (exit 2).
+#[test]
+fn a_manifest_path_too_long_for_latest_is_a_damaged_store_not_bad_input() {
+    let backend = backends::local();
+    let cwd = tempfile::tempdir().unwrap();
+    let build = build_dir(&[("a.js", b"1")]);
+    run(&backend, cwd.path(), &["publish", build.path().to_str().unwrap(), "--version", "1.0.0"]).expect_code(0);
+    let manifest: serde_json::Value = serde_json::from_slice(&backend.read("manifests/1.0.0.json").unwrap()).unwrap();
+    // 1,014 bytes: `sdk/2.0.0/` + path is S3's 1,024; `sdk/latest/` + path is 1,025.
+    let long = format!("{}/{}", vec!["d".repeat(200); 5].join("/"), "abcdef.js");
+    assert_eq!(long.len(), 1014);
+    let entry = manifest["files"]["a.js"].clone();
+    let damaged = serde_json::json!({"version": "2.0.0", "files": {long.clone(): entry}});
+    backend.put_raw("manifests/2.0.0.json", damaged.to_string().as_bytes());
+    let out = run(&backend, cwd.path(), &["promote", "2.0.0"]);
+    out.expect_code(1);
+    assert!(
+        out.stderr.contains("manifests/2.0.0.json") && out.stderr.contains("sdk-cdn verify 2.0.0"),
+        "{}",
+        out.stderr
+    );
 }

@@ -10,7 +10,16 @@
 //! `SDK_CDN_REQUIRE_BROWSER=1` (CI sets it), which turns a missing browser into
 //! a failure.
 
-mod support;
+/// The parts of `tests/support/` this suite uses (each suite compiles only those).
+mod support {
+    pub mod backends;
+    pub mod chromium;
+    pub mod cli;
+    pub mod fixtures;
+    pub mod s3_server;
+    pub mod serve;
+    pub mod tools;
+}
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -21,8 +30,8 @@ use axum::routing::get;
 use support::backends;
 use support::chromium::{browser_present, dump_dom};
 use support::cli::run;
+use support::fixtures::sri_of;
 use support::serve::{Served, get as http_get};
-use support::sri_of;
 
 /// What the page writes into the DOM once its scripts ran.
 const LOADED: &str = "RESULT=loaded";

@@ -2,12 +2,18 @@
 //! examples, one JSON object per command, the public formats against their
 //! JSON Schemas, and the CDN purge hooks.
 
-mod support;
+/// The parts of `tests/support/` this suite uses (each suite compiles only those).
+mod support {
+    pub mod backends;
+    pub mod cli;
+    pub mod s3_server;
+    pub mod tools;
+}
 
 use std::path::Path;
 
 use serde_json::Value;
-use support::backends::{self, Backend};
+use support::backends::{self, Backend, backend_test};
 use support::cli::{build_dir, run, run_without_store};
 
 const SCHEMA_BASE: &str = "https://github.com/haloagents/sdk-cdn/docs/schemas/";
@@ -47,7 +53,7 @@ fn there_is_a_man_page_per_command_and_each_renders() {
     let publish = run_without_store(cwd.path(), &["man", "publish"]);
     assert!(publish.expect_code(0).stdout.contains(".TH sdk-cdn-publish 1"), "{}", publish.stdout);
     run_without_store(cwd.path(), &["man", "publsh"]).expect_code(2);
-    if !support::serve::tools_present(&["man"], "SDK_CDN_REQUIRE_TOOLS") {
+    if !support::tools::tools_present(&["man"], "SDK_CDN_REQUIRE_TOOLS") {
         return;
     }
     run_without_store(cwd.path(), &["man", "--dir", "pages"]).expect_code(0);
@@ -280,26 +286,27 @@ fn schemas() -> (boon::Schemas, [boon::SchemaIndex; 3]) {
     (schemas, idx)
 }
 
-#[test]
-fn published_formats_match_their_json_schemas() {
+backend_test!(published_formats_match_their_json_schemas, |backend| {
     let (schemas, [index, manifest, pointer]) = schemas();
-    for backend in backends::all() {
-        let cwd = tempfile::tempdir().unwrap();
-        for (v, body) in [("1.0.0", "a"), ("1.1.0-rc.1", "b"), ("1.1.0", "c")] {
-            let build = build_dir(&[("sdk.js", body.as_bytes()), ("sub/dir/x.wasm", b"\0asm")]);
-            run(&backend, cwd.path(), &["publish", build.path().to_str().unwrap(), "--version", v]).expect_code(0);
-        }
-        let json = |key: &str| -> Value { serde_json::from_slice(&backend.read(key).unwrap()).unwrap() };
-        let check = |value: &Value, idx: boon::SchemaIndex, what: &str| {
-            if let Err(e) = schemas.validate(value, idx) {
-                panic!("{}: {what} does not match its schema: {e:#}\n{value:#}", backend.name());
-            }
-        };
-        check(&json("api/sdk/sri"), index, "the SRI index");
-        check(&json("manifests/1.1.0-rc.1.json"), manifest, "a manifest");
-        check(&json("manifests/channels/latest.json"), pointer, "the pointer");
+    let cwd = tempfile::tempdir().unwrap();
+    for (v, body) in [("1.0.0", "a"), ("1.1.0-rc.1", "b"), ("1.1.0", "c")] {
+        let build = build_dir(&[("sdk.js", body.as_bytes()), ("sub/dir/x.wasm", b"\0asm")]);
+        run(&backend, cwd.path(), &["publish", build.path().to_str().unwrap(), "--version", v]).expect_code(0);
     }
-    // The checked-in sample copies, and the schemas really reject bad shapes.
+    let json = |key: &str| -> Value { serde_json::from_slice(&backend.read(key).unwrap()).unwrap() };
+    let check = |value: &Value, idx: boon::SchemaIndex, what: &str| {
+        if let Err(e) = schemas.validate(value, idx) {
+            panic!("{}: {what} does not match its schema: {e:#}\n{value:#}", backend.name());
+        }
+    };
+    check(&json("api/sdk/sri"), index, "the SRI index");
+    check(&json("manifests/1.1.0-rc.1.json"), manifest, "a manifest");
+    check(&json("manifests/channels/latest.json"), pointer, "the pointer");
+});
+
+#[test]
+fn the_schemas_accept_the_checked_in_sample_and_refuse_bad_shapes() {
+    let (schemas, [index, manifest, _]) = schemas();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let sample: Value = serde_json::from_slice(&std::fs::read(root.join("manifests/sri.json")).unwrap()).unwrap();
     assert!(schemas.validate(&sample, index).is_ok());

@@ -8,7 +8,13 @@
 //! Needs `node` (Debian `nodejs`); without it the test is skipped with a
 //! notice unless `SDK_CDN_REQUIRE_TOOLS=1` (CI), which makes it a failure.
 
-mod support;
+/// The parts of `tests/support/` this suite uses (each suite compiles only those).
+mod support {
+    pub mod backends;
+    pub mod cli;
+    pub mod s3_server;
+    pub mod tools;
+}
 
 use std::path::Path;
 use std::process::Command;
@@ -17,7 +23,7 @@ use sdk_cdn::signing::{PublicKey, SignedHeaders, sha512_of, verify_sri_headers};
 use serde_json::{Value, json};
 use support::backends::{self, Backend};
 use support::cli::{build_dir, run, run_without_store};
-use support::serve::tools_present;
+use support::tools::tools_present;
 
 const FUNCTION: &str = "deploy/cloudfront/signature-headers.js";
 

@@ -5,13 +5,19 @@
 //! bash is required; zsh and fish are skipped when not installed, unless
 //! `SDK_CDN_REQUIRE_TOOLS=1` (CI sets it and installs them).
 
-mod support;
+/// The parts of `tests/support/` this suite uses (each suite compiles only those).
+mod support {
+    pub mod backends;
+    pub mod cli;
+    pub mod s3_server;
+    pub mod tools;
+}
 
 use std::path::Path;
 use std::process::Command;
 
 use support::cli::run_without_store;
-use support::serve::tools_present;
+use support::tools::tools_present;
 
 const PUBLISH_FLAGS: [&str; 4] = ["--dry-run", "--no-promote", "--manifests-dir", "--version"];
 

@@ -9,14 +9,22 @@
 //! Needs curl, jq and openssl. Without them the test prints a skip notice,
 //! unless `SDK_CDN_REQUIRE_TOOLS=1` (CI sets it), which makes it a failure.
 
-mod support;
+/// The parts of `tests/support/` this suite uses (each suite compiles only those).
+mod support {
+    pub mod backends;
+    pub mod cli;
+    pub mod s3_server;
+    pub mod serve;
+    pub mod tools;
+}
 
 use std::path::Path;
 use std::process::Command;
 
 use support::backends;
 use support::cli::run;
-use support::serve::{Served, tools_present};
+use support::serve::Served;
+use support::tools::tools_present;
 
 /// Runs `script` with bash (`pipefail`, so a failing curl is not hidden by jq) and returns stdout.
 fn sh(script: &str, cwd: &Path) -> String {

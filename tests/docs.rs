@@ -13,13 +13,16 @@
 //! proves that one). Needs bash, curl, jq, openssl and minisign; skipped without them
 //! unless `SDK_CDN_REQUIRE_TOOLS=1`.
 
-mod support;
+/// The parts of `tests/support/` this suite uses (each suite compiles only those).
+mod support {
+    pub mod tools;
+}
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use support::serve::tools_present;
+use support::tools::tools_present;
 
 /// The address the docs use for `sdk-cdn serve`.
 const DOC_ADDR: &str = "127.0.0.1:8080";

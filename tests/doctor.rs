@@ -1,28 +1,30 @@
 //! `sdk-cdn doctor`, and the same probe guarding `publish`, through the binary.
 
-mod support;
+/// The parts of `tests/support/` this suite uses (each suite compiles only those).
+mod support {
+    pub mod backends;
+    pub mod cli;
+    pub mod s3_server;
+}
 
-use support::backends::{self, Backend};
+use support::backends::{Backend, backend_test};
 use support::cli::{build_dir, run};
 use support::s3_server::{self, Conditional};
 
-#[test]
-fn doctor_passes_on_every_honest_store() {
-    for backend in backends::all() {
-        let cwd = tempfile::tempdir().unwrap();
-        let out = run(&backend, cwd.path(), &["doctor"]);
-        out.expect_code(0);
-        for check in ["list", "write", "read", "create-only", "compare-and-swap", "delete"] {
-            assert!(out.stdout.contains(check), "{}: {check} missing from {}", backend.name(), out.stdout);
-        }
-        let json = run(&backend, cwd.path(), &["doctor", "--json"]).expect_code(0).json();
-        assert_eq!(json["verdict"], "healthy");
-        // The local store also reports temp files of interrupted writes.
-        let checks = if matches!(backend, Backend::Local(_)) { 7 } else { 6 };
-        assert_eq!(json["checks"].as_array().unwrap().len(), checks, "{}", backend.name());
-        assert!(backend.snapshot().is_empty(), "{}: the probe leaves nothing behind", backend.name());
+backend_test!(doctor_passes_on_every_honest_store, |backend| {
+    let cwd = tempfile::tempdir().unwrap();
+    let out = run(&backend, cwd.path(), &["doctor"]);
+    out.expect_code(0);
+    for check in ["list", "write", "read", "create-only", "compare-and-swap", "delete"] {
+        assert!(out.stdout.contains(check), "{}: {check} missing from {}", backend.name(), out.stdout);
     }
-}
+    let json = run(&backend, cwd.path(), &["doctor", "--json"]).expect_code(0).json();
+    assert_eq!(json["verdict"], "healthy");
+    // The local store also reports temp files of interrupted writes.
+    let checks = if matches!(backend, Backend::Local(_)) { 7 } else { 6 };
+    assert_eq!(json["checks"].as_array().unwrap().len(), checks, "{}", backend.name());
+    assert!(backend.snapshot().is_empty(), "{}: the probe leaves nothing behind", backend.name());
+});
 
 #[test]
 fn doctor_exits_4_when_the_store_ignores_conditional_writes() {

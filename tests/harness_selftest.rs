@@ -1,7 +1,10 @@
 //! Proves the in-process S3 test server (`tests/support/s3_server.rs`) behaves
 //! the way the other integration tests assume.
 
-mod support;
+/// The parts of `tests/support/` this suite uses (each suite compiles only those).
+mod support {
+    pub mod s3_server;
+}
 
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::primitives::ByteStream;

@@ -3,104 +3,59 @@
 //! from outside and runs on every backend it applies to (local, in-process
 //! S3, and moto in CI).
 
-mod support;
-
-use std::path::Path;
+/// The parts of `tests/support/` this suite uses (each suite compiles only those).
+mod support {
+    pub mod backends;
+    pub mod cli;
+    pub mod fixtures;
+    pub mod pause;
+    pub mod s3_server;
+}
 
 use serde_json::Value;
-use support::backends::{self, Backend};
+use support::backends::{Backend, backend_test};
 use support::cli::{Run, build_dir, run};
-use support::sri_of;
-
-type Files = &'static [(&'static str, &'static [u8])];
+use support::fixtures::sri_of;
+use support::fixtures::{Files, publish_files as publish};
+use support::pause::Pause;
 
 const V1: Files = &[("haloagents.umd.js", b"window.HaloAgents={v:1};"), ("haloagents.css", b".a{color:red}")];
 const V2: Files = &[("haloagents.umd.js", b"window.HaloAgents={v:2};"), ("haloagents.css", b".a{color:blue}")];
 const V3: Files = &[("haloagents.umd.js", b"window.HaloAgents={v:3};")];
-
-fn publish(backend: &Backend, cwd: &Path, files: Files, version: &str, extra: &[&str]) -> Run {
-    let build = build_dir(files);
-    let mut args = vec!["publish", build.path().to_str().unwrap(), "--version", version];
-    args.extend_from_slice(extra);
-    run(backend, cwd, &args)
-}
 
 fn index_files(backend: &Backend) -> Vec<String> {
     let index: Value = serde_json::from_slice(&backend.read("api/sdk/sri").expect("index exists")).unwrap();
     index["files"].as_object().unwrap().keys().cloned().collect()
 }
 
-#[test]
-fn a_lost_index_is_rebuilt_from_every_sealed_version_by_publish_and_promote() {
-    for backend in backends::all() {
-        let name = backend.name();
-        let cwd = tempfile::tempdir().unwrap();
-        publish(&backend, cwd.path(), V1, "0.1.0", &[]).expect_code(0);
-        publish(&backend, cwd.path(), V2, "0.2.0", &[]).expect_code(0);
+backend_test!(a_lost_index_is_rebuilt_from_every_sealed_version_by_publish_and_promote, |backend| {
+    let name = backend.name();
+    let cwd = tempfile::tempdir().unwrap();
+    publish(&backend, cwd.path(), V1, "0.1.0", &[]).expect_code(0);
+    publish(&backend, cwd.path(), V2, "0.2.0", &[]).expect_code(0);
 
-        backend.delete("api/sdk/sri");
-        publish(&backend, cwd.path(), V3, "0.3.0", &[]).expect_code(0);
-        let files = index_files(&backend);
-        for version in ["0.1.0", "0.2.0"] {
-            assert!(
-                files.contains(&format!("{version}/haloagents.css")),
-                "{name}: publish rebuilt the index without {version}: {files:?}"
-            );
-        }
-        assert!(files.contains(&"0.3.0/haloagents.umd.js".to_string()), "{name}: {files:?}");
-
-        backend.delete("api/sdk/sri");
-        run(&backend, cwd.path(), &["promote", "0.2.0", "--allow-downgrade"]).expect_code(0);
-        let files = index_files(&backend);
-        for entry in ["0.1.0/haloagents.umd.js", "0.2.0/haloagents.css", "0.3.0/haloagents.umd.js"] {
-            assert!(files.contains(&entry.to_string()), "{name}: promote rebuilt the index without {entry}: {files:?}");
-        }
-        let index: Value = serde_json::from_slice(&backend.read("api/sdk/sri").unwrap()).unwrap();
-        assert_eq!(index["version"], "0.2.0", "{name}");
-        assert_eq!(index["files"]["latest/haloagents.css"], sri_of(b".a{color:blue}"), "{name}");
-        run(&backend, cwd.path(), &["verify"]).expect_code(0);
+    backend.delete("api/sdk/sri");
+    publish(&backend, cwd.path(), V3, "0.3.0", &[]).expect_code(0);
+    let files = index_files(&backend);
+    for version in ["0.1.0", "0.2.0"] {
+        assert!(
+            files.contains(&format!("{version}/haloagents.css")),
+            "{name}: publish rebuilt the index without {version}: {files:?}"
+        );
     }
-}
+    assert!(files.contains(&"0.3.0/haloagents.umd.js".to_string()), "{name}: {files:?}");
 
-/// A pause point armed in a fresh directory (see `src/pause.rs`).
-struct Pause {
-    dir: tempfile::TempDir,
-}
-
-impl Pause {
-    fn new() -> Pause {
-        Pause { dir: tempfile::tempdir().unwrap() }
+    backend.delete("api/sdk/sri");
+    run(&backend, cwd.path(), &["promote", "0.2.0", "--allow-downgrade"]).expect_code(0);
+    let files = index_files(&backend);
+    for entry in ["0.1.0/haloagents.umd.js", "0.2.0/haloagents.css", "0.3.0/haloagents.umd.js"] {
+        assert!(files.contains(&entry.to_string()), "{name}: promote rebuilt the index without {entry}: {files:?}");
     }
-
-    fn arm(&self, name: &str) {
-        std::fs::write(self.dir.path().join(format!("{name}.wait")), b"").unwrap();
-    }
-
-    /// Waits (with a deadline, never a fixed sleep) until a process reached `name`.
-    fn reached(&self, name: &str, child: &mut std::process::Child) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while !self.dir.path().join(format!("{name}.reached")).exists() {
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("the process exited ({status}) before reaching pause point {name}");
-            }
-            assert!(std::time::Instant::now() < deadline, "pause point {name} never reached");
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-    }
-
-    fn go(&self, name: &str) {
-        std::fs::write(self.dir.path().join(format!("{name}.go")), b"").unwrap();
-    }
-
-    fn spawn(&self, backend: &Backend, cwd: &Path, args: &[&str]) -> std::process::Child {
-        support::cli::command(backend, cwd, args)
-            .env(sdk_cdn::pause::PAUSE_DIR_ENV, self.dir.path())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn sdk-cdn")
-    }
-}
+    let index: Value = serde_json::from_slice(&backend.read("api/sdk/sri").unwrap()).unwrap();
+    assert_eq!(index["version"], "0.2.0", "{name}");
+    assert_eq!(index["files"]["latest/haloagents.css"], sri_of(b".a{color:blue}"), "{name}");
+    run(&backend, cwd.path(), &["verify"]).expect_code(0);
+});
 
 /// Every stored object under `prefix` hashes to the SRI stored with it:
 /// metadata never describes other bytes.
@@ -111,164 +66,152 @@ fn assert_metadata_tells_the_truth(backend: &Backend, prefix: &str) {
     }
 }
 
-#[test]
-fn a_file_changed_during_upload_is_refused_before_the_seal_and_a_rerun_publishes_it() {
+backend_test!(a_file_changed_during_upload_is_refused_before_the_seal_and_a_rerun_publishes_it, |backend| {
     // 17 MiB: above the S3 backend's multipart threshold, so parts are covered too.
     let big: Vec<u8> = (0..17 * 1024 * 1024).map(|i: u32| (i % 251) as u8).collect();
-    for backend in backends::all() {
-        let name = backend.name();
-        let build = build_dir(&[("haloagents.umd.js", b"window.HaloAgents={v:1};")]);
-        std::fs::write(build.path().join("big.bin"), &big).unwrap();
-        let cwd = tempfile::tempdir().unwrap();
-        let pause = Pause::new();
-        pause.arm("upload");
-        let dir = build.path().to_str().unwrap();
-        let mut child = pause.spawn(&backend, cwd.path(), &["publish", dir, "--version", "1.0.0"]);
-        pause.reached("upload", &mut child);
-        // Planned and hashed; now the build changes under the publisher.
-        let mut changed = big.clone();
-        changed.extend_from_slice(b"appended while uploading");
-        std::fs::write(build.path().join("big.bin"), &changed).unwrap();
-        std::fs::write(build.path().join("haloagents.umd.js"), b"window.HaloAgents={v:666};").unwrap();
-        pause.go("upload");
-        let out = support::cli::wait(child);
-        out.expect_code(2);
-        assert!(out.stderr.contains("changed while it was being published"), "{name}: {}", out.stderr);
-        assert!(out.stderr.contains("nothing was sealed"), "{name}: {}", out.stderr);
-        assert!(backend.read("manifests/1.0.0.json").is_none(), "{name}: sealed after a changed input");
-        assert_metadata_tells_the_truth(&backend, "sdk/");
+    let name = backend.name();
+    let build = build_dir(&[("haloagents.umd.js", b"window.HaloAgents={v:1};")]);
+    std::fs::write(build.path().join("big.bin"), &big).unwrap();
+    let cwd = tempfile::tempdir().unwrap();
+    let pause = Pause::new();
+    pause.arm("upload");
+    let dir = build.path().to_str().unwrap();
+    let mut child = pause.spawn(&backend, cwd.path(), &["publish", dir, "--version", "1.0.0"]);
+    pause.reached("upload", &mut child);
+    // Planned and hashed; now the build changes under the publisher.
+    let mut changed = big.clone();
+    changed.extend_from_slice(b"appended while uploading");
+    std::fs::write(build.path().join("big.bin"), &changed).unwrap();
+    std::fs::write(build.path().join("haloagents.umd.js"), b"window.HaloAgents={v:666};").unwrap();
+    pause.go("upload");
+    let out = support::cli::wait(child);
+    out.expect_code(2);
+    assert!(out.stderr.contains("changed while it was being published"), "{name}: {}", out.stderr);
+    assert!(out.stderr.contains("nothing was sealed"), "{name}: {}", out.stderr);
+    assert!(backend.read("manifests/1.0.0.json").is_none(), "{name}: sealed after a changed input");
+    assert_metadata_tells_the_truth(&backend, "sdk/");
 
-        // The build has finished writing: a rerun publishes exactly what is on disk now.
-        run(&backend, cwd.path(), &["publish", dir, "--version", "1.0.0"]).expect_code(0);
-        run(&backend, cwd.path(), &["verify"]).expect_code(0);
-        assert_eq!(backend.read("sdk/1.0.0/big.bin").unwrap(), changed, "{name}");
-        let manifest: Value = serde_json::from_slice(&backend.read("manifests/1.0.0.json").unwrap()).unwrap();
-        assert_eq!(manifest["files"]["big.bin"]["integrity"], sri_of(&changed), "{name}");
-        assert_eq!(manifest["files"]["big.bin"]["size"], changed.len(), "{name}");
-        assert_metadata_tells_the_truth(&backend, "sdk/");
-    }
-}
+    // The build has finished writing: a rerun publishes exactly what is on disk now.
+    run(&backend, cwd.path(), &["publish", dir, "--version", "1.0.0"]).expect_code(0);
+    run(&backend, cwd.path(), &["verify"]).expect_code(0);
+    assert_eq!(backend.read("sdk/1.0.0/big.bin").unwrap(), changed, "{name}");
+    let manifest: Value = serde_json::from_slice(&backend.read("manifests/1.0.0.json").unwrap()).unwrap();
+    assert_eq!(manifest["files"]["big.bin"]["integrity"], sri_of(&changed), "{name}");
+    assert_eq!(manifest["files"]["big.bin"]["size"], changed.len(), "{name}");
+    assert_metadata_tells_the_truth(&backend, "sdk/");
+});
 
-#[test]
-fn racing_publishers_of_one_version_with_multi_file_builds_seal_exactly_one() {
+backend_test!(racing_publishers_of_one_version_with_multi_file_builds_seal_exactly_one, |backend| {
     const ROUNDS: usize = 10;
     const PUBLISHERS: usize = 8;
-    for backend in backends::all() {
-        let name = backend.name();
-        let cwd = tempfile::tempdir().unwrap();
-        let builds: Vec<tempfile::TempDir> = (0..PUBLISHERS)
-            .map(|p| {
-                let dir = tempfile::tempdir().unwrap();
-                for f in 0..5 {
-                    // Two files are the same in every build; three differ.
-                    let body = if f < 2 { format!("shared {f}") } else { format!("build {p} file {f}") };
-                    std::fs::write(dir.path().join(format!("f{f}.js")), body).unwrap();
-                }
-                dir
+    let name = backend.name();
+    let cwd = tempfile::tempdir().unwrap();
+    let builds: Vec<tempfile::TempDir> = (0..PUBLISHERS)
+        .map(|p| {
+            let dir = tempfile::tempdir().unwrap();
+            for f in 0..5 {
+                // Two files are the same in every build; three differ.
+                let body = if f < 2 { format!("shared {f}") } else { format!("build {p} file {f}") };
+                std::fs::write(dir.path().join(format!("f{f}.js")), body).unwrap();
+            }
+            dir
+        })
+        .collect();
+    for round in 0..ROUNDS {
+        let version = format!("1.0.{round}");
+        let children: Vec<_> = builds
+            .iter()
+            .map(|b| {
+                let args = ["publish", b.path().to_str().unwrap(), "--version", &version, "--no-promote"];
+                support::cli::spawn(&backend, cwd.path(), &args)
             })
             .collect();
-        for round in 0..ROUNDS {
-            let version = format!("1.0.{round}");
-            let children: Vec<_> = builds
-                .iter()
-                .map(|b| {
-                    let args = ["publish", b.path().to_str().unwrap(), "--version", &version, "--no-promote"];
-                    support::cli::spawn(&backend, cwd.path(), &args)
-                })
-                .collect();
-            let runs: Vec<Run> = children.into_iter().map(support::cli::wait).collect();
-            let winners: Vec<usize> = (0..PUBLISHERS).filter(|&i| runs[i].code == 0).collect();
-            assert_eq!(winners.len(), 1, "{name} round {round}: winners {winners:?}: {runs:#?}");
-            let winner = winners[0];
-            for (i, out) in runs.iter().enumerate().filter(|(i, _)| *i != winner) {
-                out.expect_code(3);
-                assert!(out.stderr.contains("f2.js"), "{name} round {round} publisher {i}: {}", out.stderr);
-            }
-            // The sealed version is exactly the winner's build, and nothing else is under it.
-            let prefix = format!("sdk/{version}/");
-            let stored: Vec<(String, Vec<u8>)> = backend
-                .snapshot()
-                .into_keys()
-                .filter(|k| k.starts_with(&prefix))
-                .map(|k| (k.clone(), backend.read(&k).unwrap()))
-                .collect();
-            assert_eq!(stored.len(), 5, "{name} round {round}: {stored:?}");
-            for (key, bytes) in stored {
-                let file = key.strip_prefix(&prefix).unwrap();
-                assert_eq!(bytes, std::fs::read(builds[winner].path().join(file)).unwrap(), "{name}: {key}");
-            }
-            assert!(backend.read(&format!("manifests/pending/{version}.json")).is_none(), "{name}: intent left");
+        let runs: Vec<Run> = children.into_iter().map(support::cli::wait).collect();
+        let winners: Vec<usize> = (0..PUBLISHERS).filter(|&i| runs[i].code == 0).collect();
+        assert_eq!(winners.len(), 1, "{name} round {round}: winners {winners:?}: {runs:#?}");
+        let winner = winners[0];
+        for (i, out) in runs.iter().enumerate().filter(|(i, _)| *i != winner) {
+            out.expect_code(3);
+            assert!(out.stderr.contains("f2.js"), "{name} round {round} publisher {i}: {}", out.stderr);
         }
-        run(&backend, cwd.path(), &["verify"]).expect_code(0);
-    }
-}
-
-#[test]
-fn discard_racing_a_live_publisher_never_lets_both_win() {
-    for backend in backends::all() {
-        let name = backend.name();
-        let cwd = tempfile::tempdir().unwrap();
-        let files: Vec<(String, Vec<u8>)> =
-            (0..30).map(|i| (format!("f{i}.js"), format!("file {i}").into_bytes())).collect();
-        let build = tempfile::tempdir().unwrap();
-        for (path, bytes) in &files {
-            std::fs::write(build.path().join(path), bytes).unwrap();
+        // The sealed version is exactly the winner's build, and nothing else is under it.
+        let prefix = format!("sdk/{version}/");
+        let stored: Vec<(String, Vec<u8>)> = backend
+            .snapshot()
+            .into_keys()
+            .filter(|k| k.starts_with(&prefix))
+            .map(|k| (k.clone(), backend.read(&k).unwrap()))
+            .collect();
+        assert_eq!(stored.len(), 5, "{name} round {round}: {stored:?}");
+        for (key, bytes) in stored {
+            let file = key.strip_prefix(&prefix).unwrap();
+            assert_eq!(bytes, std::fs::read(builds[winner].path().join(file)).unwrap(), "{name}: {key}");
         }
-        let dir = build.path().to_str().unwrap();
-
-        // The discard comes first: the publisher, paused before its seal, must not seal.
-        let pause = Pause::new();
-        pause.arm("seal");
-        let mut publisher = pause.spawn(&backend, cwd.path(), &["publish", dir, "--version", "2.0.0"]);
-        pause.reached("seal", &mut publisher);
-        run(&backend, cwd.path(), &["discard", "2.0.0"]).expect_code(0);
-        pause.go("seal");
-        let out = support::cli::wait(publisher);
-        assert_ne!(out.code, 0, "{name}: the publish sealed a discarded version: {}", out.stdout);
-        assert!(backend.read("manifests/2.0.0.json").is_none(), "{name}: sealed after discard");
-        let left: Vec<String> = backend.snapshot().into_keys().filter(|k| k.starts_with("sdk/2.0.0/")).collect();
-        assert!(left.is_empty(), "{name}: {left:?}");
-
-        // The publisher seals first: a discard paused after its own swap cannot have
-        // started, so it must find the version sealed or being sealed and refuse.
-        let pause = Pause::new();
-        pause.arm("seal");
-        let mut publisher = pause.spawn(&backend, cwd.path(), &["publish", dir, "--version", "2.0.0"]);
-        pause.reached("seal", &mut publisher);
-        pause.go("seal");
-        let published = support::cli::wait(publisher);
-        published.expect_code(0);
-        let refused = run(&backend, cwd.path(), &["discard", "2.0.0"]);
-        refused.expect_code(3);
-        run(&backend, cwd.path(), &["verify", "2.0.0"]).expect_code(0);
+        assert!(backend.read(&format!("manifests/pending/{version}.json")).is_none(), "{name}: intent left");
     }
-}
+    run(&backend, cwd.path(), &["verify"]).expect_code(0);
+});
 
-#[test]
-fn a_publisher_arriving_during_a_discard_is_refused_before_it_writes() {
-    for backend in backends::all() {
-        let name = backend.name();
-        let cwd = tempfile::tempdir().unwrap();
-        let build = build_dir(V1);
-        let dir = build.path().to_str().unwrap();
-        let pause = Pause::new();
-        pause.arm("discard");
-        // A discard paused after marking the intent `discarding`: a publisher
-        // arriving now is refused before it writes a file.
-        run(&backend, cwd.path(), &["publish", dir, "--version", "3.0.0", "--no-promote"]).expect_code(0);
-        let other = build_dir(V2);
-        // Stage a partial upload of another version to discard.
-        backend.put_raw("sdk/3.1.0/haloagents.css", b"partial");
-        let mut discard = pause.spawn(&backend, cwd.path(), &["discard", "3.1.0"]);
-        pause.reached("discard", &mut discard);
-        let blocked = run(&backend, cwd.path(), &["publish", other.path().to_str().unwrap(), "--version", "3.1.0"]);
-        blocked.expect_code(3);
-        assert!(blocked.stderr.contains("being discarded"), "{name}: {}", blocked.stderr);
-        pause.go("discard");
-        support::cli::wait(discard).expect_code(0);
-        run(&backend, cwd.path(), &["publish", other.path().to_str().unwrap(), "--version", "3.1.0"]).expect_code(0);
+backend_test!(discard_racing_a_live_publisher_never_lets_both_win, |backend| {
+    let name = backend.name();
+    let cwd = tempfile::tempdir().unwrap();
+    let files: Vec<(String, Vec<u8>)> =
+        (0..30).map(|i| (format!("f{i}.js"), format!("file {i}").into_bytes())).collect();
+    let build = tempfile::tempdir().unwrap();
+    for (path, bytes) in &files {
+        std::fs::write(build.path().join(path), bytes).unwrap();
     }
-}
+    let dir = build.path().to_str().unwrap();
+
+    // The discard comes first: the publisher, paused before its seal, must not seal.
+    let pause = Pause::new();
+    pause.arm("seal");
+    let mut publisher = pause.spawn(&backend, cwd.path(), &["publish", dir, "--version", "2.0.0"]);
+    pause.reached("seal", &mut publisher);
+    run(&backend, cwd.path(), &["discard", "2.0.0"]).expect_code(0);
+    pause.go("seal");
+    let out = support::cli::wait(publisher);
+    assert_ne!(out.code, 0, "{name}: the publish sealed a discarded version: {}", out.stdout);
+    assert!(backend.read("manifests/2.0.0.json").is_none(), "{name}: sealed after discard");
+    let left: Vec<String> = backend.snapshot().into_keys().filter(|k| k.starts_with("sdk/2.0.0/")).collect();
+    assert!(left.is_empty(), "{name}: {left:?}");
+
+    // The publisher seals first: a discard paused after its own swap cannot have
+    // started, so it must find the version sealed or being sealed and refuse.
+    let pause = Pause::new();
+    pause.arm("seal");
+    let mut publisher = pause.spawn(&backend, cwd.path(), &["publish", dir, "--version", "2.0.0"]);
+    pause.reached("seal", &mut publisher);
+    pause.go("seal");
+    let published = support::cli::wait(publisher);
+    published.expect_code(0);
+    let refused = run(&backend, cwd.path(), &["discard", "2.0.0"]);
+    refused.expect_code(3);
+    run(&backend, cwd.path(), &["verify", "2.0.0"]).expect_code(0);
+});
+
+backend_test!(a_publisher_arriving_during_a_discard_is_refused_before_it_writes, |backend| {
+    let name = backend.name();
+    let cwd = tempfile::tempdir().unwrap();
+    let build = build_dir(V1);
+    let dir = build.path().to_str().unwrap();
+    let pause = Pause::new();
+    pause.arm("discard");
+    // A discard paused after marking the intent `discarding`: a publisher
+    // arriving now is refused before it writes a file.
+    run(&backend, cwd.path(), &["publish", dir, "--version", "3.0.0", "--no-promote"]).expect_code(0);
+    let other = build_dir(V2);
+    // Stage a partial upload of another version to discard.
+    backend.put_raw("sdk/3.1.0/haloagents.css", b"partial");
+    let mut discard = pause.spawn(&backend, cwd.path(), &["discard", "3.1.0"]);
+    pause.reached("discard", &mut discard);
+    let blocked = run(&backend, cwd.path(), &["publish", other.path().to_str().unwrap(), "--version", "3.1.0"]);
+    blocked.expect_code(3);
+    assert!(blocked.stderr.contains("being discarded"), "{name}: {}", blocked.stderr);
+    pause.go("discard");
+    support::cli::wait(discard).expect_code(0);
+    run(&backend, cwd.path(), &["publish", other.path().to_str().unwrap(), "--version", "3.1.0"]).expect_code(0);
+});
 
 /// The backend's global arguments with `--store` moved to `store_suffix` under it.
 fn args_with_store_suffix(backend: &Backend, suffix: &str, rest: &[&str]) -> Vec<String> {
@@ -279,27 +222,24 @@ fn args_with_store_suffix(backend: &Backend, suffix: &str, rest: &[&str]) -> Vec
     args
 }
 
-#[test]
-fn verify_of_a_store_with_nothing_published_fails_unless_allowed() {
-    for backend in backends::all() {
-        let name = backend.name();
-        let cwd = tempfile::tempdir().unwrap();
-        publish(&backend, cwd.path(), V1, "1.0.0", &[]).expect_code(0);
-        for rest in [&["verify"][..], &["verify", "--json"]] {
-            // A typo'd path or bucket prefix looks like an empty store.
-            let args = args_with_store_suffix(&backend, "typo", rest);
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            let out = support::cli::run_without_store_with_env(cwd.path(), &args, &backend.env());
-            out.expect_code(3);
-            let text = if rest.len() == 2 { out.json()["error"].as_str().unwrap().to_string() } else { out.stderr };
-            assert!(text.contains("nothing is published at") && text.contains("typo"), "{name}: {text}");
-        }
-        let args = args_with_store_suffix(&backend, "typo", &["verify", "--allow-empty"]);
+backend_test!(verify_of_a_store_with_nothing_published_fails_unless_allowed, |backend| {
+    let name = backend.name();
+    let cwd = tempfile::tempdir().unwrap();
+    publish(&backend, cwd.path(), V1, "1.0.0", &[]).expect_code(0);
+    for rest in [&["verify"][..], &["verify", "--json"]] {
+        // A typo'd path or bucket prefix looks like an empty store.
+        let args = args_with_store_suffix(&backend, "typo", rest);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        support::cli::run_without_store_with_env(cwd.path(), &args, &backend.env()).expect_code(0);
-        run(&backend, cwd.path(), &["verify"]).expect_code(0);
+        let out = support::cli::run_without_store_with_env(cwd.path(), &args, &backend.env());
+        out.expect_code(3);
+        let text = if rest.len() == 2 { out.json()["error"].as_str().unwrap().to_string() } else { out.stderr };
+        assert!(text.contains("nothing is published at") && text.contains("typo"), "{name}: {text}");
     }
-}
+    let args = args_with_store_suffix(&backend, "typo", &["verify", "--allow-empty"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    support::cli::run_without_store_with_env(cwd.path(), &args, &backend.env()).expect_code(0);
+    run(&backend, cwd.path(), &["verify"]).expect_code(0);
+});
 
 #[test]
 fn a_black_holed_s3_endpoint_ends_in_exit_1_naming_it_within_the_timeout() {
@@ -340,13 +280,12 @@ fn a_black_holed_s3_endpoint_ends_in_exit_1_naming_it_within_the_timeout() {
     drop(held);
 }
 
-/// A key change that races a publish between its key check (before its
-/// first write) and its promotion leaves the version published and the
-/// index complete, with the reason it was not promoted; never a sealed
-/// version reported as refused with the index missing it (probe finding).
-#[test]
-fn a_signing_key_change_racing_a_publish_leaves_it_published_not_promoted() {
-    for backend in backends::all() {
+// A key change that races a publish between its key check (before its
+// first write) and its promotion leaves the version published and the
+// index complete, with the reason it was not promoted; never a sealed
+// version reported as refused with the index missing it (probe finding).
+backend_test!(a_signing_key_change_racing_a_publish_leaves_it_published_not_promoted, |backend| {
+    {
         let name = backend.name();
         let cwd = tempfile::tempdir().unwrap();
         let keys = tempfile::tempdir().unwrap();
@@ -372,4 +311,4 @@ fn a_signing_key_change_racing_a_publish_leaves_it_published_not_promoted() {
         assert!(index["files"]["1.5.0/a.js"].is_string(), "{name}: the published version is in the index");
         run(&backend, cwd.path(), &["verify"]).expect_code(0);
     }
-}
+});

@@ -3,14 +3,23 @@
 //! names, file/directory clashes across `latest/` promotions, and temp files
 //! left by killed runs.
 
-mod support;
+/// The parts of `tests/support/` this suite uses (each suite compiles only those).
+mod support {
+    pub mod backends;
+    pub mod cli;
+    pub mod fixtures;
+    pub mod pause;
+    pub mod s3_server;
+}
 
 use std::path::Path;
 use std::process::Command;
 
 use sdk_cdn::store::{Key, LocalStore, Store};
 use support::backends::{self, Backend};
-use support::cli::{build_dir, command, run};
+use support::cli::{build_dir, run};
+use support::fixtures::publish_dir as publish;
+use support::pause::Pause;
 
 fn local() -> (Backend, tempfile::TempDir) {
     (backends::local(), tempfile::tempdir().unwrap())
@@ -19,10 +28,6 @@ fn local() -> (Backend, tempfile::TempDir) {
 fn store_dir(backend: &Backend) -> &Path {
     let Backend::Local(dir) = backend else { unreachable!() };
     dir.path()
-}
-
-fn publish(backend: &Backend, cwd: &Path, build: &Path, version: &str) -> support::cli::Run {
-    run(backend, cwd, &["publish", build.to_str().unwrap(), "--version", version])
 }
 
 /// Every key's headers, as a store reports them.
@@ -42,7 +47,7 @@ fn headers_of(root: &Path) -> Vec<(String, String, String, Option<String>)> {
 fn a_store_copied_with_cp_rsync_or_tar_verifies_clean_and_keeps_its_headers() {
     let (backend, cwd) = local();
     let build = build_dir(&[("haloagents.umd.js", b"window.HaloAgents={}"), ("css/a.css", b"body{}")]);
-    publish(&backend, cwd.path(), build.path(), "1.0.0").expect_code(0);
+    publish(&backend, cwd.path(), build.path(), "1.0.0", &[]).expect_code(0);
     let original = headers_of(store_dir(&backend));
     assert!(original.iter().all(|(_, ct, _, _)| !ct.is_empty()), "{original:?}");
     let from = store_dir(&backend).display().to_string();
@@ -67,9 +72,9 @@ fn names_of_250_bytes_publish_promote_and_verify() {
     let (backend, cwd) = local();
     let long = format!("{}.js", "n".repeat(247));
     let build = build_dir(&[(&long, b"one")]);
-    publish(&backend, cwd.path(), build.path(), "1.0.0").expect_code(0);
+    publish(&backend, cwd.path(), build.path(), "1.0.0", &[]).expect_code(0);
     std::fs::write(build.path().join(&long), b"two").unwrap();
-    publish(&backend, cwd.path(), build.path(), "1.1.0").expect_code(0);
+    publish(&backend, cwd.path(), build.path(), "1.1.0", &[]).expect_code(0);
     run(&backend, cwd.path(), &["promote", "1.0.0", "--allow-downgrade"]).expect_code(0);
     run(&backend, cwd.path(), &["verify", "--all"]).expect_code(0);
     assert_eq!(std::fs::read(store_dir(&backend).join("sdk/latest").join(&long)).unwrap(), b"one");
@@ -80,7 +85,7 @@ fn a_version_too_long_for_a_local_file_name_is_refused_while_planning() {
     let (backend, cwd) = local();
     let build = build_dir(&[("a.js", b"1")]);
     let version = format!("1.0.0-{}", "p".repeat(250));
-    let out = publish(&backend, cwd.path(), build.path(), &version);
+    let out = publish(&backend, cwd.path(), build.path(), &version, &[]);
     out.expect_code(2);
     assert!(out.stderr.contains("255 bytes per name") && out.stderr.contains("shorter version"), "{}", out.stderr);
     assert!(backend.snapshot().is_empty(), "nothing was written");
@@ -91,8 +96,8 @@ fn promotion_replaces_a_file_by_a_directory_of_the_same_name_and_back() {
     let (backend, cwd) = local();
     let file = build_dir(&[("foo", b"a file"), ("keep.js", b"k")]);
     let dir = build_dir(&[("foo/bar.js", b"in a directory"), ("keep.js", b"k")]);
-    publish(&backend, cwd.path(), file.path(), "1.0.0").expect_code(0);
-    publish(&backend, cwd.path(), dir.path(), "2.0.0").expect_code(0);
+    publish(&backend, cwd.path(), file.path(), "1.0.0", &[]).expect_code(0);
+    publish(&backend, cwd.path(), dir.path(), "2.0.0", &[]).expect_code(0);
     let latest = store_dir(&backend).join("sdk/latest");
     assert_eq!(std::fs::read(latest.join("foo/bar.js")).unwrap(), b"in a directory");
     run(&backend, cwd.path(), &["promote", "1.0.0", "--allow-downgrade"]).expect_code(0);
@@ -102,19 +107,14 @@ fn promotion_replaces_a_file_by_a_directory_of_the_same_name_and_back() {
     assert_eq!(keys, ["sdk/latest/foo", "sdk/latest/keep.js"]);
 }
 
-/// A publish killed while it stages a file leaves its temp file behind.
+/// A publish killed while it stages a file (at pause point `staged`, its
+/// bytes in a temp file) leaves that temp file behind.
 fn kill_a_publish_while_it_writes(backend: &Backend, cwd: &Path, build: &Path) {
     let tmp = store_dir(backend).join(".sdk-cdn/tmp");
-    let mut child = command(backend, cwd, &["publish", build.to_str().unwrap(), "--version", "1.0.0"])
-        .env("SDK_CDN_TEST_HANG_WHILE_STAGING", "1")
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while std::fs::read_dir(&tmp).map_or(0, Iterator::count) == 0 {
-        assert!(child.try_wait().unwrap().is_none(), "the publish ended before it was killed");
-        assert!(std::time::Instant::now() < deadline, "no temp file appeared");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    let pause = Pause::new();
+    pause.arm("staged");
+    let mut child = pause.spawn(backend, cwd, &["publish", build.to_str().unwrap(), "--version", "1.0.0"]);
+    pause.reached("staged", &mut child);
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(std::fs::read_dir(&tmp).unwrap().count() > 0);
@@ -133,18 +133,18 @@ fn temp_files_of_killed_runs_are_removed_by_doctor_and_by_the_next_publish() {
     assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
 
     kill_a_publish_while_it_writes(&backend, cwd.path(), build.path());
-    publish(&backend, cwd.path(), build.path(), "1.0.0").expect_code(0);
+    publish(&backend, cwd.path(), build.path(), "1.0.0", &[]).expect_code(0);
     assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "the next publish removed the orphan");
     let store = LocalStore::new(store_dir(&backend).to_path_buf());
     let meta = backends::runtime().block_on(store.head(&Key::new("sdk/1.0.0/sdk.wasm").unwrap())).unwrap().unwrap();
-    assert_eq!(meta.headers.unwrap().sri, Some(support::sri_of(b"\0asm")));
+    assert_eq!(meta.headers.unwrap().sri, Some(support::fixtures::sri_of(b"\0asm")));
 }
 
 #[test]
 fn an_index_path_that_is_a_directory_is_refused_before_any_write() {
     let (backend, cwd) = local();
     let build = build_dir(&[("a.js", b"1")]);
-    publish(&backend, cwd.path(), build.path(), "1.0.0").expect_code(0);
+    publish(&backend, cwd.path(), build.path(), "1.0.0", &[]).expect_code(0);
     // Damage by hand: the index's name is now a directory of other files.
     let index = store_dir(&backend).join("api/sdk/sri");
     std::fs::remove_file(&index).unwrap();
@@ -152,7 +152,7 @@ fn an_index_path_that_is_a_directory_is_refused_before_any_write() {
     std::fs::write(index.join("stray/x"), b"x").unwrap();
     let before = backend.snapshot();
     let next = build_dir(&[("a.js", b"2")]);
-    let out = publish(&backend, cwd.path(), next.path(), "1.1.0");
+    let out = publish(&backend, cwd.path(), next.path(), "1.1.0", &[]);
     out.expect_code(1);
     assert!(out.stderr.contains("api/sdk/sri is a directory of other objects"), "{}", out.stderr);
     assert_eq!(backend.snapshot(), before, "the refused publish wrote something");

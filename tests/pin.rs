@@ -4,7 +4,16 @@
 //! `api/sdk/sri` and `api/sdk/sri.minisig`). Every refusal leaves every HTML
 //! file byte for byte as it was.
 
-mod support;
+/// The parts of `tests/support/` this suite uses (each suite compiles only those).
+mod support {
+    pub mod backends;
+    pub mod chromium;
+    pub mod cli;
+    pub mod fixtures;
+    pub mod s3_server;
+    pub mod serve;
+    pub mod tools;
+}
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -13,8 +22,8 @@ use std::path::{Path, PathBuf};
 use sdk_cdn::signing::{self, KeySource, SecretKey};
 use support::backends::{self, Backend};
 use support::cli::{Run, build_dir, run, run_without_store};
+use support::fixtures::sri_of;
 use support::serve::Served;
-use support::sri_of;
 
 const JS: &[u8] = b"window.HaloAgents = 1;\n";
 const CSS: &[u8] = b"body { color: red }\n";

@@ -1,20 +1,20 @@
 //! `publish`, `promote`, `sri`, `snippet` and `list`, driven through the real
 //! binary against every backend (local, in-process S3, and moto in CI).
 
-mod support;
+/// The parts of `tests/support/` this suite uses (each suite compiles only those).
+mod support {
+    pub mod backends;
+    pub mod cli;
+    pub mod fixtures;
+    pub mod s3_server;
+}
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde_json::{Value, json};
-use support::backends::{self, Backend};
+use support::backends::{self, Backend, backend_test};
 use support::cli::{build_dir, run, spawn, wait};
-use support::sri_of;
-
-const IMMUTABLE: &str = "public, max-age=31536000, immutable";
-const LATEST: &str = "public, max-age=300";
-
-type Files = &'static [(&'static str, &'static [u8])];
+use support::fixtures::{Files, IMMUTABLE, LATEST, publish_dir as publish, sri_of};
 
 const V1: Files = &[
     ("haloagents.umd.js", b"window.HaloAgents={v:1};"),
@@ -25,13 +25,6 @@ const V1: Files = &[
 ];
 const V2: Files =
     &[("haloagents.umd.js", b"window.HaloAgents={v:2};"), ("haloagents.css", b".ha-launcher{color:blue}")];
-
-fn publish(backend: &Backend, cwd: &Path, dir: &Path, version: &str, extra: &[&str]) -> support::cli::Run {
-    let dir = dir.to_str().unwrap();
-    let mut args = vec!["publish", dir, "--version", version];
-    args.extend_from_slice(extra);
-    run(backend, cwd, &args)
-}
 
 fn index(backend: &Backend) -> Value {
     serde_json::from_slice(&backend.read("api/sdk/sri").expect("index exists")).unwrap()
@@ -45,223 +38,198 @@ fn latest_keys(backend: &Backend) -> Vec<String> {
     backend.snapshot().into_keys().filter(|k| k.starts_with("sdk/latest/")).collect()
 }
 
-#[test]
-fn publish_writes_the_layout_headers_and_integrity() {
-    for backend in backends::all() {
-        let name = backend.name();
-        let (build, cwd) = (build_dir(V1), tempfile::tempdir().unwrap());
-        let out = publish(&backend, cwd.path(), build.path(), "1.0.0", &[]);
-        out.expect_code(0);
-        assert!(out.stdout.contains("latest/ now serves 1.0.0"), "{name}: {}", out.stdout);
+backend_test!(publish_writes_the_layout_headers_and_integrity, |backend| {
+    let name = backend.name();
+    let (build, cwd) = (build_dir(V1), tempfile::tempdir().unwrap());
+    let out = publish(&backend, cwd.path(), build.path(), "1.0.0", &[]);
+    out.expect_code(0);
+    assert!(out.stdout.contains("latest/ now serves 1.0.0"), "{name}: {}", out.stdout);
 
-        let snap = backend.snapshot();
-        for (path, bytes) in V1 {
-            let versioned = &snap[&format!("sdk/1.0.0/{path}")];
-            let latest = &snap[&format!("sdk/latest/{path}")];
-            assert_eq!(versioned.sri.as_deref(), Some(sri_of(bytes).as_str()), "{name}: {path} sri metadata");
-            assert_eq!(versioned.cache_control, IMMUTABLE, "{name}: {path}");
-            assert_eq!(latest.cache_control, LATEST, "{name}: {path}");
-            assert_eq!(latest.sha256, versioned.sha256, "{name}: latest/{path} holds the same bytes");
-            assert_eq!(latest.content_type, versioned.content_type, "{name}: {path}");
-        }
-        let ct = |p: &str| snap[&format!("sdk/1.0.0/{p}")].content_type.clone();
-        assert_eq!(ct("haloagents.umd.js"), "text/javascript; charset=utf-8", "{name}");
-        assert_eq!(ct("haloagents.css"), "text/css; charset=utf-8", "{name}");
-        assert_eq!(ct("haloagents.umd.js.map"), "application/json", "{name}");
-        assert_eq!(ct("chunks/worker.wasm"), "application/wasm", "{name}");
-        assert_eq!(ct("data/config.json"), "application/json", "{name}");
-        let sri = &snap["api/sdk/sri"];
-        assert_eq!((sri.content_type.as_str(), sri.cache_control.as_str()), ("application/json", "public, max-age=60"));
-        assert!(snap.contains_key("manifests/1.0.0.json") && snap.contains_key("manifests/channels/latest.json"));
-
-        // The index customers fetch: every file of the version plus latest/, values computed independently.
-        let mut files = expected_entries("1.0.0", V1);
-        files.extend(expected_entries("latest", V1));
-        assert_eq!(index(&backend), json!({ "version": "1.0.0", "files": files }), "{name}");
-
-        // Local copies for the CI job equal what the store holds.
-        let local_index = std::fs::read(cwd.path().join("manifests/sri.json")).unwrap();
-        assert_eq!(local_index, backend.read("api/sdk/sri").unwrap(), "{name}");
-        let local_manifest = std::fs::read(cwd.path().join("manifests/1.0.0.json")).unwrap();
-        assert_eq!(local_manifest, backend.read("manifests/1.0.0.json").unwrap(), "{name}");
+    let snap = backend.snapshot();
+    for (path, bytes) in V1 {
+        let versioned = &snap[&format!("sdk/1.0.0/{path}")];
+        let latest = &snap[&format!("sdk/latest/{path}")];
+        assert_eq!(versioned.sri.as_deref(), Some(sri_of(bytes).as_str()), "{name}: {path} sri metadata");
+        assert_eq!(versioned.cache_control, IMMUTABLE, "{name}: {path}");
+        assert_eq!(latest.cache_control, LATEST, "{name}: {path}");
+        assert_eq!(latest.sha256, versioned.sha256, "{name}: latest/{path} holds the same bytes");
+        assert_eq!(latest.content_type, versioned.content_type, "{name}: {path}");
     }
-}
+    let ct = |p: &str| snap[&format!("sdk/1.0.0/{p}")].content_type.clone();
+    assert_eq!(ct("haloagents.umd.js"), "text/javascript; charset=utf-8", "{name}");
+    assert_eq!(ct("haloagents.css"), "text/css; charset=utf-8", "{name}");
+    assert_eq!(ct("haloagents.umd.js.map"), "application/json", "{name}");
+    assert_eq!(ct("chunks/worker.wasm"), "application/wasm", "{name}");
+    assert_eq!(ct("data/config.json"), "application/json", "{name}");
+    let sri = &snap["api/sdk/sri"];
+    assert_eq!((sri.content_type.as_str(), sri.cache_control.as_str()), ("application/json", "public, max-age=60"));
+    assert!(snap.contains_key("manifests/1.0.0.json") && snap.contains_key("manifests/channels/latest.json"));
 
-#[test]
-fn republish_of_identical_bytes_is_a_noop_without_writes() {
-    for backend in backends::all() {
-        let name = backend.name();
-        let (build, cwd) = (build_dir(V1), tempfile::tempdir().unwrap());
-        publish(&backend, cwd.path(), build.path(), "1.0.0", &[]).expect_code(0);
-        let before = backend.snapshot();
-        let (writes, requests) = (backend.writes(), backend.requests());
-        let out = publish(&backend, cwd.path(), build.path(), "1.0.0", &["--json"]);
-        let (writes_after, requests_after) = (backend.writes(), backend.requests());
-        out.expect_code(0);
-        assert_eq!(out.json()["outcome"], "already_published", "{name}");
-        assert_eq!(out.json()["uploaded"], 0, "{name}");
-        assert_eq!(backend.snapshot(), before, "{name}: the store is unchanged");
-        if let (Some(w0), Some(r0), Some(w1), Some(r1)) = (writes, requests, writes_after, requests_after) {
-            assert_eq!(w1 - w0, 0, "{name}: an identical re-publish makes no write request");
-            // Manifest and whether the index is signed (at once), pointer (twice), index,
-            // pointer: a constant, not one per file.
-            assert!(r1 - r0 <= 7, "{name}: {} requests for a no-op re-publish", r1 - r0);
-        }
+    // The index customers fetch: every file of the version plus latest/, values computed independently.
+    let mut files = expected_entries("1.0.0", V1);
+    files.extend(expected_entries("latest", V1));
+    assert_eq!(index(&backend), json!({ "version": "1.0.0", "files": files }), "{name}");
+
+    // Local copies for the CI job equal what the store holds.
+    let local_index = std::fs::read(cwd.path().join("manifests/sri.json")).unwrap();
+    assert_eq!(local_index, backend.read("api/sdk/sri").unwrap(), "{name}");
+    let local_manifest = std::fs::read(cwd.path().join("manifests/1.0.0.json")).unwrap();
+    assert_eq!(local_manifest, backend.read("manifests/1.0.0.json").unwrap(), "{name}");
+});
+
+backend_test!(republish_of_identical_bytes_is_a_noop_without_writes, |backend| {
+    let name = backend.name();
+    let (build, cwd) = (build_dir(V1), tempfile::tempdir().unwrap());
+    publish(&backend, cwd.path(), build.path(), "1.0.0", &[]).expect_code(0);
+    let before = backend.snapshot();
+    let (writes, requests) = (backend.writes(), backend.requests());
+    let out = publish(&backend, cwd.path(), build.path(), "1.0.0", &["--json"]);
+    let (writes_after, requests_after) = (backend.writes(), backend.requests());
+    out.expect_code(0);
+    assert_eq!(out.json()["outcome"], "already_published", "{name}");
+    assert_eq!(out.json()["uploaded"], 0, "{name}");
+    assert_eq!(backend.snapshot(), before, "{name}: the store is unchanged");
+    if let (Some(w0), Some(r0), Some(w1), Some(r1)) = (writes, requests, writes_after, requests_after) {
+        assert_eq!(w1 - w0, 0, "{name}: an identical re-publish makes no write request");
+        // Manifest and whether the index is signed (at once), pointer (twice), index,
+        // pointer: a constant, not one per file.
+        assert!(r1 - r0 <= 7, "{name}: {} requests for a no-op re-publish", r1 - r0);
     }
-}
+});
 
-#[test]
-fn republish_with_different_bytes_is_refused_and_writes_nothing() {
-    for backend in backends::all() {
-        let name = backend.name();
-        let (build, cwd) = (build_dir(V1), tempfile::tempdir().unwrap());
-        publish(&backend, cwd.path(), build.path(), "1.0.0", &[]).expect_code(0);
-        let before = backend.snapshot();
-        let changed = build_dir(&[
-            ("haloagents.umd.js", b"window.HaloAgents={evil:true};"),
-            ("haloagents.css", b".ha-launcher{color:red}"),
-            ("haloagents.umd.js.map", b"{\"version\":3,\"mappings\":\"\"}"),
-            ("chunks/worker.wasm", b"\0asm\x01\0\0\0"),
-            ("extra.js", b"1"),
-        ]);
-        let out = publish(&backend, cwd.path(), changed.path(), "1.0.0", &[]);
-        out.expect_code(3);
-        for expected in ["haloagents.umd.js", "extra.js", "data/config.json", "immutable"] {
-            assert!(out.stderr.contains(expected), "{name}: the refusal names {expected}: {}", out.stderr);
-        }
-        assert_eq!(backend.snapshot(), before, "{name}: nothing was written");
+backend_test!(republish_with_different_bytes_is_refused_and_writes_nothing, |backend| {
+    let name = backend.name();
+    let (build, cwd) = (build_dir(V1), tempfile::tempdir().unwrap());
+    publish(&backend, cwd.path(), build.path(), "1.0.0", &[]).expect_code(0);
+    let before = backend.snapshot();
+    let changed = build_dir(&[
+        ("haloagents.umd.js", b"window.HaloAgents={evil:true};"),
+        ("haloagents.css", b".ha-launcher{color:red}"),
+        ("haloagents.umd.js.map", b"{\"version\":3,\"mappings\":\"\"}"),
+        ("chunks/worker.wasm", b"\0asm\x01\0\0\0"),
+        ("extra.js", b"1"),
+    ]);
+    let out = publish(&backend, cwd.path(), changed.path(), "1.0.0", &[]);
+    out.expect_code(3);
+    for expected in ["haloagents.umd.js", "extra.js", "data/config.json", "immutable"] {
+        assert!(out.stderr.contains(expected), "{name}: the refusal names {expected}: {}", out.stderr);
     }
-}
+    assert_eq!(backend.snapshot(), before, "{name}: nothing was written");
+});
 
-#[test]
-fn an_interrupted_upload_is_completed_by_rerunning() {
-    for backend in backends::all() {
-        let name = backend.name();
-        let (build, cwd) = (build_dir(V1), tempfile::tempdir().unwrap());
-        // What a crash after the first upload leaves: one file, no seal.
-        let store = backend.store();
-        let partial = |path: &str, bytes: &'static [u8]| {
-            let key = sdk_cdn::store::Key::new(format!("sdk/1.0.0/{path}")).unwrap();
-            let headers = sdk_cdn::store::Headers::default();
-            let body = sdk_cdn::store::Body::Bytes(bytes::Bytes::from_static(bytes));
-            backends::runtime().block_on(store.put(&key, body, &headers, sdk_cdn::store::PutMode::Create)).unwrap();
-        };
-        partial("haloagents.umd.js", V1[0].1);
-        let list = run(&backend, cwd.path(), &["list", "--json"]);
-        assert_eq!(list.expect_code(0).json()["versions"][0]["state"], "partial", "{name}");
-        let out = publish(&backend, cwd.path(), build.path(), "1.0.0", &["--json"]);
-        out.expect_code(0);
-        assert_eq!(
-            (out.json()["uploaded"].as_u64(), out.json()["already_present"].as_u64()),
-            (Some(4), Some(1)),
-            "{name}"
-        );
-        assert!(index(&backend)["files"]["1.0.0/haloagents.css"].is_string(), "{name}");
-    }
-}
-
-#[test]
-fn a_partial_upload_with_other_bytes_is_refused_naming_the_file() {
-    for backend in backends::all() {
-        let name = backend.name();
-        let cwd = tempfile::tempdir().unwrap();
-        let store = backend.store();
-        let key = sdk_cdn::store::Key::new("sdk/3.0.0/haloagents.umd.js").unwrap();
-        let body = sdk_cdn::store::Body::Bytes(bytes::Bytes::from_static(b"someone else's build"));
+backend_test!(an_interrupted_upload_is_completed_by_rerunning, |backend| {
+    let name = backend.name();
+    let (build, cwd) = (build_dir(V1), tempfile::tempdir().unwrap());
+    // What a crash after the first upload leaves: one file, no seal.
+    let store = backend.store();
+    let partial = |path: &str, bytes: &'static [u8]| {
+        let key = sdk_cdn::store::Key::new(format!("sdk/1.0.0/{path}")).unwrap();
         let headers = sdk_cdn::store::Headers::default();
+        let body = sdk_cdn::store::Body::Bytes(bytes::Bytes::from_static(bytes));
         backends::runtime().block_on(store.put(&key, body, &headers, sdk_cdn::store::PutMode::Create)).unwrap();
-        let before = backend.snapshot();
-        let build = build_dir(V1);
-        let out = publish(&backend, cwd.path(), build.path(), "3.0.0", &[]);
-        out.expect_code(3);
-        assert!(
-            out.stderr.contains("partially uploaded") && out.stderr.contains("haloagents.umd.js"),
-            "{name}: {}",
-            out.stderr
-        );
-        assert!(out.stderr.contains("sdk-cdn discard"), "{name}: the message says how to recover: {}", out.stderr);
-        assert_eq!(backend.snapshot(), before, "{name}: nothing was written");
+    };
+    partial("haloagents.umd.js", V1[0].1);
+    let list = run(&backend, cwd.path(), &["list", "--json"]);
+    assert_eq!(list.expect_code(0).json()["versions"][0]["state"], "partial", "{name}");
+    let out = publish(&backend, cwd.path(), build.path(), "1.0.0", &["--json"]);
+    out.expect_code(0);
+    assert_eq!((out.json()["uploaded"].as_u64(), out.json()["already_present"].as_u64()), (Some(4), Some(1)), "{name}");
+    assert!(index(&backend)["files"]["1.0.0/haloagents.css"].is_string(), "{name}");
+});
+
+backend_test!(a_partial_upload_with_other_bytes_is_refused_naming_the_file, |backend| {
+    let name = backend.name();
+    let cwd = tempfile::tempdir().unwrap();
+    let store = backend.store();
+    let key = sdk_cdn::store::Key::new("sdk/3.0.0/haloagents.umd.js").unwrap();
+    let body = sdk_cdn::store::Body::Bytes(bytes::Bytes::from_static(b"someone else's build"));
+    let headers = sdk_cdn::store::Headers::default();
+    backends::runtime().block_on(store.put(&key, body, &headers, sdk_cdn::store::PutMode::Create)).unwrap();
+    let before = backend.snapshot();
+    let build = build_dir(V1);
+    let out = publish(&backend, cwd.path(), build.path(), "3.0.0", &[]);
+    out.expect_code(3);
+    assert!(
+        out.stderr.contains("partially uploaded") && out.stderr.contains("haloagents.umd.js"),
+        "{name}: {}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("sdk-cdn discard"), "{name}: the message says how to recover: {}", out.stderr);
+    assert_eq!(backend.snapshot(), before, "{name}: nothing was written");
+});
+
+backend_test!(prereleases_and_older_versions_are_published_but_not_promoted, |backend| {
+    let name = backend.name();
+    let cwd = tempfile::tempdir().unwrap();
+    let (v1, v2) = (build_dir(V1), build_dir(V2));
+    publish(&backend, cwd.path(), v1.path(), "1.0.0", &[]).expect_code(0);
+    let rc = publish(&backend, cwd.path(), v2.path(), "1.1.0-rc.1", &[]);
+    rc.expect_code(0);
+    assert!(rc.stdout.contains("prerelease"), "{name}: {}", rc.stdout);
+    let old = publish(&backend, cwd.path(), v2.path(), "0.9.0", &[]);
+    old.expect_code(0);
+    assert!(old.stdout.contains("newer"), "{name}: {}", old.stdout);
+    let idx = index(&backend);
+    assert_eq!(idx["version"], "1.0.0", "{name}");
+    for entry in ["1.1.0-rc.1/haloagents.umd.js", "0.9.0/haloagents.css", "1.0.0/chunks/worker.wasm"] {
+        assert!(idx["files"][entry].is_string(), "{name}: {entry} is in the index");
     }
-}
+    assert_eq!(idx["files"]["latest/haloagents.umd.js"], sri_of(V1[0].1), "{name}");
+    assert_eq!(latest_keys(&backend).len(), V1.len(), "{name}");
+    // --no-promote keeps even a newer stable release out of latest/.
+    publish(&backend, cwd.path(), v2.path(), "2.0.0", &["--no-promote"]).expect_code(0);
+    assert_eq!(index(&backend)["version"], "1.0.0", "{name}");
+});
 
-#[test]
-fn prereleases_and_older_versions_are_published_but_not_promoted() {
-    for backend in backends::all() {
-        let name = backend.name();
-        let cwd = tempfile::tempdir().unwrap();
-        let (v1, v2) = (build_dir(V1), build_dir(V2));
-        publish(&backend, cwd.path(), v1.path(), "1.0.0", &[]).expect_code(0);
-        let rc = publish(&backend, cwd.path(), v2.path(), "1.1.0-rc.1", &[]);
-        rc.expect_code(0);
-        assert!(rc.stdout.contains("prerelease"), "{name}: {}", rc.stdout);
-        let old = publish(&backend, cwd.path(), v2.path(), "0.9.0", &[]);
-        old.expect_code(0);
-        assert!(old.stdout.contains("newer"), "{name}: {}", old.stdout);
-        let idx = index(&backend);
-        assert_eq!(idx["version"], "1.0.0", "{name}");
-        for entry in ["1.1.0-rc.1/haloagents.umd.js", "0.9.0/haloagents.css", "1.0.0/chunks/worker.wasm"] {
-            assert!(idx["files"][entry].is_string(), "{name}: {entry} is in the index");
-        }
-        assert_eq!(idx["files"]["latest/haloagents.umd.js"], sri_of(V1[0].1), "{name}");
-        assert_eq!(latest_keys(&backend).len(), V1.len(), "{name}");
-        // --no-promote keeps even a newer stable release out of latest/.
-        publish(&backend, cwd.path(), v2.path(), "2.0.0", &["--no-promote"]).expect_code(0);
-        assert_eq!(index(&backend)["version"], "1.0.0", "{name}");
-    }
-}
+backend_test!(promote_rolls_back_only_with_a_flag_and_removes_stale_latest_files, |backend| {
+    let name = backend.name();
+    let cwd = tempfile::tempdir().unwrap();
+    let (v1, v2) = (build_dir(V1), build_dir(V2));
+    publish(&backend, cwd.path(), v2.path(), "0.9.0", &[]).expect_code(0);
+    publish(&backend, cwd.path(), v1.path(), "1.0.0", &[]).expect_code(0);
+    assert_eq!(latest_keys(&backend).len(), V1.len(), "{name}");
 
-#[test]
-fn promote_rolls_back_only_with_a_flag_and_removes_stale_latest_files() {
-    for backend in backends::all() {
-        let name = backend.name();
-        let cwd = tempfile::tempdir().unwrap();
-        let (v1, v2) = (build_dir(V1), build_dir(V2));
-        publish(&backend, cwd.path(), v2.path(), "0.9.0", &[]).expect_code(0);
-        publish(&backend, cwd.path(), v1.path(), "1.0.0", &[]).expect_code(0);
-        assert_eq!(latest_keys(&backend).len(), V1.len(), "{name}");
+    let before = backend.snapshot();
+    let refused = run(&backend, cwd.path(), &["promote", "0.9.0"]);
+    refused.expect_code(2);
+    assert!(refused.stderr.contains("--allow-downgrade"), "{name}: {}", refused.stderr);
+    assert_eq!(backend.snapshot(), before, "{name}: a refused promotion changes nothing");
 
-        let before = backend.snapshot();
-        let refused = run(&backend, cwd.path(), &["promote", "0.9.0"]);
-        refused.expect_code(2);
-        assert!(refused.stderr.contains("--allow-downgrade"), "{name}: {}", refused.stderr);
-        assert_eq!(backend.snapshot(), before, "{name}: a refused promotion changes nothing");
+    run(&backend, cwd.path(), &["promote", "0.9.0", "--allow-downgrade"]).expect_code(0);
+    let expected: Vec<String> = {
+        let mut keys: Vec<String> = V2.iter().map(|(p, _)| format!("sdk/latest/{p}")).collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(latest_keys(&backend), expected, "{name}: latest/ holds exactly 0.9.0's files");
+    let idx = index(&backend);
+    assert_eq!(idx["version"], "0.9.0", "{name}");
+    let latest_entries: BTreeMap<String, Value> = idx["files"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.starts_with("latest/"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let want: BTreeMap<String, Value> =
+        expected_entries("latest", V2).into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+    assert_eq!(latest_entries, want, "{name}: the index agrees with latest/");
+    assert_eq!(backend.read("sdk/latest/haloagents.umd.js").unwrap(), V2[0].1, "{name}");
+    assert!(idx["files"]["1.0.0/haloagents.umd.js"].is_string(), "{name}: versions stay listed");
 
-        run(&backend, cwd.path(), &["promote", "0.9.0", "--allow-downgrade"]).expect_code(0);
-        let expected: Vec<String> = {
-            let mut keys: Vec<String> = V2.iter().map(|(p, _)| format!("sdk/latest/{p}")).collect();
-            keys.sort();
-            keys
-        };
-        assert_eq!(latest_keys(&backend), expected, "{name}: latest/ holds exactly 0.9.0's files");
-        let idx = index(&backend);
-        assert_eq!(idx["version"], "0.9.0", "{name}");
-        let latest_entries: BTreeMap<String, Value> = idx["files"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .filter(|(k, _)| k.starts_with("latest/"))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let want: BTreeMap<String, Value> =
-            expected_entries("latest", V2).into_iter().map(|(k, v)| (k, Value::String(v))).collect();
-        assert_eq!(latest_entries, want, "{name}: the index agrees with latest/");
-        assert_eq!(backend.read("sdk/latest/haloagents.umd.js").unwrap(), V2[0].1, "{name}");
-        assert!(idx["files"]["1.0.0/haloagents.umd.js"].is_string(), "{name}: versions stay listed");
-
-        // Forward again, and a prerelease needs its own flag.
-        run(&backend, cwd.path(), &["promote", "1.0.0"]).expect_code(0);
-        publish(&backend, cwd.path(), v2.path(), "1.1.0-beta.1", &[]).expect_code(0);
-        let before = backend.snapshot();
-        let pre = run(&backend, cwd.path(), &["promote", "1.1.0-beta.1"]);
-        pre.expect_code(2);
-        assert!(pre.stderr.contains("--allow-prerelease"), "{name}: {}", pre.stderr);
-        assert_eq!(backend.snapshot(), before, "{name}");
-        run(&backend, cwd.path(), &["promote", "1.1.0-beta.1", "--allow-prerelease"]).expect_code(0);
-        assert_eq!(index(&backend)["version"], "1.1.0-beta.1", "{name}");
-        // Promoting something never published is bad input.
-        run(&backend, cwd.path(), &["promote", "7.7.7"]).expect_code(2);
-    }
-}
+    // Forward again, and a prerelease needs its own flag.
+    run(&backend, cwd.path(), &["promote", "1.0.0"]).expect_code(0);
+    publish(&backend, cwd.path(), v2.path(), "1.1.0-beta.1", &[]).expect_code(0);
+    let before = backend.snapshot();
+    let pre = run(&backend, cwd.path(), &["promote", "1.1.0-beta.1"]);
+    pre.expect_code(2);
+    assert!(pre.stderr.contains("--allow-prerelease"), "{name}: {}", pre.stderr);
+    assert_eq!(backend.snapshot(), before, "{name}");
+    run(&backend, cwd.path(), &["promote", "1.1.0-beta.1", "--allow-prerelease"]).expect_code(0);
+    assert_eq!(index(&backend)["version"], "1.1.0-beta.1", "{name}");
+    // Promoting something never published is bad input.
+    run(&backend, cwd.path(), &["promote", "7.7.7"]).expect_code(2);
+});
 
 #[test]
 fn bad_input_is_refused_with_exit_2_and_writes_nothing() {
@@ -305,117 +273,101 @@ fn bad_input_is_refused_with_exit_2_and_writes_nothing() {
     assert_eq!(backend.snapshot(), before);
 }
 
-#[test]
-fn dry_run_prints_the_plan_and_writes_nothing() {
-    for backend in backends::all() {
-        let name = backend.name();
-        let (build, cwd) = (build_dir(V1), tempfile::tempdir().unwrap());
-        let before = backend.snapshot();
-        let writes = backend.writes();
-        let out = publish(&backend, cwd.path(), build.path(), "1.0.0", &["--dry-run"]);
-        out.expect_code(0);
-        assert!(out.stdout.contains("sdk/1.0.0/chunks/worker.wasm"), "{name}: {}", out.stdout);
-        assert!(out.stdout.contains(&sri_of(V1[0].1)), "{name}: the plan shows integrity");
-        assert!(out.stdout.contains("application/wasm") && out.stdout.contains(IMMUTABLE), "{name}");
-        assert_eq!(backend.snapshot(), before, "{name}");
-        assert_eq!(backend.writes(), writes, "{name}");
-        assert!(!cwd.path().join("manifests").exists(), "{name}: no local copies either");
+backend_test!(dry_run_prints_the_plan_and_writes_nothing, |backend| {
+    let name = backend.name();
+    let (build, cwd) = (build_dir(V1), tempfile::tempdir().unwrap());
+    let before = backend.snapshot();
+    let writes = backend.writes();
+    let out = publish(&backend, cwd.path(), build.path(), "1.0.0", &["--dry-run"]);
+    out.expect_code(0);
+    assert!(out.stdout.contains("sdk/1.0.0/chunks/worker.wasm"), "{name}: {}", out.stdout);
+    assert!(out.stdout.contains(&sri_of(V1[0].1)), "{name}: the plan shows integrity");
+    assert!(out.stdout.contains("application/wasm") && out.stdout.contains(IMMUTABLE), "{name}");
+    assert_eq!(backend.snapshot(), before, "{name}");
+    assert_eq!(backend.writes(), writes, "{name}");
+    assert!(!cwd.path().join("manifests").exists(), "{name}: no local copies either");
+});
+
+backend_test!(concurrent_publishes_of_different_versions_lose_no_index_entry, |backend| {
+    let name = backend.name();
+    let cwd = tempfile::tempdir().unwrap();
+    let versions = ["1.0.0", "1.0.1", "1.1.0", "1.2.0", "1.3.0", "1.4.0"];
+    let builds: Vec<_> = versions
+        .iter()
+        .map(|v| {
+            let js = format!("window.HaloAgents={{v:'{v}'}};").into_bytes().leak() as &'static [u8];
+            let extra = format!("only-in-{v}.js");
+            build_dir(&[("haloagents.umd.js", js), (extra.leak(), b"x")])
+        })
+        .collect();
+    let children: Vec<_> = versions
+        .iter()
+        .zip(&builds)
+        .map(|(v, b)| {
+            spawn(
+                &backend,
+                cwd.path(),
+                &["publish", b.path().to_str().unwrap(), "--version", v, "--manifests-dir", &format!("m-{v}")],
+            )
+        })
+        .collect();
+    for (v, child) in versions.iter().zip(children) {
+        let out = wait(child);
+        assert_eq!(out.code, 0, "{name}: publish {v} failed: {}", out.stderr);
     }
-}
-
-#[test]
-fn concurrent_publishes_of_different_versions_lose_no_index_entry() {
-    for backend in backends::all() {
-        let name = backend.name();
-        let cwd = tempfile::tempdir().unwrap();
-        let versions = ["1.0.0", "1.0.1", "1.1.0", "1.2.0", "1.3.0", "1.4.0"];
-        let builds: Vec<_> = versions
-            .iter()
-            .map(|v| {
-                let js = format!("window.HaloAgents={{v:'{v}'}};").into_bytes().leak() as &'static [u8];
-                let extra = format!("only-in-{v}.js");
-                build_dir(&[("haloagents.umd.js", js), (extra.leak(), b"x")])
-            })
-            .collect();
-        let children: Vec<_> = versions
-            .iter()
-            .zip(&builds)
-            .map(|(v, b)| {
-                spawn(
-                    &backend,
-                    cwd.path(),
-                    &["publish", b.path().to_str().unwrap(), "--version", v, "--manifests-dir", &format!("m-{v}")],
-                )
-            })
-            .collect();
-        for (v, child) in versions.iter().zip(children) {
-            let out = wait(child);
-            assert_eq!(out.code, 0, "{name}: publish {v} failed: {}", out.stderr);
-        }
-        let idx = index(&backend);
-        for v in versions {
-            let js = format!("window.HaloAgents={{v:'{v}'}};");
-            assert_eq!(idx["files"][format!("{v}/haloagents.umd.js")], sri_of(js.as_bytes()), "{name}: {v} lost");
-        }
-        assert_eq!(idx["version"], "1.4.0", "{name}: latest ends on the highest");
-        let mut expected = vec!["sdk/latest/haloagents.umd.js".to_string(), "sdk/latest/only-in-1.4.0.js".to_string()];
-        expected.sort();
-        assert_eq!(latest_keys(&backend), expected, "{name}: latest/ holds exactly 1.4.0's files");
-        let pointer: Value = serde_json::from_slice(&backend.read("manifests/channels/latest.json").unwrap()).unwrap();
-        assert_eq!(pointer, json!({"version": "1.4.0", "synced": true}), "{name}");
+    let idx = index(&backend);
+    for v in versions {
+        let js = format!("window.HaloAgents={{v:'{v}'}};");
+        assert_eq!(idx["files"][format!("{v}/haloagents.umd.js")], sri_of(js.as_bytes()), "{name}: {v} lost");
     }
-}
+    assert_eq!(idx["version"], "1.4.0", "{name}: latest ends on the highest");
+    let mut expected = vec!["sdk/latest/haloagents.umd.js".to_string(), "sdk/latest/only-in-1.4.0.js".to_string()];
+    expected.sort();
+    assert_eq!(latest_keys(&backend), expected, "{name}: latest/ holds exactly 1.4.0's files");
+    let pointer: Value = serde_json::from_slice(&backend.read("manifests/channels/latest.json").unwrap()).unwrap();
+    assert_eq!(pointer, json!({"version": "1.4.0", "synced": true}), "{name}");
+});
 
-#[test]
-fn sri_snippet_and_list_print_what_customers_get() {
-    for backend in backends::all() {
-        let name = backend.name();
-        let cwd = tempfile::tempdir().unwrap();
-        let (v1, v2) = (build_dir(V1), build_dir(V2));
-        publish(&backend, cwd.path(), v1.path(), "1.0.0", &[]).expect_code(0);
-        publish(&backend, cwd.path(), v2.path(), "1.1.0-rc.1", &[]).expect_code(0);
+backend_test!(sri_snippet_and_list_print_what_customers_get, |backend| {
+    let name = backend.name();
+    let cwd = tempfile::tempdir().unwrap();
+    let (v1, v2) = (build_dir(V1), build_dir(V2));
+    publish(&backend, cwd.path(), v1.path(), "1.0.0", &[]).expect_code(0);
+    publish(&backend, cwd.path(), v2.path(), "1.1.0-rc.1", &[]).expect_code(0);
 
-        let whole = run(&backend, cwd.path(), &["sri"]);
-        assert_eq!(whole.expect_code(0).stdout.as_bytes(), backend.read("api/sdk/sri").unwrap(), "{name}");
-        let one = run(&backend, cwd.path(), &["sri", "1.0.0", "--file", "haloagents.css"]);
-        assert_eq!(one.expect_code(0).stdout.trim(), sri_of(V1[1].1), "{name}");
-        let version = run(&backend, cwd.path(), &["sri", "1.1.0-rc.1", "--json"]);
-        let want: BTreeMap<String, String> = expected_entries("1.1.0-rc.1", V2);
-        assert_eq!(
-            version.expect_code(0).json(),
-            json!({"version": "1.1.0-rc.1", "files": want, "ok": true}),
-            "{name}"
-        );
+    let whole = run(&backend, cwd.path(), &["sri"]);
+    assert_eq!(whole.expect_code(0).stdout.as_bytes(), backend.read("api/sdk/sri").unwrap(), "{name}");
+    let one = run(&backend, cwd.path(), &["sri", "1.0.0", "--file", "haloagents.css"]);
+    assert_eq!(one.expect_code(0).stdout.trim(), sri_of(V1[1].1), "{name}");
+    let version = run(&backend, cwd.path(), &["sri", "1.1.0-rc.1", "--json"]);
+    let want: BTreeMap<String, String> = expected_entries("1.1.0-rc.1", V2);
+    assert_eq!(version.expect_code(0).json(), json!({"version": "1.1.0-rc.1", "files": want, "ok": true}), "{name}");
 
-        let snippet = run(&backend, cwd.path(), &["snippet", "1.0.0", "--base-url", "https://cdn.example.com/"]);
-        assert_eq!(
-            snippet.expect_code(0).stdout.trim(),
-            format!(
-                r#"<script src="https://cdn.example.com/sdk/1.0.0/haloagents.umd.js" integrity="{}" crossorigin="anonymous"></script>"#,
-                sri_of(V1[0].1)
-            ),
-            "{name}"
-        );
-        let css = run(
-            &backend,
-            cwd.path(),
-            &["snippet", "1.0.0", "--file", "haloagents.css", "--base-url", "https://c.example"],
-        );
-        assert!(
-            css.expect_code(0)
-                .stdout
-                .starts_with(r#"<link rel="stylesheet" href="https://c.example/sdk/1.0.0/haloagents.css""#),
-            "{name}"
-        );
+    let snippet = run(&backend, cwd.path(), &["snippet", "1.0.0", "--base-url", "https://cdn.example.com/"]);
+    assert_eq!(
+        snippet.expect_code(0).stdout.trim(),
+        format!(
+            r#"<script src="https://cdn.example.com/sdk/1.0.0/haloagents.umd.js" integrity="{}" crossorigin="anonymous"></script>"#,
+            sri_of(V1[0].1)
+        ),
+        "{name}"
+    );
+    let css =
+        run(&backend, cwd.path(), &["snippet", "1.0.0", "--file", "haloagents.css", "--base-url", "https://c.example"]);
+    assert!(
+        css.expect_code(0)
+            .stdout
+            .starts_with(r#"<link rel="stylesheet" href="https://c.example/sdk/1.0.0/haloagents.css""#),
+        "{name}"
+    );
 
-        let list = run(&backend, cwd.path(), &["list", "--json"]);
-        let list = list.expect_code(0).json();
-        assert_eq!(list["latest"], "1.0.0", "{name}");
-        let versions: Vec<&str> =
-            list["versions"].as_array().unwrap().iter().map(|v| v["version"].as_str().unwrap()).collect();
-        assert_eq!(versions, ["1.1.0-rc.1", "1.0.0"], "{name}: newest first");
-    }
-}
+    let list = run(&backend, cwd.path(), &["list", "--json"]);
+    let list = list.expect_code(0).json();
+    assert_eq!(list["latest"], "1.0.0", "{name}");
+    let versions: Vec<&str> =
+        list["versions"].as_array().unwrap().iter().map(|v| v["version"].as_str().unwrap()).collect();
+    assert_eq!(versions, ["1.1.0-rc.1", "1.0.0"], "{name}: newest first");
+});
 
 #[test]
 fn publish_json_output_is_one_machine_readable_object() {

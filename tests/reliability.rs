@@ -3,20 +3,23 @@
 //! `discard`). Runs against the local store and the in-process S3 server
 //! (and moto when `SDK_CDN_TEST_S3_ENDPOINT` is set).
 
-mod support;
+/// The parts of `tests/support/` this suite uses (each suite compiles only those).
+mod support {
+    pub mod backends;
+    pub mod cli;
+    pub mod fixtures;
+    pub mod s3_server;
+}
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
 use serde_json::Value;
-use support::backends::{self, Backend, Snap};
+use support::backends::{self, Backend, Snap, backend_test};
 use support::cli::{Run, build_dir, run, spawn, wait};
+use support::fixtures::publish_dir as publish;
 use support::s3_server::{self, Conditional};
-
-fn publish(backend: &Backend, cwd: &Path, dir: &Path, version: &str) -> Run {
-    run(backend, cwd, &["publish", dir.to_str().unwrap(), "--version", version])
-}
 
 /// Every object under a sealed version's prefix: invariant 1 says these never change.
 fn sealed_objects(backend: &Backend) -> BTreeMap<String, Snap> {
@@ -51,251 +54,223 @@ fn many_files(tag: &str, count: usize) -> tempfile::TempDir {
     build_dir(&refs)
 }
 
-#[test]
-fn verify_is_clean_after_publishing_and_names_every_kind_of_damage() {
-    for backend in backends::all() {
-        let name = backend.name();
-        let cwd = tempfile::tempdir().unwrap();
-        let v1 = build_dir(&[("a.js", b"one"), ("b.css", b"two")]);
-        publish(&backend, cwd.path(), v1.path(), "1.0.0").expect_code(0);
-        assert_invariants(&backend, cwd.path(), name);
+backend_test!(verify_is_clean_after_publishing_and_names_every_kind_of_damage, |backend| {
+    let name = backend.name();
+    let cwd = tempfile::tempdir().unwrap();
+    let v1 = build_dir(&[("a.js", b"one"), ("b.css", b"two")]);
+    publish(&backend, cwd.path(), v1.path(), "1.0.0", &[]).expect_code(0);
+    assert_invariants(&backend, cwd.path(), name);
 
-        let store = backend.store();
-        let rt = backends::runtime();
-        let key = |k: &str| sdk_cdn::store::Key::new(k).unwrap();
-        let headers = sdk_cdn::store::Headers {
-            content_type: "text/javascript; charset=utf-8".into(),
-            cache_control: "public, max-age=31536000, immutable".into(),
-            // A store refuses bytes that do not hash to the SRI they come with
-            // (StoreError::ContentChanged), so the tampering carries none.
-            sri: None,
-            signed: None,
-        };
-        let overwrite = |k: &str, bytes: &'static [u8]| {
-            let body = sdk_cdn::store::Body::Bytes(bytes::Bytes::from_static(bytes));
-            rt.block_on(store.put(&key(k), body, &headers, sdk_cdn::store::PutMode::Overwrite)).unwrap();
-        };
-        // Tampering the tool itself never does: bytes swapped behind valid metadata, a
-        // file deleted, a stray file added, a latest/ copy altered.
-        overwrite("sdk/1.0.0/a.js", b"evil");
-        rt.block_on(store.delete(&key("sdk/1.0.0/b.css"))).unwrap();
-        overwrite("sdk/1.0.0/stray.js", b"one");
-        overwrite("sdk/latest/a.js", b"old");
-        let out = run(&backend, cwd.path(), &["verify", "--json"]);
-        out.expect_code(3);
-        let report = &out.json()["report"];
-        let found: Vec<(String, String)> = report["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| (f["problem"].as_str().unwrap().to_string(), f["key"].as_str().unwrap().to_string()))
-            .collect();
-        for expected in [
-            ("mismatch", "sdk/1.0.0/a.js"),
-            ("missing", "sdk/1.0.0/b.css"),
-            ("extra", "sdk/1.0.0/stray.js"),
-            ("mismatch", "sdk/latest/a.js"),
-        ] {
-            assert!(
-                found.contains(&(expected.0.to_string(), expected.1.to_string())),
-                "{name}: {expected:?} not in {found:?}"
-            );
-        }
-        // Verify found the damage from the bytes, not from metadata.
-        let text = run(&backend, cwd.path(), &["verify", "1.0.0"]);
-        text.expect_code(3);
-        assert!(text.stderr.contains("sdk/1.0.0/a.js") && text.stderr.contains("hash to"), "{name}: {}", text.stderr);
-    }
-}
-
-#[test]
-fn rerunning_a_publish_restores_files_missing_from_a_sealed_version() {
-    for backend in backends::all() {
-        let cwd = tempfile::tempdir().unwrap();
-        let build = build_dir(&[("a.js", b"one"), ("b.css", b"two")]);
-        publish(&backend, cwd.path(), build.path(), "1.0.0").expect_code(0);
-        let before = backend.snapshot();
-        let store = backend.store();
-        backends::runtime().block_on(store.delete(&sdk_cdn::store::Key::new("sdk/1.0.0/b.css").unwrap())).unwrap();
-        run(&backend, cwd.path(), &["verify"]).expect_code(3);
-        publish(&backend, cwd.path(), build.path(), "1.0.0").expect_code(0);
-        assert_eq!(backend.snapshot(), before, "{}: restored exactly as published", backend.name());
-        assert_invariants(&backend, cwd.path(), backend.name());
-    }
-}
-
-#[test]
-fn reindex_rebuilds_a_lost_or_damaged_index_exactly() {
-    for backend in backends::all() {
-        let name = backend.name();
-        let cwd = tempfile::tempdir().unwrap();
-        for (v, body) in [("1.0.0", "a"), ("1.1.0-rc.1", "b"), ("1.1.0", "c"), ("0.9.0", "d")] {
-            let build = build_dir(&[("sdk.js", body.as_bytes()), (&format!("only-{v}.css"), b"x")]);
-            publish(&backend, cwd.path(), build.path(), v).expect_code(0);
-        }
-        let published = backend.read("api/sdk/sri").unwrap();
-        let store = backend.store();
-        let rt = backends::runtime();
-        let index_key = sdk_cdn::store::Key::new("api/sdk/sri").unwrap();
-
-        // Lost.
-        rt.block_on(store.delete(&index_key)).unwrap();
-        run(&backend, cwd.path(), &["verify"]).expect_code(3);
-        let out = run(&backend, cwd.path(), &["reindex", "--json"]);
-        assert_eq!(out.expect_code(0).json()["changed"], true, "{name}");
-        assert_eq!(backend.read("api/sdk/sri").unwrap(), published, "{name}: rebuilt byte for byte");
-
-        // Damaged: truncated JSON.
-        let headers = sdk_cdn::store::Headers {
-            content_type: "application/json".into(),
-            cache_control: "public, max-age=60".into(),
-            sri: None,
-            signed: None,
-        };
-        let damage = || {
-            let truncated = bytes::Bytes::copy_from_slice(&published[..published.len() / 2]);
-            let body = sdk_cdn::store::Body::Bytes(truncated);
-            rt.block_on(store.put(&index_key, body, &headers, sdk_cdn::store::PutMode::Overwrite)).unwrap();
-        };
-        damage();
-        run(&backend, cwd.path(), &["reindex"]).expect_code(0);
-        assert_eq!(backend.read("api/sdk/sri").unwrap(), published, "{name}: rebuilt byte for byte");
-
-        // Publishing refuses to build on a damaged index, naming the key and the fix;
-        // after `reindex` a rerun completes the publish.
-        damage();
-        let build = build_dir(&[("sdk.js", b"e")]);
-        let refused = publish(&backend, cwd.path(), build.path(), "2.0.0");
-        refused.expect_code(1);
+    let store = backend.store();
+    let rt = backends::runtime();
+    let key = |k: &str| sdk_cdn::store::Key::new(k).unwrap();
+    let headers = sdk_cdn::store::Headers {
+        content_type: "text/javascript; charset=utf-8".into(),
+        cache_control: "public, max-age=31536000, immutable".into(),
+        // A store refuses bytes that do not hash to the SRI they come with
+        // (StoreError::ContentChanged), so the tampering carries none (the default).
+        ..Default::default()
+    };
+    let overwrite = |k: &str, bytes: &'static [u8]| {
+        let body = sdk_cdn::store::Body::Bytes(bytes::Bytes::from_static(bytes));
+        rt.block_on(store.put(&key(k), body, &headers, sdk_cdn::store::PutMode::Overwrite)).unwrap();
+    };
+    // Tampering the tool itself never does: bytes swapped behind valid metadata, a
+    // file deleted, a stray file added, a latest/ copy altered.
+    overwrite("sdk/1.0.0/a.js", b"evil");
+    rt.block_on(store.delete(&key("sdk/1.0.0/b.css"))).unwrap();
+    overwrite("sdk/1.0.0/stray.js", b"one");
+    overwrite("sdk/latest/a.js", b"old");
+    let out = run(&backend, cwd.path(), &["verify", "--json"]);
+    out.expect_code(3);
+    let report = &out.json()["report"];
+    let found: Vec<(String, String)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["problem"].as_str().unwrap().to_string(), f["key"].as_str().unwrap().to_string()))
+        .collect();
+    for expected in [
+        ("mismatch", "sdk/1.0.0/a.js"),
+        ("missing", "sdk/1.0.0/b.css"),
+        ("extra", "sdk/1.0.0/stray.js"),
+        ("mismatch", "sdk/latest/a.js"),
+    ] {
         assert!(
-            refused.stderr.contains("api/sdk/sri") && refused.stderr.contains("reindex"),
-            "{name}: {}",
-            refused.stderr
+            found.contains(&(expected.0.to_string(), expected.1.to_string())),
+            "{name}: {expected:?} not in {found:?}"
         );
-        run(&backend, cwd.path(), &["reindex"]).expect_code(0);
-        publish(&backend, cwd.path(), build.path(), "2.0.0").expect_code(0);
-        assert_invariants(&backend, cwd.path(), name);
-        let again = run(&backend, cwd.path(), &["reindex", "--json"]);
-        assert_eq!(again.expect_code(0).json()["changed"], false, "{name}: an intact index is left alone");
     }
-}
+    // Verify found the damage from the bytes, not from metadata.
+    let text = run(&backend, cwd.path(), &["verify", "1.0.0"]);
+    text.expect_code(3);
+    assert!(text.stderr.contains("sdk/1.0.0/a.js") && text.stderr.contains("hash to"), "{name}: {}", text.stderr);
+});
 
-#[test]
-fn discard_removes_a_partial_upload_and_refuses_a_sealed_version() {
-    for backend in backends::all() {
-        let name = backend.name();
-        let cwd = tempfile::tempdir().unwrap();
-        let build = build_dir(&[("a.js", b"one")]);
-        publish(&backend, cwd.path(), build.path(), "1.0.0").expect_code(0);
-        let store = backend.store();
-        let body = sdk_cdn::store::Body::Bytes(bytes::Bytes::from_static(b"half"));
-        let key = sdk_cdn::store::Key::new("sdk/2.0.0/a.js").unwrap();
-        let headers = sdk_cdn::store::Headers::default();
-        backends::runtime().block_on(store.put(&key, body, &headers, sdk_cdn::store::PutMode::Create)).unwrap();
+backend_test!(rerunning_a_publish_restores_files_missing_from_a_sealed_version, |backend| {
+    let cwd = tempfile::tempdir().unwrap();
+    let build = build_dir(&[("a.js", b"one"), ("b.css", b"two")]);
+    publish(&backend, cwd.path(), build.path(), "1.0.0", &[]).expect_code(0);
+    let before = backend.snapshot();
+    let store = backend.store();
+    backends::runtime().block_on(store.delete(&sdk_cdn::store::Key::new("sdk/1.0.0/b.css").unwrap())).unwrap();
+    run(&backend, cwd.path(), &["verify"]).expect_code(3);
+    publish(&backend, cwd.path(), build.path(), "1.0.0", &[]).expect_code(0);
+    assert_eq!(backend.snapshot(), before, "{}: restored exactly as published", backend.name());
+    assert_invariants(&backend, cwd.path(), backend.name());
+});
 
-        let before = backend.snapshot();
-        let refused = run(&backend, cwd.path(), &["discard", "1.0.0"]);
-        refused.expect_code(3);
-        assert!(refused.stderr.contains("immutable"), "{name}: {}", refused.stderr);
-        assert_eq!(backend.snapshot(), before, "{name}: nothing deleted");
-
-        let out = run(&backend, cwd.path(), &["discard", "2.0.0", "--json"]);
-        assert_eq!(out.expect_code(0).json()["deleted"], serde_json::json!(["sdk/2.0.0/a.js"]), "{name}");
-        assert!(backend.read("sdk/2.0.0/a.js").is_none(), "{name}");
-        // The version can now be published from a reproducible build.
-        publish(&backend, cwd.path(), build.path(), "2.0.0").expect_code(0);
-        assert_invariants(&backend, cwd.path(), name);
+backend_test!(reindex_rebuilds_a_lost_or_damaged_index_exactly, |backend| {
+    let name = backend.name();
+    let cwd = tempfile::tempdir().unwrap();
+    for (v, body) in [("1.0.0", "a"), ("1.1.0-rc.1", "b"), ("1.1.0", "c"), ("0.9.0", "d")] {
+        let build = build_dir(&[("sdk.js", body.as_bytes()), (&format!("only-{v}.css"), b"x")]);
+        publish(&backend, cwd.path(), build.path(), v, &[]).expect_code(0);
     }
-}
+    let published = backend.read("api/sdk/sri").unwrap();
+    let store = backend.store();
+    let rt = backends::runtime();
+    let index_key = sdk_cdn::store::Key::new("api/sdk/sri").unwrap();
 
-#[test]
-fn racing_publishers_of_one_version_with_different_bytes_never_overwrite() {
+    // Lost.
+    rt.block_on(store.delete(&index_key)).unwrap();
+    run(&backend, cwd.path(), &["verify"]).expect_code(3);
+    let out = run(&backend, cwd.path(), &["reindex", "--json"]);
+    assert_eq!(out.expect_code(0).json()["changed"], true, "{name}");
+    assert_eq!(backend.read("api/sdk/sri").unwrap(), published, "{name}: rebuilt byte for byte");
+
+    // Damaged: truncated JSON.
+    let headers = sdk_cdn::store::Headers {
+        content_type: "application/json".into(),
+        cache_control: "public, max-age=60".into(),
+        ..Default::default()
+    };
+    let damage = || {
+        let truncated = bytes::Bytes::copy_from_slice(&published[..published.len() / 2]);
+        let body = sdk_cdn::store::Body::Bytes(truncated);
+        rt.block_on(store.put(&index_key, body, &headers, sdk_cdn::store::PutMode::Overwrite)).unwrap();
+    };
+    damage();
+    run(&backend, cwd.path(), &["reindex"]).expect_code(0);
+    assert_eq!(backend.read("api/sdk/sri").unwrap(), published, "{name}: rebuilt byte for byte");
+
+    // Publishing refuses to build on a damaged index, naming the key and the fix;
+    // after `reindex` a rerun completes the publish.
+    damage();
+    let build = build_dir(&[("sdk.js", b"e")]);
+    let refused = publish(&backend, cwd.path(), build.path(), "2.0.0", &[]);
+    refused.expect_code(1);
+    assert!(refused.stderr.contains("api/sdk/sri") && refused.stderr.contains("reindex"), "{name}: {}", refused.stderr);
+    run(&backend, cwd.path(), &["reindex"]).expect_code(0);
+    publish(&backend, cwd.path(), build.path(), "2.0.0", &[]).expect_code(0);
+    assert_invariants(&backend, cwd.path(), name);
+    let again = run(&backend, cwd.path(), &["reindex", "--json"]);
+    assert_eq!(again.expect_code(0).json()["changed"], false, "{name}: an intact index is left alone");
+});
+
+backend_test!(discard_removes_a_partial_upload_and_refuses_a_sealed_version, |backend| {
+    let name = backend.name();
+    let cwd = tempfile::tempdir().unwrap();
+    let build = build_dir(&[("a.js", b"one")]);
+    publish(&backend, cwd.path(), build.path(), "1.0.0", &[]).expect_code(0);
+    let store = backend.store();
+    let body = sdk_cdn::store::Body::Bytes(bytes::Bytes::from_static(b"half"));
+    let key = sdk_cdn::store::Key::new("sdk/2.0.0/a.js").unwrap();
+    let headers = sdk_cdn::store::Headers::default();
+    backends::runtime().block_on(store.put(&key, body, &headers, sdk_cdn::store::PutMode::Create)).unwrap();
+
+    let before = backend.snapshot();
+    let refused = run(&backend, cwd.path(), &["discard", "1.0.0"]);
+    refused.expect_code(3);
+    assert!(refused.stderr.contains("immutable"), "{name}: {}", refused.stderr);
+    assert_eq!(backend.snapshot(), before, "{name}: nothing deleted");
+
+    let out = run(&backend, cwd.path(), &["discard", "2.0.0", "--json"]);
+    assert_eq!(out.expect_code(0).json()["deleted"], serde_json::json!(["sdk/2.0.0/a.js"]), "{name}");
+    assert!(backend.read("sdk/2.0.0/a.js").is_none(), "{name}");
+    // The version can now be published from a reproducible build.
+    publish(&backend, cwd.path(), build.path(), "2.0.0", &[]).expect_code(0);
+    assert_invariants(&backend, cwd.path(), name);
+});
+
+backend_test!(racing_publishers_of_one_version_with_different_bytes_never_overwrite, |backend| {
     let mut trials = 0;
     let mut sealed_by_one = 0;
-    for backend in backends::all() {
-        let name = backend.name();
-        let cwd = tempfile::tempdir().unwrap();
-        for round in 0..4 {
-            let version = format!("1.{round}.0");
-            let before = sealed_objects(&backend);
-            let builds: Vec<_> = (0..8)
-                .map(|i| {
-                    let body = format!("window.v='{version} from publisher {i}';");
-                    build_dir(&[("sdk.js", body.as_bytes()), ("shared.css", b"same in all builds")])
-                })
-                .collect();
-            let children: Vec<_> = builds
-                .iter()
-                .enumerate()
-                .map(|(i, b)| {
-                    let dir = format!("m{i}");
-                    spawn(
-                        &backend,
-                        cwd.path(),
-                        &["publish", b.path().to_str().unwrap(), "--version", &version, "--manifests-dir", &dir],
-                    )
-                })
-                .collect();
-            let results: Vec<Run> = children.into_iter().map(wait).collect();
-            trials += 1;
-            let winners: Vec<usize> = results.iter().enumerate().filter(|(_, r)| r.code == 0).map(|(i, _)| i).collect();
-            for r in &results {
-                assert!(r.code == 0 || r.code == 3, "{name}: only success or conflict: {}", r.stderr);
-            }
-            assert!(winners.len() <= 1, "{name} {version}: several publishers succeeded: {winners:?}");
-            // Nothing that was sealed before the round changed.
-            let after = sealed_objects(&backend);
-            for (key, snap) in &before {
-                assert_eq!(after.get(key), Some(snap), "{name}: sealed object {key} changed");
-            }
-            if let [winner] = winners[..] {
-                sealed_by_one += 1;
-                let stored = backend.read(&format!("sdk/{version}/sdk.js")).unwrap();
-                assert_eq!(stored, format!("window.v='{version} from publisher {winner}';").into_bytes(), "{name}");
-            }
-            assert_invariants(&backend, cwd.path(), &format!("{name} {version}"));
+    let name = backend.name();
+    let cwd = tempfile::tempdir().unwrap();
+    for round in 0..4 {
+        let version = format!("1.{round}.0");
+        let before = sealed_objects(&backend);
+        let builds: Vec<_> = (0..8)
+            .map(|i| {
+                let body = format!("window.v='{version} from publisher {i}';");
+                build_dir(&[("sdk.js", body.as_bytes()), ("shared.css", b"same in all builds")])
+            })
+            .collect();
+        let children: Vec<_> = builds
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let dir = format!("m{i}");
+                spawn(
+                    &backend,
+                    cwd.path(),
+                    &["publish", b.path().to_str().unwrap(), "--version", &version, "--manifests-dir", &dir],
+                )
+            })
+            .collect();
+        let results: Vec<Run> = children.into_iter().map(wait).collect();
+        trials += 1;
+        let winners: Vec<usize> = results.iter().enumerate().filter(|(_, r)| r.code == 0).map(|(i, _)| i).collect();
+        for r in &results {
+            assert!(r.code == 0 || r.code == 3, "{name}: only success or conflict: {}", r.stderr);
         }
+        assert!(winners.len() <= 1, "{name} {version}: several publishers succeeded: {winners:?}");
+        // Nothing that was sealed before the round changed.
+        let after = sealed_objects(&backend);
+        for (key, snap) in &before {
+            assert_eq!(after.get(key), Some(snap), "{name}: sealed object {key} changed");
+        }
+        if let [winner] = winners[..] {
+            sealed_by_one += 1;
+            let stored = backend.read(&format!("sdk/{version}/sdk.js")).unwrap();
+            assert_eq!(stored, format!("window.v='{version} from publisher {winner}';").into_bytes(), "{name}");
+        }
+        assert_invariants(&backend, cwd.path(), &format!("{name} {version}"));
     }
     println!(
         "same-version races: {trials} rounds of 8 publishers, {sealed_by_one} sealed by exactly one, 0 overwrites"
     );
-}
+});
 
-#[test]
-fn eight_versions_published_at_once_all_land_and_latest_is_the_highest() {
-    for backend in backends::all() {
-        let name = backend.name();
-        let cwd = tempfile::tempdir().unwrap();
-        let versions: Vec<String> = (0..8).map(|i| format!("2.{i}.0")).collect();
-        let builds: Vec<_> = versions
-            .iter()
-            .map(|v| build_dir(&[("sdk.js", format!("v='{v}'").as_bytes()), (&format!("only-{v}.js"), b"1")]))
-            .collect();
-        let children: Vec<_> = versions
-            .iter()
-            .zip(&builds)
-            .map(|(v, b)| {
-                spawn(
-                    &backend,
-                    cwd.path(),
-                    &["publish", b.path().to_str().unwrap(), "--version", v, "--manifests-dir", v],
-                )
-            })
-            .collect();
-        for (v, child) in versions.iter().zip(children) {
-            let out = wait(child);
-            assert_eq!(out.code, 0, "{name}: {v}: {}", out.stderr);
-        }
-        let index: Value = serde_json::from_slice(&backend.read("api/sdk/sri").unwrap()).unwrap();
-        assert_eq!(index["version"], "2.7.0", "{name}");
-        for v in &versions {
-            assert!(index["files"][format!("{v}/sdk.js")].is_string(), "{name}: {v} lost from the index");
-        }
-        let latest: Vec<String> = backend.snapshot().into_keys().filter(|k| k.starts_with("sdk/latest/")).collect();
-        assert_eq!(latest, ["sdk/latest/only-2.7.0.js", "sdk/latest/sdk.js"], "{name}");
-        assert_invariants(&backend, cwd.path(), name);
+backend_test!(eight_versions_published_at_once_all_land_and_latest_is_the_highest, |backend| {
+    let name = backend.name();
+    let cwd = tempfile::tempdir().unwrap();
+    let versions: Vec<String> = (0..8).map(|i| format!("2.{i}.0")).collect();
+    let builds: Vec<_> = versions
+        .iter()
+        .map(|v| build_dir(&[("sdk.js", format!("v='{v}'").as_bytes()), (&format!("only-{v}.js"), b"1")]))
+        .collect();
+    let children: Vec<_> = versions
+        .iter()
+        .zip(&builds)
+        .map(|(v, b)| {
+            spawn(&backend, cwd.path(), &["publish", b.path().to_str().unwrap(), "--version", v, "--manifests-dir", v])
+        })
+        .collect();
+    for (v, child) in versions.iter().zip(children) {
+        let out = wait(child);
+        assert_eq!(out.code, 0, "{name}: {v}: {}", out.stderr);
     }
-}
+    let index: Value = serde_json::from_slice(&backend.read("api/sdk/sri").unwrap()).unwrap();
+    assert_eq!(index["version"], "2.7.0", "{name}");
+    for v in &versions {
+        assert!(index["files"][format!("{v}/sdk.js")].is_string(), "{name}: {v} lost from the index");
+    }
+    let latest: Vec<String> = backend.snapshot().into_keys().filter(|k| k.starts_with("sdk/latest/")).collect();
+    assert_eq!(latest, ["sdk/latest/only-2.7.0.js", "sdk/latest/sdk.js"], "{name}");
+    assert_invariants(&backend, cwd.path(), name);
+});
 
 /// Kills publishers with SIGKILL at random moments, reruns, checks every invariant.
 fn crash_trials(backend: &Backend, trials: usize, seed: u64) -> (usize, usize) {
@@ -304,7 +279,7 @@ fn crash_trials(backend: &Backend, trials: usize, seed: u64) -> (usize, usize) {
     // Time one undisturbed publish of the same shape to spread kill times over it.
     let warmup = many_files("warmup", 40);
     let started = Instant::now();
-    publish(backend, cwd.path(), warmup.path(), "0.0.1").expect_code(0);
+    publish(backend, cwd.path(), warmup.path(), "0.0.1", &[]).expect_code(0);
     let span = started.elapsed();
     let mut rng = seed;
     let mut killed = 0;
@@ -321,7 +296,7 @@ fn crash_trials(backend: &Backend, trials: usize, seed: u64) -> (usize, usize) {
             killed += 1;
         }
         let _ = child.wait();
-        let rerun = publish(backend, cwd.path(), build.path(), &version);
+        let rerun = publish(backend, cwd.path(), build.path(), &version, &[]);
         assert_eq!(rerun.code, 0, "{name} trial {trial} (killed after {delay:?}): rerun failed: {}", rerun.stderr);
         let after = sealed_objects(backend);
         for (key, snap) in &sealed_before {
@@ -353,7 +328,7 @@ fn injected_s3_faults_end_in_success_or_exit_1_and_a_rerun_completes() {
         let version = format!("4.{trial}.0");
         let build = many_files(&version, 20);
         server.set_fault_rate(15);
-        let first = publish(&backend, cwd.path(), build.path(), &version);
+        let first = publish(&backend, cwd.path(), build.path(), &version, &[]);
         server.set_fault_rate(0);
         match first.code {
             0 => succeeded += 1,
@@ -364,7 +339,7 @@ fn injected_s3_faults_end_in_success_or_exit_1_and_a_rerun_completes() {
             }
             other => panic!("trial {trial}: a fault must end in 0 or 1, got {other}: {}", first.stderr),
         }
-        publish(&backend, cwd.path(), build.path(), &version).expect_code(0);
+        publish(&backend, cwd.path(), build.path(), &version, &[]).expect_code(0);
         assert_invariants(&backend, cwd.path(), &format!("fault trial {trial}"));
     }
     println!(
@@ -374,30 +349,27 @@ fn injected_s3_faults_end_in_success_or_exit_1_and_a_rerun_completes() {
     assert!(server.faults_injected() > 0);
 }
 
-#[test]
-fn a_promotion_race_leaves_latest_pointer_and_index_agreeing() {
-    for backend in backends::all() {
-        let name = backend.name();
-        let cwd = tempfile::tempdir().unwrap();
-        let versions = ["5.0.0", "5.1.0", "5.2.0", "5.3.0"];
-        for v in versions {
-            let build = build_dir(&[("sdk.js", v.as_bytes()), (&format!("only-{v}.js"), b"x")]);
-            run(&backend, cwd.path(), &["publish", build.path().to_str().unwrap(), "--version", v, "--no-promote"])
-                .expect_code(0);
-        }
-        for round in 0..3 {
-            let children: Vec<_> =
-                versions.iter().map(|v| spawn(&backend, cwd.path(), &["promote", v, "--allow-downgrade"])).collect();
-            for child in children {
-                let out = wait(child);
-                assert_eq!(out.code, 0, "{name} round {round}: {}", out.stderr);
-            }
-            assert_invariants(&backend, cwd.path(), &format!("{name} promotion race {round}"));
-            let index: Value = serde_json::from_slice(&backend.read("api/sdk/sri").unwrap()).unwrap();
-            let winner = index["version"].as_str().unwrap().to_string();
-            let latest: Vec<String> = backend.snapshot().into_keys().filter(|k| k.starts_with("sdk/latest/")).collect();
-            assert_eq!(latest, [format!("sdk/latest/only-{winner}.js"), "sdk/latest/sdk.js".to_string()], "{name}");
-            assert_eq!(backend.read("sdk/latest/sdk.js").unwrap(), winner.as_bytes(), "{name}");
-        }
+backend_test!(a_promotion_race_leaves_latest_pointer_and_index_agreeing, |backend| {
+    let name = backend.name();
+    let cwd = tempfile::tempdir().unwrap();
+    let versions = ["5.0.0", "5.1.0", "5.2.0", "5.3.0"];
+    for v in versions {
+        let build = build_dir(&[("sdk.js", v.as_bytes()), (&format!("only-{v}.js"), b"x")]);
+        run(&backend, cwd.path(), &["publish", build.path().to_str().unwrap(), "--version", v, "--no-promote"])
+            .expect_code(0);
     }
-}
+    for round in 0..3 {
+        let children: Vec<_> =
+            versions.iter().map(|v| spawn(&backend, cwd.path(), &["promote", v, "--allow-downgrade"])).collect();
+        for child in children {
+            let out = wait(child);
+            assert_eq!(out.code, 0, "{name} round {round}: {}", out.stderr);
+        }
+        assert_invariants(&backend, cwd.path(), &format!("{name} promotion race {round}"));
+        let index: Value = serde_json::from_slice(&backend.read("api/sdk/sri").unwrap()).unwrap();
+        let winner = index["version"].as_str().unwrap().to_string();
+        let latest: Vec<String> = backend.snapshot().into_keys().filter(|k| k.starts_with("sdk/latest/")).collect();
+        assert_eq!(latest, [format!("sdk/latest/only-{winner}.js"), "sdk/latest/sdk.js".to_string()], "{name}");
+        assert_eq!(backend.read("sdk/latest/sdk.js").unwrap(), winner.as_bytes(), "{name}");
+    }
+});

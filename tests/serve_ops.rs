@@ -6,7 +6,16 @@
 //! Readiness, preflight and headers are checked in process against
 //! `serve::app`; metrics, logs, replicas and load drive the real binary.
 
-mod support;
+/// The parts of `tests/support/` this suite uses (each suite compiles only those).
+mod support {
+    pub mod app;
+    pub mod backends;
+    pub mod cli;
+    pub mod fixtures;
+    pub mod s3_server;
+    pub mod serve;
+    pub mod tools;
+}
 
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
@@ -15,17 +24,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use sdk_cdn::serve::{self, RefreshError, Refreshed, ServeOptions, ServeState};
 use sdk_cdn::store::{Key, Store};
 use serde_json::Value;
-use support::backends::{self, Backend};
+use support::app::send;
+use support::backends::{self, Backend, backend_test};
 use support::cli::{build_dir, run};
-use support::serve::{HttpResponse, Served, get as http_get, which};
-use tower::ServiceExt;
-
-type Files = &'static [(&'static str, &'static [u8])];
+use support::fixtures::{Files, published as publish};
+use support::serve::{HttpResponse, Served, get as http_get};
+use support::tools::which;
 
 const V1: Files = &[
     ("haloagents.umd.js", b"window.HaloAgents={v:1};"),
@@ -36,39 +44,6 @@ const DEADLINE: Duration = Duration::from_secs(30);
 /// The route templates `/metrics` may label requests with (bounded cardinality).
 const ROUTES: [&str; 7] =
     ["/api/sdk/sri", "/api/sdk/sri/{version}", "/sdk/{*path}", "/healthz", "/readyz", "/metrics", "unmatched"];
-
-fn publish(backend: &Backend, files: Files, version: &str) {
-    let (build, cwd) = (build_dir(files), tempfile::tempdir().unwrap());
-    run(backend, cwd.path(), &["publish", build.path().to_str().unwrap(), "--version", version]).expect_code(0);
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> &str {
-        self.headers.get(name).map_or("", |v| v.to_str().unwrap())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
-    }
-}
-
-async fn send(app: &Router, method: Method, target: &str, headers: &[(&str, &str)]) -> Reply {
-    let mut request = Request::builder().method(method).uri(target);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = app.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
-    let (parts, body) = response.into_parts();
-    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap().to_vec();
-    Reply { status: parts.status, headers: parts.headers, body }
-}
 
 fn service(store: &Arc<dyn Store>, options: &ServeOptions) -> (Arc<ServeState>, Router) {
     let state = ServeState::new(Arc::clone(store), options).unwrap();
@@ -145,59 +120,53 @@ fn readyz_is_503_with_the_reason_until_an_index_is_loaded_and_fresh() {
     });
 }
 
-#[test]
-fn a_lost_index_with_sealed_versions_is_neither_healthy_nor_ready() {
-    for backend in [backends::local(), backends::in_process()] {
-        let name = backend.name();
-        publish(&backend, V1, "1.0.0");
-        let store = backend.store();
-        backends::runtime().block_on(async {
-            store.delete(&Key::new("api/sdk/sri").unwrap()).await.unwrap();
-            let (state, app) = service(&store, &ServeOptions::default());
-            assert_eq!(state.refresh().await.unwrap(), Refreshed::Missing(1), "{name}");
+backend_test!(a_lost_index_with_sealed_versions_is_neither_healthy_nor_ready, [local, s3], |backend| {
+    let name = backend.name();
+    publish(&backend, V1, "1.0.0");
+    let store = backend.store();
+    backends::runtime().block_on(async {
+        store.delete(&Key::new("api/sdk/sri").unwrap()).await.unwrap();
+        let (state, app) = service(&store, &ServeOptions::default());
+        assert_eq!(state.refresh().await.unwrap(), Refreshed::Missing(1), "{name}");
 
-            let health = send(&app, Method::GET, "/healthz", &[]).await;
-            let body = health.json();
-            assert_eq!(health.status, 200, "{name}: liveness stays 200");
-            assert_eq!(body["status"], "degraded", "{name}: {body}");
-            assert_eq!(body["index"]["missing"], true, "{name}: {body}");
-            assert_eq!(body["index"]["sealed_versions"], 1, "{name}: {body}");
+        let health = send(&app, Method::GET, "/healthz", &[]).await;
+        let body = health.json();
+        assert_eq!(health.status, 200, "{name}: liveness stays 200");
+        assert_eq!(body["status"], "degraded", "{name}: {body}");
+        assert_eq!(body["index"]["missing"], true, "{name}: {body}");
+        assert_eq!(body["index"]["sealed_versions"], 1, "{name}: {body}");
 
-            let ready = send(&app, Method::GET, "/readyz", &[]).await;
-            assert_eq!(ready.status, 503, "{name}");
-            let reason = ready.json()["reason"].as_str().unwrap().to_string();
-            assert!(
-                reason.contains("api/sdk/sri is missing") && reason.contains("sdk-cdn reindex"),
-                "{name}: {reason}"
-            );
+        let ready = send(&app, Method::GET, "/readyz", &[]).await;
+        assert_eq!(ready.status, 503, "{name}");
+        let reason = ready.json()["reason"].as_str().unwrap().to_string();
+        assert!(reason.contains("api/sdk/sri is missing") && reason.contains("sdk-cdn reindex"), "{name}: {reason}");
 
-            let index = send(&app, Method::GET, "/api/sdk/sri", &[]).await;
-            assert_eq!(index.status, 503, "{name}: not a cacheable 404 'nothing published'");
-            assert_eq!(index.header("cache-control"), "no-store", "{name}");
+        let index = send(&app, Method::GET, "/api/sdk/sri", &[]).await;
+        assert_eq!(index.status, 503, "{name}: not a cacheable 404 'nothing published'");
+        assert_eq!(index.header("cache-control"), "no-store", "{name}");
 
-            // Once rebuilt, everything is fine again.
-            let cwd = tempfile::tempdir().unwrap();
-            let rebuilt = tokio::task::spawn_blocking({
-                let (args, env) = (backend.args(), backend.env());
-                move || {
-                    Command::new(env!("CARGO_BIN_EXE_sdk-cdn"))
-                        .current_dir(cwd.path())
-                        .args(&args)
-                        .envs(env)
-                        .args(["-q", "reindex"])
-                        .stdout(Stdio::null())
-                        .status()
-                        .unwrap()
-                        .success()
-                }
-            });
-            assert!(rebuilt.await.unwrap(), "{name}: reindex");
-            assert!(matches!(state.refresh().await.unwrap(), Refreshed::Updated(_)), "{name}");
-            assert_eq!(send(&app, Method::GET, "/readyz", &[]).await.status, 200, "{name}");
-            assert_eq!(send(&app, Method::GET, "/healthz", &[]).await.json()["status"], "ok", "{name}");
+        // Once rebuilt, everything is fine again.
+        let cwd = tempfile::tempdir().unwrap();
+        let rebuilt = tokio::task::spawn_blocking({
+            let (args, env) = (backend.args(), backend.env());
+            move || {
+                Command::new(env!("CARGO_BIN_EXE_sdk-cdn"))
+                    .current_dir(cwd.path())
+                    .args(&args)
+                    .envs(env)
+                    .args(["-q", "reindex"])
+                    .stdout(Stdio::null())
+                    .status()
+                    .unwrap()
+                    .success()
+            }
         });
-    }
-}
+        assert!(rebuilt.await.unwrap(), "{name}: reindex");
+        assert!(matches!(state.refresh().await.unwrap(), Refreshed::Updated(_)), "{name}");
+        assert_eq!(send(&app, Method::GET, "/readyz", &[]).await.status, 200, "{name}");
+        assert_eq!(send(&app, Method::GET, "/healthz", &[]).await.json()["status"], "ok", "{name}");
+    });
+});
 
 // --- Index size cap ----------------------------------------------------------------------------
 
@@ -399,9 +368,10 @@ fn fingerprint(reply: &HttpResponse) -> (u16, Vec<u8>, Vec<Option<String>>) {
     (reply.status, reply.body.clone(), headers.iter().map(|h| reply.header(h).map(str::to_string)).collect())
 }
 
-#[test]
-fn replicas_over_one_store_answer_the_same_bytes_and_etags_and_revalidate_each_other() {
-    for backend in [backends::local(), backends::in_process()] {
+backend_test!(
+    replicas_over_one_store_answer_the_same_bytes_and_etags_and_revalidate_each_other,
+    [local, s3],
+    |backend| {
         let name = backend.name();
         publish(&backend, V1, "1.0.0");
         publish(&backend, &[("haloagents.umd.js", b"window.HaloAgents={v:2};")], "1.1.0");
@@ -435,7 +405,7 @@ fn replicas_over_one_store_answer_the_same_bytes_and_etags_and_revalidate_each_o
             }
         }
     }
-}
+);
 
 // --- Metrics -----------------------------------------------------------------------------------
 
@@ -663,53 +633,50 @@ impl Drop for StopOnDrop<'_> {
     }
 }
 
-#[test]
-fn no_request_fails_while_releases_land() {
+backend_test!(no_request_fails_while_releases_land, [local, s3], |backend| {
     const RELEASES: usize = 3;
     let bodies: Vec<Vec<u8>> = (0..=RELEASES).map(|i| format!("window.HaloAgents={{v:{i}}};").into_bytes()).collect();
-    for backend in [backends::local(), backends::in_process()] {
-        let name = backend.name();
-        let publish_body = |i: usize| {
-            let (build, cwd) = (build_dir(&[("haloagents.umd.js", &bodies[i])]), tempfile::tempdir().unwrap());
-            let version = format!("1.{i}.0");
-            run(&backend, cwd.path(), &["-q", "publish", build.path().to_str().unwrap(), "--version", &version])
-                .expect_code(0);
-            version
-        };
-        publish_body(0);
-        let cwd = tempfile::tempdir().unwrap();
-        let served = Served::start(&backend, cwd.path(), &["--refresh", "0.2"]);
-        let (stop, seen) = (AtomicBool::new(false), Seen::default());
-        let all: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
-        // s3s-fs (the in-process S3 server) promotes with `fs::copy` onto the
-        // destination file in place, truncating the inode a concurrent
-        // GetObject is still streaming from; real S3 (and the local store,
-        // which renames) serve a GET from a snapshot. So over s3s the moving
-        // file is not a fair target; an immutable one is.
-        let file = match backend {
-            Backend::Local(_) => "/sdk/latest/haloagents.umd.js",
-            _ => "/sdk/1.0.0/haloagents.umd.js",
-        };
-        std::thread::scope(|scope| {
-            // Stops the load loops also when an assertion below fails (the scope joins them).
-            let _stop = StopOnDrop(&stop);
-            for _ in 0..4 {
-                scope.spawn(|| load_loop(served.addr, file, &stop, &seen, &all));
-            }
-            for i in 1..=RELEASES {
-                let version = publish_body(i);
-                let entry = format!("{version}/haloagents.umd.js");
-                eventually(&format!("{name}: {version} in the served index"), || {
-                    let reply = http_get(served.addr, "/api/sdk/sri", &[]);
-                    reply.status == 200 && reply.json()["files"].get(&entry).is_some()
-                });
-            }
-        });
-        let failures = seen.failures.into_inner().unwrap();
-        let requests = seen.requests.load(Ordering::Relaxed);
-        assert!(requests >= 10, "{name}: only {requests} requests");
-        assert!(failures.is_empty(), "{name}: {} of {requests} requests failed: {failures:#?}", failures.len());
-        let last = http_get(served.addr, "/sdk/latest/haloagents.umd.js", &[]);
-        assert_eq!(last.body, bodies[RELEASES], "{name}: latest serves the last release");
-    }
-}
+    let name = backend.name();
+    let publish_body = |i: usize| {
+        let (build, cwd) = (build_dir(&[("haloagents.umd.js", &bodies[i])]), tempfile::tempdir().unwrap());
+        let version = format!("1.{i}.0");
+        run(&backend, cwd.path(), &["-q", "publish", build.path().to_str().unwrap(), "--version", &version])
+            .expect_code(0);
+        version
+    };
+    publish_body(0);
+    let cwd = tempfile::tempdir().unwrap();
+    let served = Served::start(&backend, cwd.path(), &["--refresh", "0.2"]);
+    let (stop, seen) = (AtomicBool::new(false), Seen::default());
+    let all: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
+    // s3s-fs (the in-process S3 server) promotes with `fs::copy` onto the
+    // destination file in place, truncating the inode a concurrent
+    // GetObject is still streaming from; real S3 (and the local store,
+    // which renames) serve a GET from a snapshot. So over s3s the moving
+    // file is not a fair target; an immutable one is.
+    let file = match backend {
+        Backend::Local(_) => "/sdk/latest/haloagents.umd.js",
+        _ => "/sdk/1.0.0/haloagents.umd.js",
+    };
+    std::thread::scope(|scope| {
+        // Stops the load loops also when an assertion below fails (the scope joins them).
+        let _stop = StopOnDrop(&stop);
+        for _ in 0..4 {
+            scope.spawn(|| load_loop(served.addr, file, &stop, &seen, &all));
+        }
+        for i in 1..=RELEASES {
+            let version = publish_body(i);
+            let entry = format!("{version}/haloagents.umd.js");
+            eventually(&format!("{name}: {version} in the served index"), || {
+                let reply = http_get(served.addr, "/api/sdk/sri", &[]);
+                reply.status == 200 && reply.json()["files"].get(&entry).is_some()
+            });
+        }
+    });
+    let failures = seen.failures.into_inner().unwrap();
+    let requests = seen.requests.load(Ordering::Relaxed);
+    assert!(requests >= 10, "{name}: only {requests} requests");
+    assert!(failures.is_empty(), "{name}: {} of {requests} requests failed: {failures:#?}", failures.len());
+    let last = http_get(served.addr, "/sdk/latest/haloagents.umd.js", &[]);
+    assert_eq!(last.body, bodies[RELEASES], "{name}: latest serves the last release");
+});

@@ -14,7 +14,16 @@
 //! Needs `chromium` (see tests/browser.rs for `SDK_CDN_CHROMIUM` and
 //! `SDK_CDN_REQUIRE_BROWSER`).
 
-mod support;
+/// The parts of `tests/support/` this suite uses (each suite compiles only those).
+mod support {
+    pub mod backends;
+    pub mod chromium;
+    pub mod cli;
+    pub mod fixtures;
+    pub mod s3_server;
+    pub mod serve;
+    pub mod tools;
+}
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -31,8 +40,8 @@ use sdk_cdn::store::{Body, Headers, Key, PutMode};
 use support::backends::{self, Backend};
 use support::chromium::{browser_present, dump_dom};
 use support::cli::{build_dir, run, run_without_store};
+use support::fixtures::sri_of;
 use support::serve::{Served, get as http_get};
-use support::sri_of;
 
 const BLOCKED: &str = "blocked";
 

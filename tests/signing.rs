@@ -4,7 +4,14 @@
 //! print a skip notice, unless `SDK_CDN_REQUIRE_TOOLS=1` (CI sets it), which
 //! makes a missing tool a failure.
 
-mod support;
+/// The parts of `tests/support/` this suite uses (each suite compiles only those).
+mod support {
+    pub mod backends;
+    pub mod cli;
+    pub mod fixtures;
+    pub mod s3_server;
+    pub mod tools;
+}
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -15,7 +22,7 @@ use sdk_cdn::signing::{
     sri_key_ids, verify_sri_headers,
 };
 use support::cli::run_without_store;
-use support::serve::tools_present;
+use support::tools::tools_present;
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -113,7 +120,8 @@ fn we_verify_stock_minisign_signatures_and_sign_with_its_keys() {
     let public = PublicKey::load(&d.join("m.pub")).unwrap();
     let manifest = b"{\"version\":\"2.0.0\",\"files\":{}}\n";
     std::fs::write(d.join("2.0.0.json"), manifest).unwrap();
-    let comment = format!("sdk-cdn/1 kind=manifest version=2.0.0 sha384={} time=1", support::sri_of(manifest));
+    let comment =
+        format!("sdk-cdn/1 kind=manifest version=2.0.0 sha384={} time=1", support::fixtures::sri_of(manifest));
     let signed = minisign(d, &["-S", "-s", "m.key", "-m", "2.0.0.json", "-t", &comment], "");
     assert!(signed.status.success(), "minisign -S: {}", String::from_utf8_lossy(&signed.stderr));
     let sig = std::fs::read_to_string(d.join("2.0.0.json.minisig")).unwrap();

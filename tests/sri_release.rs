@@ -5,13 +5,21 @@
 //! `--base-url`, what `serve` sends; a key rotation keeps pages on either key
 //! working, and `latest/` never silently drops a key pages may pin.
 
-mod support;
+/// The parts of `tests/support/` this suite uses (each suite compiles only those).
+mod support {
+    pub mod backends;
+    pub mod cli;
+    pub mod fixtures;
+    pub mod s3_server;
+    pub mod serve;
+    pub mod tools;
+}
 
 use std::path::{Path, PathBuf};
 
 use sdk_cdn::signing::{PublicKey, SignedHeaders, sha512_of, sri_key_ids, verify_sri_headers};
 use sdk_cdn::store::{Body, Key, PutMode};
-use support::backends::{self, Backend};
+use support::backends::{self, Backend, backend_test};
 use support::cli::{Run, build_dir, run, run_without_store};
 use support::serve::{Served, get as http_get, request};
 
@@ -80,10 +88,9 @@ fn base64_of(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-#[test]
-fn every_copy_is_signed_and_verify_checks_each_signature_against_the_bytes() {
+backend_test!(every_copy_is_signed_and_verify_checks_each_signature_against_the_bytes, |backend| {
     let keys = Keys::new(&["sri", "other"]);
-    for backend in backends::all() {
+    {
         let name = backend.name();
         let cwd = tempfile::tempdir().unwrap();
         publish(&backend, cwd.path(), "1.0.0", &[keys.secret("sri")], &[]).expect_code(0);
@@ -147,14 +154,13 @@ fn every_copy_is_signed_and_verify_checks_each_signature_against_the_bytes() {
         let http = run(&backend, cwd.path(), &["verify", "--base-url", &served.base_url(), "1.0.0"]);
         assert!(http.stderr.contains("signature-based SRI"), "{name}: {}", http.stderr);
     }
-}
+});
 
-#[test]
-fn a_key_rotation_keeps_both_keys_working_and_latest_never_silently_drops_one() {
+backend_test!(a_key_rotation_keeps_both_keys_working_and_latest_never_silently_drops_one, |backend| {
     let keys = Keys::new(&["old", "new"]);
     let (old, new) = (keys.secret("old"), keys.secret("new"));
     let (old_token, new_token) = (keys.public("old").integrity_token(), keys.public("new").integrity_token());
-    for backend in backends::all() {
+    {
         let name = backend.name();
         let cwd = tempfile::tempdir().unwrap();
         publish(&backend, cwd.path(), "1.0.0", std::slice::from_ref(&old), &[]).expect_code(0);
@@ -210,19 +216,17 @@ fn a_key_rotation_keeps_both_keys_working_and_latest_never_silently_drops_one() 
         unsigned.expect_code(2);
         assert!(unsigned.stderr.contains("not signed for signature-based SRI"), "{name}");
     }
-}
+});
 
-/// Probe findings, each a defect fixed: a `latest/` file deleted or
-/// stripped of its headers is put back by `promote` of the version it
-/// serves; leftovers of an earlier run with other keys get this run's
-/// headers; headers no browser accepts fail `verify`; the order of
-/// `--sri-key` flags does not matter; `--sri-key` cannot be the index key;
-/// an encrypted key's errors name `SDK_CDN_SRI_KEY_PASSWORD`.
-#[test]
-fn promote_repairs_latest_leftovers_are_restamped_and_keys_are_checked_for_what_they_are() {
+// Probe findings, each a defect fixed: a `latest/` file deleted or
+// stripped of its headers is put back by `promote` of the version it
+// serves; leftovers of an earlier run with other keys get this run's
+// headers; headers no browser accepts fail `verify`; the order of
+// `--sri-key` flags does not matter.
+backend_test!(promote_repairs_latest_leftovers_are_restamped_and_headers_no_browser_accepts_fail, |backend| {
     let keys = Keys::new(&["a", "b"]);
     let (a, b) = (keys.secret("a"), keys.secret("b"));
-    for backend in backends::all() {
+    {
         let name = backend.name();
         let cwd = tempfile::tempdir().unwrap();
         publish(&backend, cwd.path(), "1.0.0", std::slice::from_ref(&a), &[]).expect_code(0);
@@ -243,7 +247,7 @@ fn promote_repairs_latest_leftovers_are_restamped_and_keys_are_checked_for_what_
         let headers = sdk_cdn::store::Headers {
             content_type: "text/javascript; charset=utf-8".into(),
             cache_control: "public, max-age=31536000, immutable".into(),
-            sri: Some(support::sri_of(bytes)),
+            sri: Some(support::fixtures::sri_of(bytes)),
             signed: None,
         };
         let body = Body::Bytes(bytes.to_vec().into());
@@ -275,8 +279,14 @@ fn promote_repairs_latest_leftovers_are_restamped_and_keys_are_checked_for_what_
         found.expect_code(3);
         assert!(found.stderr.contains("no browser accepts them"), "{name}: {}", found.stderr);
     }
+});
 
-    // Flags and keys, refused before any store request.
+/// Flags and keys, refused before any store request: `--sri-key` cannot be
+/// the index key; an encrypted key's errors name `SDK_CDN_SRI_KEY_PASSWORD`.
+#[test]
+fn sri_keys_are_checked_for_what_they_are_before_any_write() {
+    let keys = Keys::new(&["a"]);
+    let a = keys.secret("a");
     let cwd = tempfile::tempdir().unwrap();
     let backend = backends::local();
     let same = publish(&backend, cwd.path(), "2.0.0", std::slice::from_ref(&a), &["--sign-key", a.to_str().unwrap()]);

@@ -2,7 +2,14 @@
 //! `sdk-cdn serve` (which sends the right headers) and against a plain static
 //! server that does not (no CORS, no cache headers, generic content type).
 
-mod support;
+/// The parts of `tests/support/` this suite uses (each suite compiles only those).
+mod support {
+    pub mod backends;
+    pub mod cli;
+    pub mod s3_server;
+    pub mod serve;
+    pub mod tools;
+}
 
 use support::backends::{self, Backend};
 use support::cli::{build_dir, run};

@@ -5,7 +5,15 @@
 //! tags taken from the rendered page, pasted into another page on another
 //! origin, load the SDK with its integrity.
 
-mod support;
+/// The parts of `tests/support/` this suite uses (each suite compiles only those).
+mod support {
+    pub mod backends;
+    pub mod chromium;
+    pub mod cli;
+    pub mod s3_server;
+    pub mod serve;
+    pub mod tools;
+}
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;

@@ -6,12 +6,15 @@
 //! Needs python3 with PyYAML and bash; without them the tests print
 //! "skipped", unless `SDK_CDN_REQUIRE_TOOLS=1` (CI sets it).
 
-mod support;
+/// The parts of `tests/support/` this suite uses (each suite compiles only those).
+mod support {
+    pub mod tools;
+}
 
 use std::path::Path;
 use std::process::Command;
 
-use support::serve::tools_present;
+use support::tools::tools_present;
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

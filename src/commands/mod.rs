@@ -23,7 +23,7 @@ pub use reference::completion_script;
 
 use crate::cli::{Cli, Command, GlobalArgs, SriArgs};
 use crate::progress::Progress;
-use crate::store::{self, S3Options, Store, StoreUrl};
+use crate::store::{self, Store, StoreConfig, StoreUrl};
 
 /// Runs `cli`'s command. Every `--json` success object carries `"ok": true`,
 /// except `sri` without a version, which prints the index as a JSON value.
@@ -62,12 +62,12 @@ async fn dispatch(cli: &Cli) -> Result<Output, Error> {
 pub async fn open_store(global: &GlobalArgs) -> Result<std::sync::Arc<dyn Store>, Error> {
     let url = StoreUrl::parse(&global.store)?;
     url.check_local()?;
-    let options = S3Options {
+    let config = StoreConfig {
         endpoint_url: global.endpoint_url.clone(),
         path_style: global.path_style,
         timeouts: store::Timeouts { connect: global.connect_timeout, operation: global.timeout },
     };
-    Ok(store::open(&url, &options).await?)
+    Ok(store::open(&url, &config).await?)
 }
 
 async fn serve(global: &GlobalArgs, args: &crate::cli::ServeArgs) -> Result<Output, Error> {

@@ -18,12 +18,8 @@ pub(super) async fn sri(global: &GlobalArgs, args: &SriArgs) -> Result<Output, E
             // Text: the stored bytes exactly. --json: the same JSON value on one
             // line (read_index has parsed it already; this cannot fail unnoticed).
             let bytes = release::sri_index(store.as_ref()).await?;
-            let json: Value = serde_json::from_slice(&bytes).map_err(|e| {
-                ReleaseError::StoreUnusable(format!(
-                    "{}api/sdk/sri is not JSON ({e}); run `sdk-cdn reindex` to rebuild it",
-                    store.describe()
-                ))
-            })?;
+            let json: Value = serde_json::from_slice(&bytes)
+                .map_err(|source| ReleaseError::IndexNotJson { store: store.describe(), source })?;
             Ok(Output::data(String::from_utf8_lossy(&bytes).into_owned(), json))
         }
         (Some(version), None) => {

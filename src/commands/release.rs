@@ -30,7 +30,7 @@ async fn plan(global: &GlobalArgs, store: &dyn Store, args: &PublishArgs, progre
     };
     let plan = tokio::task::spawn_blocking(move || Plan::build(&dir, &version, &options, progress))
         .await
-        .map_err(|e| ReleaseError::StoreUnusable(format!("hashing was interrupted: {e}")))??;
+        .map_err(|source| ReleaseError::Interrupted { what: "hashing", source })??;
     plan.check_keys(store)?;
     Ok(plan)
 }

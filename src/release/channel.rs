@@ -193,8 +193,13 @@ async fn copy_files(
 ) -> Result<(), ReleaseError> {
     futures::stream::iter(&manifest.files)
         .map(|(path, entry)| async move {
-            let from = layout::version_file(&manifest.version, path).map_err(|e| ReleaseError::Usage(e.to_string()))?;
-            let to = layout::latest_file(path).map_err(|e| ReleaseError::Usage(e.to_string()))?;
+            let key_error = |source| ReleaseError::ManifestKey {
+                version: manifest.version.to_string(),
+                path: path.clone(),
+                source,
+            };
+            let from = layout::version_file(&manifest.version, path).map_err(key_error)?;
+            let to = layout::latest_file(path).map_err(key_error)?;
             let headers = crate::headers::latest_file(entry, cache_control);
             store.copy(&from, &to, &headers).await.map_err(ReleaseError::from)
         })

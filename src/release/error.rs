@@ -107,14 +107,109 @@ pub enum ReleaseError {
         /// The version the pointer names.
         version: semver::Version,
     },
-    /// A seal listed a moment ago could not be read any more.
+    /// A seal that existed a moment ago (listed, or refused a create-only write) could not be read any more.
     #[error(
-        "manifests/{version}.json was listed but has disappeared; seals are never deleted by sdk-cdn: \
+        "manifests/{version}.json existed a moment ago but has disappeared; seals are never deleted by sdk-cdn: \
          check who deletes objects in this store, then rerun"
     )]
     SealVanished {
         /// The version.
         version: semver::Version,
+    },
+    /// The version asked for is not sealed in the store.
+    #[error("{version} is not published in {store} (no manifests/{version}.json); {hint}")]
+    NotPublished {
+        /// The version (or channel name) asked for.
+        version: String,
+        /// The store.
+        store: String,
+        /// What to do instead.
+        hint: &'static str,
+    },
+    /// The store has no SRI index: nothing is published there yet.
+    #[error("{store} has no SRI index yet: nothing is published; run `sdk-cdn publish DIR --version V`")]
+    NoIndex {
+        /// The store.
+        store: String,
+    },
+    /// The SRI index has no entries for the version or channel asked for.
+    #[error("{dir} is not in the SRI index of {store}; run `sdk-cdn list` to see published versions")]
+    NotInIndex {
+        /// The version or channel (`latest`) asked for.
+        dir: String,
+        /// The store.
+        store: String,
+    },
+    /// A published version has no file of that name.
+    #[error("{dir} has no file {file:?}; it has: {}", available.join(", "))]
+    NoSuchFile {
+        /// The version or channel.
+        dir: String,
+        /// The file asked for.
+        file: String,
+        /// The files it does have.
+        available: Vec<String>,
+    },
+    /// A key named in a sealed manifest cannot be formed: the manifest is damaged.
+    #[error(
+        "{path:?} of manifests/{version}.json is not a valid key ({source}); run `sdk-cdn verify {version}` to \
+         inspect the store"
+    )]
+    ManifestKey {
+        /// The version whose manifest names the file.
+        version: String,
+        /// The file's path in the manifest.
+        path: String,
+        /// Why it is not a key.
+        #[source]
+        source: crate::store::KeyError,
+    },
+    /// The pre-publish probe of conditional writes could not finish (the
+    /// store failed; it did not show that it ignores them).
+    #[error("refusing to publish to {store}: {check} check failed: {detail}")]
+    ProbeFailed {
+        /// The store.
+        store: String,
+        /// The check that failed.
+        check: &'static str,
+        /// What the store said.
+        detail: String,
+    },
+    /// Reading an object's bytes failed part-way.
+    #[error("reading {key} failed: {source}; rerun {command}")]
+    ReadFailed {
+        /// The key.
+        key: String,
+        /// The command to rerun.
+        command: &'static str,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The stored SRI index is not JSON.
+    #[error("{store}api/sdk/sri is not JSON ({source}); run `sdk-cdn reindex` to rebuild it")]
+    IndexNotJson {
+        /// The store.
+        store: String,
+        /// The parser's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Background work (hashing) stopped before it finished: it panicked or was cancelled.
+    #[error("{what} was interrupted: {source}")]
+    Interrupted {
+        /// The work.
+        what: &'static str,
+        /// The task's error.
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    /// This machine has no TLS trust roots to check an `https://` CDN with.
+    #[error("no TLS trust roots on this machine: {source}")]
+    TlsRoots {
+        /// The error loading them.
+        #[source]
+        source: std::io::Error,
     },
     /// The store cannot be used (unreachable, permissions).
     #[error("{0}")]

@@ -48,10 +48,11 @@ pub async fn promote(
 ) -> Result<PromoteReport, ReleaseError> {
     options.signing.check(store).await?;
     let Some(next) = read_manifest(store, version).await? else {
-        return Err(ReleaseError::Usage(format!(
-            "{version} is not published in {} (no manifests/{version}.json); publish it first, or run `sdk-cdn list`",
-            store.describe()
-        )));
+        return Err(ReleaseError::NotPublished {
+            version: version.to_string(),
+            store: store.describe(),
+            hint: "publish it first, or run `sdk-cdn list`",
+        });
     };
     let rule =
         PromoteRule::Explicit { allow_downgrade: options.allow_downgrade, allow_prerelease: options.allow_prerelease };

@@ -233,11 +233,16 @@ async fn preflight(
     };
     let probe = probe_conditional_writes(store).await;
     if let Some(failed) = probe.failure() {
-        let message =
-            format!("refusing to publish to {}: {} check failed: {}", probe.store, failed.name, failed.detail);
         return Err(match probe.verdict {
-            Verdict::IgnoresConditionalWrites => ReleaseError::UnsafeStore(message),
-            _ => ReleaseError::StoreUnusable(message),
+            Verdict::IgnoresConditionalWrites => ReleaseError::UnsafeStore(format!(
+                "refusing to publish to {}: {} check failed: {}",
+                probe.store, failed.name, failed.detail
+            )),
+            _ => ReleaseError::ProbeFailed {
+                store: probe.store.clone(),
+                check: failed.name,
+                detail: failed.detail.clone(),
+            },
         });
     }
     Ok((present, known_index))
@@ -419,10 +424,10 @@ async fn upload_one(store: &dyn Store, version: &Version, file: &PlannedFile) ->
 /// Re-hashes the stored bytes (metadata can lie).
 async fn stored_integrity(store: &dyn Store, key: &Key) -> Result<Option<Stored>, ReleaseError> {
     let Some((reader, meta)) = store.reader(key).await? else { return Ok(None) };
-    let (integrity, _) = Integrity::of_async_reader(reader).await.map_err(|e| StoreError::Backend {
-        op: "read",
+    let (integrity, _) = Integrity::of_async_reader(reader).await.map_err(|source| ReleaseError::ReadFailed {
         key: key.to_string(),
-        detail: e.to_string(),
+        command: "the publish",
+        source,
     })?;
     Ok(Some(Stored { integrity, signed: meta.headers.and_then(|h| h.signed) }))
 }
@@ -452,7 +457,7 @@ async fn seal(store: &dyn Store, manifest: &VersionManifest, bytes: Bytes) -> Re
         Ok(_) => Ok(()),
         Err(StoreError::AlreadyExists { .. }) => match read_manifest(store, &manifest.version).await? {
             Some(sealed) => refuse_if_different(manifest, &sealed, "published"),
-            None => Err(ReleaseError::StoreUnusable(format!("{key} exists but cannot be read; rerun the publish"))),
+            None => Err(ReleaseError::SealVanished { version: manifest.version.clone() }),
         },
         Err(e) => Err(e.into()),
     }

@@ -79,10 +79,7 @@ pub async fn sri_index(store: &dyn Store) -> Result<bytes::Bytes, ReleaseError> 
 }
 
 fn nothing_published(store: &dyn Store) -> ReleaseError {
-    ReleaseError::Usage(format!(
-        "{} has no SRI index yet: nothing is published; run `sdk-cdn publish DIR --version V`",
-        store.describe()
-    ))
+    ReleaseError::NoIndex { store: store.describe() }
 }
 
 /// The index entries of one version (`latest` or a version).
@@ -99,10 +96,7 @@ pub async fn sri_version(store: &dyn Store, dir: &str) -> Result<VersionEntries,
     let Some(index) = read_index(store).await?.map(|stored| stored.index) else { return Err(nothing_published(store)) };
     let files = index.for_version(dir);
     if files.is_empty() {
-        return Err(ReleaseError::Usage(format!(
-            "{dir} is not in the SRI index of {}; run `sdk-cdn list` to see published versions",
-            store.describe()
-        )));
+        return Err(ReleaseError::NotInIndex { dir: dir.into(), store: store.describe() });
     }
     let version =
         if dir == layout::LATEST { index.version.map(|v| v.to_string()).unwrap_or_default() } else { dir.into() };
@@ -114,8 +108,9 @@ pub async fn sri_file(store: &dyn Store, dir: &str, file: &str) -> Result<Integr
     let entries = sri_version(store, dir).await?;
     let name = layout::index_entry(dir, file);
     entries.files.get(&name).copied().ok_or_else(|| {
-        let names: Vec<_> = entries.files.keys().map(|k| k.strip_prefix(&format!("{dir}/")).unwrap_or(k)).collect();
-        ReleaseError::Usage(format!("{dir} has no file {file:?}; it has: {}", names.join(", ")))
+        let available =
+            entries.files.keys().map(|k| k.strip_prefix(&format!("{dir}/")).unwrap_or(k).to_string()).collect();
+        ReleaseError::NoSuchFile { dir: dir.into(), file: file.into(), available }
     })
 }
 
@@ -148,10 +143,11 @@ pub async fn snippet(
     };
     let version = &version;
     let Some(manifest) = read_manifest(store, version).await? else {
-        return Err(ReleaseError::Usage(format!(
-            "{version} is not published in {}; run `sdk-cdn list` to see published versions",
-            store.describe()
-        )));
+        return Err(ReleaseError::NotPublished {
+            version: version.to_string(),
+            store: store.describe(),
+            hint: "run `sdk-cdn list` to see published versions",
+        });
     };
     let path = match file {
         Some(f) => f.to_string(),
@@ -174,8 +170,8 @@ pub async fn snippet(
         }
     };
     let Some(entry) = manifest.files.get(&path) else {
-        let all: Vec<&str> = manifest.files.keys().map(String::as_str).collect();
-        return Err(ReleaseError::Usage(format!("{version} has no file {path:?}; it has: {}", all.join(", "))));
+        let available = manifest.files.keys().cloned().collect();
+        return Err(ReleaseError::NoSuchFile { dir: version.to_string(), file: path, available });
     };
     let kind = TagKind::of(&path)?;
     let mut integrity = Vec::new();

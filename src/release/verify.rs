@@ -122,10 +122,11 @@ pub async fn verify(
         Selection::All => sealed.clone(),
         Selection::Versions(list) => {
             if let Some(missing) = list.iter().find(|v| !sealed.contains(v)) {
-                return Err(ReleaseError::Usage(format!(
-                    "{missing} is not published in {} (no manifests/{missing}.json); run `sdk-cdn list`",
-                    store.describe()
-                )));
+                return Err(ReleaseError::NotPublished {
+                    version: missing.to_string(),
+                    store: store.describe(),
+                    hint: "run `sdk-cdn list`",
+                });
             }
             list.clone()
         }
@@ -297,7 +298,11 @@ async fn check_file(
     entry: &FileEntry,
     sri_pubkeys: &[[u8; 32]],
 ) -> Result<(Vec<Finding>, u64), ReleaseError> {
-    let key = Key::new(format!("{}{path}", files.prefix)).map_err(|e| ReleaseError::Usage(e.to_string()))?;
+    let key = Key::new(format!("{}{path}", files.prefix)).map_err(|source| ReleaseError::ManifestKey {
+        version: files.manifest.version.to_string(),
+        path: path.to_string(),
+        source,
+    })?;
     let mut findings = Vec::new();
     let mut push = |problem: Problem, detail: String| findings.push(Finding { key: key.to_string(), problem, detail });
     let Some((reader, meta)) = store.reader(&key).await? else {
@@ -307,7 +312,7 @@ async fn check_file(
     let (actual, size, sha512) =
         Integrity::of_async_reader_with(reader, entry.signed.is_some() || !sri_pubkeys.is_empty())
             .await
-            .map_err(|e| ReleaseError::StoreUnusable(format!("reading {key} failed: {e}; rerun verify")))?;
+            .map_err(|source| ReleaseError::ReadFailed { key: key.to_string(), command: "verify", source })?;
     if actual != entry.integrity {
         push(
             Problem::Mismatch,

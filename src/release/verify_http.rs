@@ -40,7 +40,7 @@ impl CdnCheck {
         let base = BaseUrl::parse(base_url)?;
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_native_roots()
-            .map_err(|e| ReleaseError::StoreUnusable(format!("no TLS trust roots on this machine: {e}")))?
+            .map_err(|source| ReleaseError::TlsRoots { source })?
             .https_or_http()
             .enable_http1()
             .build();

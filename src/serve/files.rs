@@ -30,8 +30,7 @@ use bytes::BytesMut;
 use tokio::io::AsyncReadExt;
 
 use super::error::ApiError;
-use super::index_api::not_modified_response;
-use super::negotiate::{not_modified, store_etag};
+use super::negotiate::{not_modified, not_modified_response, store_etag};
 use super::request_path::{Dir, FileTarget, file_target};
 use super::state::{Loaded, ServeState};
 use crate::signing::SignedHeaders;

@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 
 use super::error::ApiError;
-use super::negotiate::{choose_coding, content_etag, not_modified};
+use super::negotiate::{choose_coding, entity_tag, header_value, not_modified, not_modified_response};
 use super::request_path::{Dir, parse_dir};
 use super::snapshot::IndexSnapshot;
 use super::state::{Loaded, ServeState};
@@ -84,7 +84,7 @@ pub(super) async fn version(
         }
     };
     let bytes = bytes::Bytes::from(manifest::to_bytes(&entries));
-    let etag = content_etag(&bytes);
+    let etag = entity_tag(&bytes);
     let mut response =
         if not_modified(&headers, &etag) { not_modified_response() } else { body_response(&method, bytes) };
     let cache_control = match dir {
@@ -123,15 +123,4 @@ fn body_response(method: &Method, bytes: bytes::Bytes) -> Response {
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
     response.headers_mut().insert(header::CONTENT_LENGTH, length);
     response
-}
-
-pub(super) fn not_modified_response() -> Response {
-    let mut response = Response::new(Body::empty());
-    *response.status_mut() = StatusCode::NOT_MODIFIED;
-    response
-}
-
-/// Our etags are built from hex digits and quotes: always valid header values.
-pub(super) fn header_value(etag: &str) -> HeaderValue {
-    HeaderValue::from_str(etag).unwrap_or_else(|_| HeaderValue::from_static("\"\""))
 }

@@ -3,7 +3,9 @@
 //!
 //! Pure functions over header values, unit-tested without a server.
 
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
 use sha2::{Digest, Sha256};
 
 /// A content coding the index is available in.
@@ -30,10 +32,22 @@ impl Coding {
 
 /// A strong entity tag derived from content: `"<32 hex of SHA-256>"`.
 /// Content-derived, so every replica of the service over any backend agrees.
-pub(super) fn content_etag(bytes: &[u8]) -> String {
+pub(super) fn entity_tag(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
     format!("\"{hex}\"")
+}
+
+/// Our etags are built from hex digits and quotes: always valid header values.
+pub(super) fn header_value(etag: &str) -> HeaderValue {
+    HeaderValue::from_str(etag).unwrap_or_else(|_| HeaderValue::from_static("\"\""))
+}
+
+/// `304 Not Modified`, empty: the answer when [`not_modified`] holds.
+pub(super) fn not_modified_response() -> Response {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::NOT_MODIFIED;
+    response
 }
 
 /// The store's etag as a header value, quoted if the store returned it bare.
@@ -131,9 +145,9 @@ mod tests {
 
     #[test]
     fn etags_are_quoted_and_content_derived() {
-        assert_eq!(content_etag(b"a"), content_etag(b"a"));
-        assert_ne!(content_etag(b"a"), content_etag(b"b"));
-        assert_eq!(content_etag(b"a").len(), 34);
+        assert_eq!(entity_tag(b"a"), entity_tag(b"a"));
+        assert_ne!(entity_tag(b"a"), entity_tag(b"b"));
+        assert_eq!(entity_tag(b"a").len(), 34);
         assert_eq!(store_etag("abc").unwrap(), "\"abc\"");
         assert_eq!(store_etag("\"abc\"").unwrap(), "\"abc\"");
         assert!(store_etag("a\nb").is_none());

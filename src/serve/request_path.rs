@@ -18,6 +18,9 @@ use super::error::ApiError;
 use crate::layout;
 use crate::store::Key;
 
+/// Every file path starts with this.
+pub(super) const FILES_PREFIX: &str = "/sdk/";
+
 /// Percent-encodings that would change how a path splits into segments.
 const FORBIDDEN_ENCODINGS: [&str; 3] = ["%2f", "%5c", "%00"];
 
@@ -84,7 +87,7 @@ pub(super) fn parse_dir(s: &str) -> Result<Dir, ApiError> {
 
 /// Gate 2: `/sdk/<dir>/<path>` → the file it names.
 pub(super) fn file_target(raw: &str) -> Result<FileTarget, ApiError> {
-    let Some(rest) = raw.strip_prefix(super::routes::FILES_PREFIX) else {
+    let Some(rest) = raw.strip_prefix(FILES_PREFIX) else {
         return Err(ApiError::not_found("no such route"));
     };
     let decoded = decode(rest)?;

@@ -40,8 +40,6 @@ use super::{files, health, index_api, metrics, request_path, signatures, version
 pub(super) const INDEX_PATH: &str = "/api/sdk/sri";
 /// One version's entries.
 const VERSION_PATH: &str = "/api/sdk/sri/{version}";
-/// Every file path starts with this.
-pub(super) const FILES_PREFIX: &str = "/sdk/";
 /// The files.
 const FILES_PATH: &str = "/sdk/{*path}";
 /// The index's signature, its content-addressed copies, and the sealed
@@ -304,8 +302,8 @@ mod tests {
     #[test]
     fn routes_match_the_store_layout() {
         assert_eq!(INDEX_PATH, format!("/{}", crate::layout::INDEX_KEY));
-        assert_eq!(FILES_PREFIX, format!("/{}", crate::layout::SDK_PREFIX));
-        assert!(VERSION_PATH.starts_with(INDEX_PATH) && FILES_PATH.starts_with(FILES_PREFIX));
+        assert_eq!(request_path::FILES_PREFIX, format!("/{}", crate::layout::SDK_PREFIX));
+        assert!(VERSION_PATH.starts_with(INDEX_PATH) && FILES_PATH.starts_with(request_path::FILES_PREFIX));
     }
 
     #[test]

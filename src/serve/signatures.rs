@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::Response;
 
 use super::error::ApiError;
-use super::index_api::not_modified_response;
+use super::negotiate::not_modified_response;
 use super::negotiate::{not_modified, store_etag};
 use super::state::ServeState;
 use crate::layout;

@@ -12,7 +12,7 @@ use std::io::Write;
 use axum::http::HeaderValue;
 use bytes::Bytes;
 
-use super::negotiate::{Coding, content_etag};
+use super::negotiate::{Coding, entity_tag};
 use crate::manifest::SriIndex;
 
 /// Brotli quality: 9 compresses JSON almost as well as 11 at a fraction of the CPU.
@@ -57,7 +57,7 @@ pub(super) struct IndexSnapshot {
 impl IndexSnapshot {
     /// Builds every representation of `bytes` (CPU work: call it off the async threads).
     pub(super) fn build(index: SriIndex, bytes: Bytes, store_etag: String) -> Self {
-        let etag = content_etag(&bytes);
+        let etag = entity_tag(&bytes);
         let base = etag.trim_end_matches('"').to_string();
         let mut representations = vec![Representation::new(bytes.clone(), etag, Coding::Identity)];
         for (coding, compressed) in [(Coding::Brotli, brotli(&bytes)), (Coding::Gzip, gzip(&bytes))] {

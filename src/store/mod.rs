@@ -12,6 +12,7 @@
 //! Callers never know which backend they hold; they `match` on [`StoreError`]
 //! variants, never on message text.
 
+mod config;
 mod key;
 mod local;
 mod probe;
@@ -26,10 +27,11 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::io::AsyncRead;
 
+pub use config::{StoreConfig, Timeouts};
 pub use key::{Key, KeyError};
 pub use local::LocalStore;
 pub use probe::{Check, ProbeReport, Verdict, probe_conditional_writes};
-pub use s3::{S3Options, S3Store, Timeouts};
+pub use s3::S3Store;
 pub use url::{StoreUrl, StoreUrlError};
 
 /// How a write treats an object that may already exist under the key.
@@ -168,6 +170,9 @@ pub enum StoreError {
         key: String,
         /// What went wrong, for a human.
         detail: String,
+        /// The error behind it (the SDK's, an I/O or a task error), when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// A local filesystem error.
     #[error("{op} {path}: {source}")]
@@ -194,10 +199,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// A human-readable location for messages (`./cdn`, `s3://bucket/prefix`).
     fn describe(&self) -> String;
 
-    /// The longest key this store accepts, in bytes (S3: 1,024 including the prefix).
-    fn max_key_len(&self) -> usize {
-        key::MAX_KEY_BYTES
-    }
+    /// The longest key this store accepts, in bytes. Each backend states
+    /// its own (S3: 1,024 including the prefix); no backend may allow more
+    /// than a [`Key`] holds.
+    fn max_key_len(&self) -> usize;
 
     /// Whether this store can hold `key` beside the keys S3 allows; `Err`
     /// says why not (a limit of the backend, e.g. a local filesystem's
@@ -249,10 +254,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn delete(&self, key: &Key) -> Result<(), StoreError>;
 }
 
-/// Opens the store a URL names.
-pub async fn open(url: &StoreUrl, s3: &S3Options) -> Result<Arc<dyn Store>, StoreError> {
+/// Opens the store a URL names; each backend reads its part of `config`.
+pub async fn open(url: &StoreUrl, config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match url {
         StoreUrl::Local(path) => Arc::new(LocalStore::new(path.clone())),
-        StoreUrl::S3 { bucket, prefix } => Arc::new(S3Store::connect(bucket, prefix, s3).await?),
+        StoreUrl::S3 { bucket, prefix } => Arc::new(S3Store::connect(bucket, prefix, config).await?),
     })
 }

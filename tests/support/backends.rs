@@ -2,6 +2,7 @@
 //! in-process S3 server (s3s-fs behind a per-key serialising wrapper) and,
 //! when `SDK_CDN_TEST_S3_ENDPOINT` is set (CI starts moto), an independent
 //! S3 server with a fresh bucket per backend.
+#![allow(dead_code, reason = "each suite compiles this module and uses a part of it")]
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -41,30 +42,6 @@ pub fn runtime() -> tokio::runtime::Runtime {
 /// Set (with `SDK_CDN_TEST_S3_ENDPOINT`) to run the suites against the
 /// external server only: CI's second pass, after `cargo test` covered the others.
 pub const EXTERNAL_ONLY_ENV: &str = "SDK_CDN_TEST_EXTERNAL_ONLY";
-
-/// Local + in-process S3, plus the external server when configured.
-pub fn all() -> Vec<Backend> {
-    if std::env::var_os(EXTERNAL_ONLY_ENV).is_some() {
-        return external().into_iter().collect();
-    }
-    let mut out = vec![local(), in_process()];
-    if let Some(external) = external() {
-        out.push(external);
-    }
-    out
-}
-
-/// The two S3 backends (in-process, and external when configured).
-pub fn s3_only() -> Vec<Backend> {
-    if std::env::var_os(EXTERNAL_ONLY_ENV).is_some() {
-        return external().into_iter().collect();
-    }
-    let mut out = vec![in_process()];
-    if let Some(external) = external() {
-        out.push(external);
-    }
-    out
-}
 
 pub fn local() -> Backend {
     Backend::Local(tempfile::Builder::new().prefix("sdk-cdn-local-").tempdir().expect("tempdir"))
@@ -227,3 +204,77 @@ impl Backend {
         runtime().block_on(async move { store.get(&key).await.expect("get").map(|(b, _)| b.to_vec()) })
     }
 }
+
+/// The stores a `backend_test!` variant can run against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A local directory store.
+    Local,
+    /// The in-process S3 server.
+    S3,
+    /// The external S3 server named by `SDK_CDN_TEST_S3_ENDPOINT` (moto in CI).
+    External,
+}
+
+/// The backend one `backend_test!` variant runs against, or `None` when that
+/// variant has nothing to run here: no external endpoint is configured, or
+/// CI's external-only pass leaves the other two to the first `cargo test`.
+pub fn of_kind(kind: Kind) -> Option<Backend> {
+    let external_only = std::env::var_os(EXTERNAL_ONLY_ENV).is_some();
+    match kind {
+        Kind::Local if !external_only => Some(local()),
+        Kind::S3 if !external_only => Some(in_process()),
+        Kind::External => external(),
+        Kind::Local | Kind::S3 => None,
+    }
+}
+
+/// One named test per backend, like ripgrep's `rgtest!`:
+/// `backend_test!(name, |backend| { … })` expands to a module `name` with the
+/// tests `name::local`, `name::s3` and `name::external`, each running the body
+/// on a fresh store of its own, so a failure names its backend and each can be
+/// run alone (`cargo test --test publish name::s3`). A list restricts the
+/// backends: `backend_test!(name, [local, s3], |backend| { … })`.
+#[allow(unused_macros, reason = "suites without per-backend tests include this module too")]
+macro_rules! backend_test {
+    ($(#[$attr:meta])* $name:ident, |$backend:ident| $body:block) => {
+        $crate::support::backends::backend_test!($(#[$attr])* $name, [local, s3, external], |$backend| $body);
+    };
+    ($(#[$attr:meta])* $name:ident, [$($kind:ident),+], |$backend:ident| $body:block) => {
+        $(#[$attr])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn run_on_backend($backend: $crate::support::backends::Backend) $body
+
+            $($crate::support::backends::backend_test!(@variant $kind);)+
+        }
+    };
+    (@variant local) => {
+        #[test]
+        fn local() {
+            if let Some(backend) = $crate::support::backends::of_kind($crate::support::backends::Kind::Local) {
+                run_on_backend(backend);
+            }
+        }
+    };
+    (@variant s3) => {
+        #[test]
+        fn s3() {
+            if let Some(backend) = $crate::support::backends::of_kind($crate::support::backends::Kind::S3) {
+                run_on_backend(backend);
+            }
+        }
+    };
+    (@variant external) => {
+        #[test]
+        fn external() {
+            if let Some(backend) = $crate::support::backends::of_kind($crate::support::backends::Kind::External) {
+                run_on_backend(backend);
+            }
+        }
+    };
+}
+#[allow(unused_imports, reason = "suites without per-backend tests include this module too")]
+pub(crate) use backend_test;

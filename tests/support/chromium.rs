@@ -1,11 +1,12 @@
 //! Headless Chromium for tests: load a URL with a fresh profile and return
 //! the DOM after load, within a deadline.
+#![allow(dead_code, reason = "each suite compiles this module and uses a part of it")]
 
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::serve::which;
+use super::tools::which;
 
 /// Longest a single page load may take, browser start included.
 pub const BROWSER_DEADLINE: Duration = Duration::from_secs(90);
@@ -19,7 +20,7 @@ pub fn browser() -> Option<std::path::PathBuf> {
 /// Whether a browser is there; without one, skipped with a notice unless
 /// `SDK_CDN_REQUIRE_BROWSER=1` (CI), which makes its absence a failure.
 pub fn browser_present() -> bool {
-    browser().is_some() || super::serve::tools_present(&["chromium"], "SDK_CDN_REQUIRE_BROWSER")
+    browser().is_some() || super::tools::tools_present(&["chromium"], "SDK_CDN_REQUIRE_BROWSER")
 }
 
 /// Loads `url` in headless Chromium and writes a screenshot of it to `png`.

@@ -1,4 +1,5 @@
 //! Driving the real `sdk-cdn` binary like a user, against any backend.
+#![allow(dead_code, reason = "each suite compiles this module and uses a part of it")]
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};

@@ -1,7 +1,7 @@
 //! In-process S3 server for integration tests.
 //!
 //! [`start`] (async tests) and [`start_blocking`] (sync tests that run the real
-//! binary with `assert_cmd`) serve an `s3s` service backed by `s3s-fs` on
+//! binary) serve an `s3s` service backed by `s3s-fs` on
 //! `http://127.0.0.1:<random port>`, with SigV4 authentication
 //! ([`ACCESS_KEY`]/[`SECRET_KEY`]) and one pre-created, empty bucket. The
 //! server stops when the returned [`S3Server`] is dropped; the data lives in
@@ -142,6 +142,7 @@
 //!   directory, and `.`/`..` segments are normalised (`x/../y` is stored and
 //!   listed as `y`). Buckets are directories; sidecars live in hidden files
 //!   in `root` itself (never inside a bucket directory).
+#![allow(dead_code, reason = "each suite compiles this module and uses a part of it")]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

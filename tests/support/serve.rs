@@ -1,11 +1,11 @@
 //! `sdk-cdn serve` as a user runs it (the real binary on `127.0.0.1:0`),
-//! a minimal HTTP/1.1 client over a plain TCP socket (raw request targets
-//! reach the server exactly as written), and the rule for tests that need
-//! tools from the system (chromium, curl, jq, openssl).
+//! and a minimal HTTP/1.1 client over a plain TCP socket (raw request targets
+//! reach the server exactly as written).
+#![allow(dead_code, reason = "each suite compiles this module and uses a part of it")]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
@@ -214,25 +214,4 @@ fn dechunk(mut rest: &[u8]) -> Vec<u8> {
         out.extend_from_slice(&rest[end + 2..end + 2 + size]);
         rest = &rest[end + 2 + size + 2..];
     }
-}
-
-/// The full path of `name` on `PATH`, if it is installed.
-pub fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file())
-}
-
-/// Whether the tools are installed. If one is missing: fails the test when
-/// `require_env` is `1` (CI sets it, so these tests always run there),
-/// otherwise prints a clear skip notice and returns `false`.
-pub fn tools_present(tools: &[&str], require_env: &str) -> bool {
-    let missing: Vec<&str> = tools.iter().copied().filter(|t| which(t).is_none()).collect();
-    if missing.is_empty() {
-        return true;
-    }
-    if std::env::var(require_env).as_deref() == Ok("1") {
-        panic!("{require_env}=1 but {} not installed", missing.join(", "));
-    }
-    eprintln!("skipped: {} not installed (set {require_env}=1 to make this a failure)", missing.join(", "));
-    false
 }

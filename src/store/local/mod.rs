@@ -425,6 +425,7 @@ fn clash(key: &Key, why: String) -> StoreError {
             "{why}: a local directory cannot hold both a file and a directory of one name (S3 can); delete the \
              other object or rename the file"
         ),
+        source: None,
     }
 }
 
@@ -446,6 +447,7 @@ async fn blocking<T: Send + 'static>(
         op: "local task",
         key: String::new(),
         detail: e.to_string(),
+        source: Some(Box::new(e)),
     })?
 }
 
@@ -453,6 +455,12 @@ async fn blocking<T: Send + 'static>(
 impl Store for LocalStore {
     fn describe(&self) -> String {
         self.root.display().to_string()
+    }
+
+    /// Any [`Key`]: a directory has no limit on a whole path that a key can
+    /// reach; the per-name limits are [`check_key`](Store::check_key)'s.
+    fn max_key_len(&self) -> usize {
+        super::key::MAX_KEY_BYTES
     }
 
     fn check_key(&self, key: &Key) -> Result<(), String> {

@@ -42,21 +42,6 @@ pub(super) struct Staged {
     pub(super) dev: u64,
 }
 
-/// Test-only pause point (debug builds only): with this variable set, a
-/// writer stops for good once a file's bytes are in its temp file, so a
-/// test can kill it there (a `kill -9` mid-publish) without racing it.
-#[cfg(debug_assertions)]
-const HANG_WHILE_STAGING_ENV: &str = "SDK_CDN_TEST_HANG_WHILE_STAGING";
-
-fn hang_for_tests() {
-    #[cfg(debug_assertions)]
-    if std::env::var_os(HANG_WHILE_STAGING_ENV).is_some() {
-        loop {
-            std::thread::park();
-        }
-    }
-}
-
 /// What a source is called in messages when it is not a file.
 const MEMORY: &str = "<memory>";
 
@@ -77,7 +62,8 @@ pub(super) fn stage(key: &Key, tmp: &Path, body: Body, headers: &Headers) -> Res
         Body::File(src) => {
             let input = File::open(&src).map_err(|e| StoreError::io("open", &src, e))?;
             let (integrity, size) = Integrity::of_copy(input, &mut out).map_err(|e| StoreError::io("copy", &src, e))?;
-            hang_for_tests();
+            // A test can stop (and kill) a writer whose bytes are staged.
+            crate::pause::point_blocking("staged");
             (integrity, size, src.display().to_string())
         }
     };

@@ -86,12 +86,13 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 
 pub(super) fn backend<E, R>(endpoint: &str, op: &'static str, key: &Key, e: SdkError<E, R>) -> StoreError
 where
-    E: std::error::Error + ProvideErrorMetadata + 'static,
-    R: std::fmt::Debug + HasStatus + 'static,
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+    R: std::fmt::Debug + HasStatus + Send + Sync + 'static,
 {
+    let detail = describe(&e, endpoint);
     match status(&e) {
-        Some(403) => StoreError::Denied { op, key: key.to_string(), detail: describe(&e, endpoint) },
-        _ => StoreError::Backend { op, key: key.to_string(), detail: describe(&e, endpoint) },
+        Some(403) => StoreError::Denied { op, key: key.to_string(), detail },
+        _ => StoreError::Backend { op, key: key.to_string(), detail, source: Some(Box::new(e)) },
     }
 }
 
@@ -103,14 +104,56 @@ pub(super) fn write_error<E, R>(
     e: SdkError<E, R>,
 ) -> StoreError
 where
-    E: std::error::Error + ProvideErrorMetadata + 'static,
-    R: std::fmt::Debug + HasStatus + 'static,
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+    R: std::fmt::Debug + HasStatus + Send + Sync + 'static,
 {
     match (status(&e), mode) {
         (Some(412), PutMode::Create) => StoreError::AlreadyExists { key: key.to_string() },
         (Some(412), _) => StoreError::Precondition { key: key.to_string() },
         (Some(404), PutMode::Update { .. }) => StoreError::NotFound { key: key.to_string() },
-        (Some(409), _) => StoreError::ConcurrentWrite { key: key.to_string(), detail: describe(&e, endpoint) },
+        // S3 answers a conditional write that raced another with 409
+        // `ConditionalRequestConflict`: retry. Other 409s (a bucket being
+        // deleted, an aborted operation) are not races and must not be retried.
+        (Some(409), _) if e.code() == Some(CONDITIONAL_REQUEST_CONFLICT) => {
+            StoreError::ConcurrentWrite { key: key.to_string(), detail: describe(&e, endpoint) }
+        }
         _ => backend(endpoint, op, key, e),
+    }
+}
+
+/// The S3 error code of a conditional write that raced another one.
+const CONDITIONAL_REQUEST_CONFLICT: &str = "ConditionalRequestConflict";
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_s3::config::http::HttpResponse;
+    use aws_sdk_s3::error::ErrorMetadata;
+    use aws_sdk_s3::operation::put_object::PutObjectError;
+    use aws_smithy_types::body::SdkBody;
+
+    use super::*;
+
+    fn answer(status: u16, code: &str) -> SdkError<PutObjectError, HttpResponse> {
+        let error = PutObjectError::generic(ErrorMetadata::builder().code(code).message("test").build());
+        let response = HttpResponse::new(status.try_into().expect("status"), SdkBody::empty());
+        SdkError::service_error(error, response)
+    }
+
+    fn mapped(status: u16, code: &str) -> StoreError {
+        let key = Key::new("api/sdk/sri").expect("key");
+        write_error("http://127.0.0.1:9", "put", &key, &PutMode::Update { etag: "\"e\"".into() }, answer(status, code))
+    }
+
+    #[test]
+    fn a_conditional_request_conflict_is_a_concurrent_write_to_retry() {
+        assert!(matches!(mapped(409, "ConditionalRequestConflict"), StoreError::ConcurrentWrite { .. }));
+    }
+
+    #[test]
+    fn another_409_is_a_backend_failure_that_keeps_its_cause() {
+        let error = mapped(409, "OperationAborted");
+        assert!(matches!(error, StoreError::Backend { .. }), "{error:?}");
+        let cause = std::error::Error::source(&error).expect("the SDK error is kept as the source");
+        assert!(cause.downcast_ref::<SdkError<PutObjectError, HttpResponse>>().is_some(), "{cause:?}");
     }
 }

@@ -42,6 +42,7 @@ mod request;
 use errors::{backend, describe, status, write_error};
 use request::{WithHeaders, WithMode};
 
+use super::config::{MIN_TRANSFER_RATE, StoreConfig, Timeouts};
 use super::{Body, Headers, Key, ObjectMeta, ObjectReader, PutMode, Store, StoreError, key::MAX_KEY_BYTES};
 use crate::integrity::Integrity;
 
@@ -55,42 +56,6 @@ const PART_CONCURRENCY: usize = 4;
 const CONFLICT_RETRIES: u32 = 5;
 /// Total attempts for throttling, 5xx and transport errors (SDK standard mode).
 const MAX_ATTEMPTS: u32 = 5;
-
-/// Connection options beyond the standard AWS config chain.
-#[derive(Debug, Clone, Default)]
-pub struct S3Options {
-    /// Custom endpoint for S3-compatible stores (`--endpoint-url`).
-    pub endpoint_url: Option<String>,
-    /// Path-style addressing (`--path-style`), needed by most self-hosted stores.
-    pub path_style: bool,
-    /// How long any request may take.
-    pub timeouts: Timeouts,
-}
-
-/// Bounds on every S3 request, so that an endpoint that accepts
-/// connections and never answers ends in an error, not a wait without end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeouts {
-    /// Establishing a connection.
-    pub connect: Duration,
-    /// One request, retries included (`--timeout`). File transfers get
-    /// this plus the time to send their bytes at [`MIN_TRANSFER_RATE`].
-    pub operation: Duration,
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        Timeouts { connect: DEFAULT_CONNECT_TIMEOUT, operation: DEFAULT_OPERATION_TIMEOUT }
-    }
-}
-
-/// Default `--connect-timeout`.
-pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Default `--timeout`: what a CI job waits at most for a store that does not answer.
-pub(crate) const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
-/// The slowest upload rate a transfer is given time for (1 MiB/s). A body
-/// that stalls outright is cut by the SDK's stalled-stream protection.
-pub(crate) const MIN_TRANSFER_RATE: u64 = 1024 * 1024;
 
 impl Timeouts {
     /// The SDK's timeouts for requests without a large body: each attempt
@@ -128,7 +93,7 @@ pub struct S3Store {
 
 impl S3Store {
     /// Builds a client from the AWS config chain plus `options`.
-    pub async fn connect(bucket: &str, prefix: &str, options: &S3Options) -> Result<Self, StoreError> {
+    pub async fn connect(bucket: &str, prefix: &str, options: &StoreConfig) -> Result<Self, StoreError> {
         let shared = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
         let mut config = aws_sdk_s3::config::Builder::from(&shared)
             .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
@@ -178,6 +143,7 @@ impl S3Store {
                 op: "address",
                 key: full.clone(),
                 detail: format!("the key is {} bytes with the store prefix; S3 allows {MAX_KEY_BYTES}", full.len()),
+                source: None,
             });
         }
         Ok(full)
@@ -244,6 +210,7 @@ impl S3Store {
                 op: "create multipart upload",
                 key: key.to_string(),
                 detail: "the store returned no upload id".into(),
+                source: None,
             });
         };
         let result = self.upload_parts_and_complete(key, full, path, size, &upload_id, mode).await;
@@ -351,7 +318,12 @@ async fn stage(key: &Key, body: Body, headers: &Headers) -> Result<(Body, Option
         Ok::<_, StoreError>((Body::File(copy.to_path_buf()), Some(copy)))
     })
     .await;
-    staged.map_err(|e| StoreError::Backend { op: "stage", key: String::new(), detail: e.to_string() })?
+    staged.map_err(|e| StoreError::Backend {
+        op: "stage",
+        key: String::new(),
+        detail: e.to_string(),
+        source: Some(Box::new(e)),
+    })?
 }
 
 fn check_planned(key: &Key, path: &str, expected: &str, actual: String) -> Result<(), StoreError> {
@@ -448,6 +420,7 @@ impl Store for S3Store {
             op: "get",
             key: key.to_string(),
             detail: e.to_string(),
+            source: Some(Box::new(e)),
         })?;
         Ok(Some((Bytes::from(buf), meta)))
     }
@@ -520,7 +493,12 @@ impl Store for S3Store {
                 Some(403) => {
                     StoreError::Denied { op: "list", key: full_prefix.clone(), detail: describe(&e, &self.endpoint) }
                 }
-                _ => StoreError::Backend { op: "list", key: full_prefix.clone(), detail: describe(&e, &self.endpoint) },
+                _ => StoreError::Backend {
+                    op: "list",
+                    key: full_prefix.clone(),
+                    detail: describe(&e, &self.endpoint),
+                    source: Some(Box::new(e)),
+                },
             })?;
             for object in page.contents() {
                 let Some(key) = object.key().and_then(|k| self.strip_prefix(k)).and_then(|k| Key::new(k).ok()) else {

@@ -1,0 +1,218 @@
+//! `sdk-cdn serve`'s files (`/sdk/<version>/…`, `/sdk/latest/…`): stored
+//! headers, ETags, CORS, streaming, and no path that escapes the SDK tree,
+//! against every backend (local, in-process S3, moto in CI).
+/// The parts of `tests/support/` this suite uses (each suite compiles only those).
+mod support {
+    pub mod app;
+    pub mod backends;
+    pub mod cli;
+    pub mod fixtures;
+    pub mod s3_server;
+    pub mod serve;
+    pub mod tools;
+}
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use futures::StreamExt;
+use sdk_cdn::serve::ServeOptions;
+use sdk_cdn::store::{Body as StoreBody, Headers, Key, PutMode};
+use serde_json::json;
+use support::app::{V1, V2, assert_public_headers, entries, eventually, get, loaded, send};
+use support::backends::{self, backend_test};
+use support::cli::{build_dir, run};
+use support::fixtures::{IMMUTABLE, noise, published as publish};
+use support::serve::{Served, exchange};
+use tower::ServiceExt;
+
+fn content_type_of(path: &str) -> &'static str {
+    match path.rsplit('.').next() {
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("map") => "application/json",
+        Some("wasm") => "application/wasm",
+        other => panic!("no expectation for {other:?}"),
+    }
+}
+
+backend_test!(files_are_served_with_their_stored_headers_etag_and_cors, |backend| {
+    let name = backend.name();
+    publish(&backend, V1, "0.1.0");
+    let store = backend.store();
+    backends::runtime().block_on(async {
+        let (_, app) = loaded(&store, &ServeOptions::default()).await;
+        for (path, bytes) in V1 {
+            for (dir, cache) in [("0.1.0", IMMUTABLE), ("latest", "public, max-age=300")] {
+                let target = format!("/sdk/{dir}/{path}");
+                let what = format!("{name}: {target}");
+                let reply = get(&app, &target).await;
+                assert_eq!(reply.status, 200, "{what}");
+                assert_eq!(reply.body, *bytes, "{what}");
+                assert_eq!(reply.header("content-type"), content_type_of(path), "{what}");
+                assert_eq!(reply.header("cache-control"), cache, "{what}");
+                assert_eq!(reply.header("content-length"), bytes.len().to_string(), "{what}");
+                assert_public_headers(&reply, &what);
+                let stored_etag = store.head(&Key::new(&target[1..]).unwrap()).await.unwrap().unwrap().etag;
+                let etag = reply.header("etag");
+                assert_eq!(etag.trim_matches('"'), stored_etag.trim_matches('"'), "{what}: the store's etag");
+
+                let head = send(&app, Method::HEAD, &target, &[]).await;
+                assert_eq!((head.status, head.body.len()), (StatusCode::OK, 0), "{what}");
+                for h in ["etag", "content-length", "content-type", "cache-control", "access-control-allow-origin"] {
+                    assert_eq!(head.header(h), reply.header(h), "{what}: HEAD {h}");
+                }
+                let revalidated = send(&app, Method::GET, &target, &[("if-none-match", etag)]).await;
+                assert_eq!(revalidated.status, 304, "{what}");
+                assert!(revalidated.body.is_empty(), "{what}");
+                assert_eq!(revalidated.header("etag"), etag, "{what}");
+                assert_eq!(revalidated.header("cache-control"), cache, "{what}");
+                assert_public_headers(&revalidated, &what);
+                let changed = send(&app, Method::GET, &target, &[("if-none-match", "\"old\"")]).await;
+                assert_eq!(changed.body, *bytes, "{what}");
+            }
+        }
+    });
+});
+
+backend_test!(partial_versions_and_unlisted_files_are_never_served, |backend| {
+    let name = backend.name();
+    publish(&backend, V1, "0.1.0");
+    let store = backend.store();
+    backends::runtime().block_on(async {
+        let headers = Headers {
+            content_type: "text/javascript; charset=utf-8".into(),
+            cache_control: IMMUTABLE.into(),
+            ..Default::default()
+        };
+        for key in ["sdk/0.3.0/haloagents.umd.js", "sdk/0.1.0/extra.js", "sdk/latest/extra.js"] {
+            let body = StoreBody::Bytes(bytes::Bytes::from_static(b"window.Evil=1;"));
+            store.put(&Key::new(key).unwrap(), body, &headers, PutMode::Create).await.unwrap();
+        }
+        let (_, app) = loaded(&store, &ServeOptions::default()).await;
+        for target in
+            ["/sdk/0.3.0/haloagents.umd.js", "/sdk/0.1.0/extra.js", "/sdk/latest/extra.js", "/api/sdk/sri/0.3.0"]
+        {
+            let reply = get(&app, target).await;
+            reply.assert_json_error(404);
+            assert_eq!(send(&app, Method::HEAD, target, &[]).await.status, 404, "{name}: HEAD {target}");
+        }
+        assert!(!String::from_utf8(get(&app, "/api/sdk/sri").await.body).unwrap().contains("0.3.0"), "{name}");
+    });
+});
+
+backend_test!(a_version_sealed_after_the_last_refresh_is_served_from_its_manifest, |backend| {
+    let name = backend.name();
+    publish(&backend, V1, "0.1.0");
+    let store = backend.store();
+    backends::runtime().block_on(async {
+        let (_, app) = loaded(&store, &ServeOptions::default()).await;
+        let before = get(&app, "/api/sdk/sri").await.body;
+        get(&app, "/sdk/0.2.0/haloagents.umd.js").await.assert_json_error(404);
+        publish(&backend, V2, "0.2.0");
+        // No refresh runs here: the sealed manifest is found on a miss
+        // (after the short negative-cache window).
+        eventually("0.2.0 to be served from its manifest", || async {
+            get(&app, "/sdk/0.2.0/haloagents.umd.js").await.status == 200
+        })
+        .await;
+        assert_eq!(get(&app, "/sdk/0.2.0/haloagents.umd.js").await.body, V2[0].1, "{name}");
+        let version = get(&app, "/api/sdk/sri/0.2.0").await;
+        assert_eq!(version.json(), json!({ "version": "0.2.0", "files": entries("0.2.0", V2) }), "{name}");
+        assert_eq!(get(&app, "/api/sdk/sri").await.body, before, "{name}: the index changes at the next refresh");
+    });
+});
+
+/// Targets that try to leave `sdk/` (or smuggle separators); none may be served.
+const ESCAPES: &[&str] = &[
+    "/sdk/0.1.0/../../manifests/0.1.0.json",
+    "/sdk/0.1.0/%2e%2e/%2e%2e/manifests/0.1.0.json",
+    "/sdk/0.1.0/%2E%2E/%2E%2E/api/sdk/sri",
+    "/sdk/0.1.0/%2e%2e%2f%2e%2e%2fmanifests%2f0.1.0.json",
+    "/sdk/0.1.0%2f..%2f..%2fmanifests%2f0.1.0.json",
+    "/sdk/0.1.0/..%5c..%5cmanifests%5c0.1.0.json",
+    "/sdk/0.1.0/haloagents.umd.js%00.png",
+    "/sdk/0.1.0/%00",
+    "/sdk//etc/passwd",
+    "/sdk/0.1.0//etc/passwd",
+    "/sdk/0.1.0/./haloagents.umd.js",
+    "/sdk/%2e%2e/manifests/0.1.0.json",
+    "/sdk/latest/../../.sdk-cdn/meta/api/sdk/sri.json",
+    "/sdk/latest/%2e%2e/%2e%2e/.sdk-cdn/meta/api/sdk/sri.json",
+    "/sdk/0.1.0/%252e%252e/%252e%252e/manifests/0.1.0.json",
+    "/sdk/0.1.0/C:/Windows/win.ini",
+    "/sdk/0.1.0/%ff%fe",
+    "/api/sdk/sri/..%2f..%2fmanifests%2f0.1.0.json",
+    "/api/sdk/sri/%2e%2e",
+    "/manifests/0.1.0.json",
+    "/.sdk-cdn/meta/api/sdk/sri.json",
+];
+
+backend_test!(request_paths_cannot_escape_the_sdk_tree, |backend| {
+    let name = backend.name();
+    publish(&backend, V1, "0.1.0");
+    let store = backend.store();
+    backends::runtime().block_on(async {
+        let (_, app) = loaded(&store, &ServeOptions::default()).await;
+        for target in ESCAPES {
+            let reply = get(&app, target).await;
+            assert!(matches!(reply.status.as_u16(), 400 | 404), "{name}: {target} gave {}", reply.status);
+            reply.assert_json_error(reply.status.as_u16());
+            assert_eq!(send(&app, Method::HEAD, target, &[]).await.status, reply.status, "{name}: HEAD {target}");
+        }
+        // Encoded separators and NUL are refused before decoding.
+        for target in ["/sdk/0.1.0%2fhaloagents.umd.js", "/sdk/0.1.0/a%5Cb.js", "/sdk/0.1.0/a.js%00"] {
+            get(&app, target).await.assert_json_error(400);
+        }
+    });
+});
+
+backend_test!(large_files_are_streamed_in_bounded_chunks, |backend| {
+    const SIZE: usize = 12 * 1024 * 1024;
+    let big = noise(SIZE);
+    let name = backend.name();
+    let (build, cwd) = (build_dir(&[("big.bin", &big)]), tempfile::tempdir().unwrap());
+    run(&backend, cwd.path(), &["publish", build.path().to_str().unwrap(), "--version", "3.0.0"]).expect_code(0);
+    let store = backend.store();
+    backends::runtime().block_on(async {
+        let (_, app) = loaded(&store, &ServeOptions::default()).await;
+        let request = Request::get("/sdk/3.0.0/big.bin").body(Body::empty()).unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 200, "{name}");
+        assert_eq!(response.headers()["content-length"], SIZE.to_string().as_str(), "{name}");
+        let mut chunks = response.into_body().into_data_stream();
+        let (mut received, mut count, mut largest) = (Vec::with_capacity(SIZE), 0, 0);
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.unwrap();
+            largest = largest.max(chunk.len());
+            count += 1;
+            received.extend_from_slice(&chunk);
+        }
+        assert!(largest <= 64 * 1024, "{name}: a {largest}-byte chunk; bodies must be streamed");
+        assert!(count >= SIZE / (64 * 1024), "{name}: {count} chunks");
+        assert!(received == big, "{name}: the bytes arrive intact");
+    });
+});
+
+#[test]
+fn raw_request_targets_over_tcp_cannot_escape_the_sdk_tree() {
+    let backend = backends::local();
+    publish(&backend, V1, "0.1.0");
+    let cwd = tempfile::tempdir().unwrap();
+    let served = Served::start(&backend, cwd.path(), &[]);
+    let manifest = backend.read("manifests/0.1.0.json").unwrap();
+    let mut targets: Vec<&str> = ESCAPES.to_vec();
+    targets.extend([
+        "/sdk/0.1.0/..\\..\\manifests\\0.1.0.json",
+        "/sdk/0.1.0/a\\b.js",
+        "//sdk/0.1.0/haloagents.umd.js",
+        "//manifests/0.1.0.json",
+        "http://127.0.0.1/sdk/0.1.0/../../manifests/0.1.0.json",
+        "/sdk/0.1.0/../../manifests/0.1.0.json?x=1",
+    ]);
+    for target in targets {
+        let reply =
+            exchange(served.addr, format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes());
+        assert!(matches!(reply.status, 400 | 404), "{target} gave {}", reply.status);
+        assert!(!reply.body.windows(manifest.len()).any(|w| w == manifest.as_slice()), "{target} leaked the manifest");
+    }
+}
