@@ -18,8 +18,10 @@
 #   - each new version is in the served index within --refresh plus one
 #     (the slowest) request after its publish exited; the load goes on past
 #     --duration until the last release had that long to show up;
-#   - resident memory of serve idle at start, under load at 10% of the run,
-#     and at the end (reported, for "RSS flat").
+#   - resident memory of serve idle at start, under load at 10% of the run
+#     (warm), midway and at the end, and its slope in KiB per release after
+#     warm-up (a least-squares fit of the samples every 10% against the
+#     releases landed by then): reported, for "RSS flat" (docs/RELIABILITY.md).
 #
 # Needs: python3, a built sdk-cdn (`cargo build`; this script builds the
 # debug binary if SDK_CDN_BIN is unset and it is missing). Listens on
@@ -38,7 +40,7 @@ while [ $# -gt 0 ]; do
     --releases) RELEASES=$2; shift 2 ;;
     --refresh) REFRESH=$2; shift 2 ;;
     --max-requests) MAX_REQUESTS=$2; shift 2 ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "soak.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -73,6 +75,12 @@ publish() {
   (cd "$work" && "$BIN" -q --store "$store" publish "$(build "$1")" --version "1.$1.0" >/dev/null)
 }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+# One sample: RSS, its anonymous part (heap, stacks) and threads, all of serve; releases landed so far.
+sample() {
+  local landed=0
+  [ ! -f "$work/published.txt" ] || landed=$(wc -l <"$work/published.txt")
+  awk -v landed="$landed" '/^VmRSS:/ {r=$2} /^RssAnon:/ {a=$2} /^Threads:/ {t=$2} END {print r, a, t, landed}' "/proc/$1/status"
+}
 
 publish 0
 "$BIN" --store "$store" serve --addr 127.0.0.1:0 --refresh "$REFRESH" 2>"$work/serve.log" &
@@ -83,7 +91,7 @@ for _ in $(seq 1 300); do
 done
 addr=$(sed -n 's|^listening on http://||p' "$work/serve.log" | head -n1)
 [ -n "$addr" ] || { echo "soak.sh: serve did not start:" >&2; cat "$work/serve.log" >&2; exit 1; }
-rss_start=$(rss_kib "$serve_pid")
+rss_start=$(sample "$serve_pid")
 
 # Releases, spread over 80% of the run; each line: version, time its publish exited.
 (
@@ -96,12 +104,17 @@ rss_start=$(rss_kib "$serve_pid")
   touch "$work/published.done"
 ) &
 publisher=$!
-# RSS every 10% of the run: the first sample (load warm) tells load-sized
-# buffers from growth, the series tells a plateau from a leak.
+# RSS every 1% of the run. Each reload briefly holds the new index's
+# encoders (brotli's alone is ~32 MiB, given back when it is done), so
+# single samples can land on such a peak: the report takes the lowest sample
+# of each 10% window, i.e. what stays resident, and shows the peak apart.
+# The first window (load warm) tells load-sized buffers from growth, the
+# series tells a plateau from a leak.
 (
-  step=$(python3 -c "print($DURATION * 0.1)")
-  for _ in $(seq 1 9); do sleep "$step"; rss_kib "$serve_pid" >>"$work/rss_series"; done
+  step=$(python3 -c "print($DURATION * 0.01)")
+  for _ in $(seq 1 99); do sleep "$step"; sample "$serve_pid" >>"$work/rss_series"; done
 ) &
+sampler=$!
 
 python3 - "$addr" "$DURATION" "$CONNECTIONS" "$MAX_REQUESTS" "$RELEASES" "$work/load.json" "$work/published.done" "$REFRESH" <<'PY'
 import http.client, json, os, sys, threading, time
@@ -188,16 +201,30 @@ stats["max_ms"] = round(lat[-1] * 1000, 1)
 json.dump(stats, open(out, "w"))
 PY
 wait "$publisher" || { echo "soak.sh: a publish failed" >&2; exit 1; }
-rss_end=$(rss_kib "$serve_pid")
+kill "$sampler" 2>/dev/null || true
+rss_end=$(sample "$serve_pid")
 
-rss_series=$(paste -sd, "$work/rss_series" 2>/dev/null || true)
-rss_warm=${rss_series%%,*}
-python3 - "$work/load.json" "$work/published.txt" "$REFRESH" "$RELEASES" "$CONNECTIONS" "$rss_start" "$rss_end" "${rss_warm:-0}" "$rss_series" <<'PY'
+python3 - "$work/load.json" "$work/published.txt" "$REFRESH" "$RELEASES" "$CONNECTIONS" "$rss_start" "$rss_end" "$work/rss_series" <<'PY'
 import json, sys
 stats = json.load(open(sys.argv[1]))
 published = dict(line.split() for line in open(sys.argv[2]))
 refresh, releases, connections = float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-rss_start, rss_end, rss_warm = int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8])
+# Samples: (RSS KiB, anonymous KiB, threads, releases landed).
+start, end = [int(x) for x in sys.argv[6].split()], [int(x) for x in sys.argv[7].split()]
+try:
+    series = [[int(x) for x in line.split()] for line in open(sys.argv[8])]
+except OSError:
+    series = []
+# What stays resident in each 10% window from 10% on: its lowest sample.
+floors = [min(series[i:i + 10]) for i in range(9, len(series), 10)] or [start]
+peak = max(series + [start, end])
+warm, mid = floors[0], floors[len(floors) // 2]
+# KiB per release after warm-up: least squares of RSS against releases landed.
+fit = floors + [end]
+n = len(fit)
+mean_x, mean_y = sum(s[3] for s in fit) / n, sum(s[0] for s in fit) / n
+sxx = sum((s[3] - mean_x) ** 2 for s in fit)
+slope = sum((s[3] - mean_x) * (s[0] - mean_y) for s in fit) / sxx if sxx else 0.0
 ok = True
 lags = []
 for version, at in sorted(published.items()):
@@ -215,8 +242,10 @@ print("latency:         p50 %.1f ms, p99 %.1f ms, max %.1f ms" % (stats["p50_ms"
 print("failures:        %d non-2xx/304, %d connection errors, %d bad bodies" % (non_ok, stats["errors"], len(stats["bad"]) - stats["errors"]))
 for line in stats["bad"][:10]: print("  " + line)
 print("visibility:      %d/%d versions seen; lag after publish exited: max %.2f s (bound refresh + slowest request = %.2f s)" % (len(lags), len(published), max(lags or [0]), bound))
-print("serve RSS:       %d KiB idle at start, %d KiB under load at 10%%, %d KiB at the end" % (rss_start, rss_warm, rss_end))
-print("RSS every 10%%:   %s KiB" % sys.argv[9].replace(",", ", "))
+print("serve RSS:       %d KiB idle at start, %d KiB warm (10%%), %d KiB midway, %d KiB at the end; peak %d KiB" % (start[0], warm[0], mid[0], end[0], peak[0]))
+print("RSS every 10%%:   %s KiB (lowest of each 10%% window)" % ", ".join(str(s[0]) for s in floors))
+print("RSS slope:       %.1f KiB per release after warm-up (%+d KiB from 10%% to the end, %d releases)" % (slope, end[0] - warm[0], end[3] - warm[3]))
+print("anonymous RSS:   %d KiB warm, %d KiB at the end; threads %d warm, %d at the end" % (warm[1], end[1], warm[2], end[2]))
 if non_ok or stats["bad"] or late or len(published) != releases or not ok:
     print("FAIL"); sys.exit(1)
 print("OK")

@@ -34,6 +34,7 @@ mod index_api;
 mod listener;
 mod metrics;
 mod negotiate;
+mod prepare;
 mod request_path;
 mod routes;
 mod signatures;

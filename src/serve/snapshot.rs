@@ -52,6 +52,9 @@ pub(super) struct IndexSnapshot {
     representations: Vec<Representation>,
     /// The codings of `representations` besides identity, in order of preference.
     codings: Vec<Coding>,
+    /// The thread that built it (tests check that every index is built on one thread).
+    #[cfg(test)]
+    pub(super) built_on: std::thread::ThreadId,
 }
 
 impl IndexSnapshot {
@@ -68,7 +71,14 @@ impl IndexSnapshot {
             }
         }
         let codings = representations.iter().map(|r| r.coding).filter(|c| *c != Coding::Identity).collect();
-        IndexSnapshot { index, store_etag, representations, codings }
+        IndexSnapshot {
+            index,
+            store_etag,
+            representations,
+            codings,
+            #[cfg(test)]
+            built_on: std::thread::current().id(),
+        }
     }
 
     /// The stored bytes, unencoded.

@@ -12,9 +12,11 @@
 //! `max_index_bytes` is refused from its `head` size before any byte is
 //! read (and the read itself stops one byte past the bound, in case the
 //! object changed in between), and at most one parse runs at a time. A
-//! parse on a blocking thread cannot be cancelled, so a revalidation that
+//! parse on its thread cannot be cancelled, so a revalidation that
 //! times out leaves it running; the next one then reports "busy" instead of
 //! starting a second copy. With the size bounded, a parse is short anyway.
+//! Every parse runs on one dedicated thread (prepare.rs), never on tokio's
+//! blocking pool, so that memory stays flat while releases land.
 //!
 //! A store with no index is either empty (nothing published yet) or has
 //! lost it while versions are sealed; one listing of `manifests/` per
@@ -39,6 +41,7 @@ use super::ServeOptions;
 use super::error::{ApiError, ServeError};
 use super::health::Health;
 use super::metrics::{self, Metrics};
+use super::prepare::Preparer;
 use super::snapshot::IndexSnapshot;
 use crate::layout;
 use crate::manifest::{self, SriIndex, VersionManifest};
@@ -141,6 +144,8 @@ pub struct ServeState {
     max_index_bytes: u64,
     /// One permit: at most one index parse at a time (see the module docs).
     preparing: Arc<Semaphore>,
+    /// The thread every parse runs on (prepare.rs says why not the blocking pool).
+    preparer: Preparer,
     loaded: RwLock<Loaded>,
     health: Mutex<Health>,
     sealed: Mutex<HashMap<Version, Arc<VersionManifest>>>,
@@ -171,6 +176,7 @@ impl ServeState {
             public_base_url: options.public_base_url.clone(),
             max_index_bytes: options.max_index_bytes,
             preparing: Arc::new(Semaphore::new(1)),
+            preparer: Preparer::default(),
             loaded: RwLock::new(Loaded::Nothing),
             health: Mutex::new(Health::default()),
             sealed: Mutex::new(HashMap::new()),
@@ -261,14 +267,16 @@ impl ServeState {
             return Err(RefreshError::TooLarge { size: meta.size.max(bytes.len() as u64), max });
         }
         let etag = meta.etag;
-        let snapshot = tokio::task::spawn_blocking(move || {
-            let _one_at_a_time = permit;
-            let bytes = bytes::Bytes::from(bytes);
-            let index: SriIndex = manifest::parse(&key, "SRI index", &bytes)?;
-            Ok::<_, ReleaseError>(IndexSnapshot::build(index, bytes, etag))
-        })
-        .await
-        .map_err(|e| ReleaseError::StoreUnusable(format!("preparing the index failed: {e}")))??;
+        let snapshot = self
+            .preparer
+            .run(move || {
+                let _one_at_a_time = permit;
+                let bytes = bytes::Bytes::from(bytes);
+                let index: SriIndex = manifest::parse(&key, "SRI index", &bytes)?;
+                Ok::<_, ReleaseError>(IndexSnapshot::build(index, bytes, etag))
+            })
+            .await
+            .map_err(|e| ReleaseError::StoreUnusable(format!("preparing the index failed: {e}")))??;
         let latest = snapshot.index.version.clone();
         self.set_loaded(Loaded::Index(Arc::new(snapshot)));
         self.misses.lock().unwrap_or_else(PoisonError::into_inner).clear();
@@ -350,11 +358,12 @@ mod tests {
     use crate::store::{Body, Headers, LocalStore, PutMode};
 
     async fn put_index(store: &dyn Store, bytes: &'static [u8]) {
+        put_index_bytes(store, bytes::Bytes::from_static(bytes)).await;
+    }
+
+    async fn put_index_bytes(store: &dyn Store, bytes: bytes::Bytes) {
         let headers = Headers { content_type: crate::headers::JSON_CONTENT_TYPE.into(), ..Headers::default() };
-        store
-            .put(&layout::index(), Body::Bytes(bytes::Bytes::from_static(bytes)), &headers, PutMode::Overwrite)
-            .await
-            .unwrap();
+        store.put(&layout::index(), Body::Bytes(bytes), &headers, PutMode::Overwrite).await.unwrap();
     }
 
     #[tokio::test]
@@ -369,6 +378,37 @@ mod tests {
         assert!(matches!(state.loaded(), Loaded::Nothing));
         drop(running);
         assert_eq!(state.refresh().await.unwrap(), Refreshed::Updated(None));
+    }
+
+    /// Issue 18.5: each reload used to run on whichever blocking-pool thread
+    /// was idle, leaving its stack pages and freed buffers on one more
+    /// thread per release. A pool whose idle threads retire at once (as
+    /// busy ones do not, under load) puts every blocking task on a new
+    /// thread, so this test fails unless reloads have a thread of their own.
+    #[test]
+    fn every_new_index_is_prepared_on_one_thread() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_keep_alive(Duration::ZERO)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let store: Arc<dyn Store> = Arc::new(LocalStore::new(dir.path().to_path_buf()));
+            let state = ServeState::new(Arc::clone(&store), &ServeOptions::default()).unwrap();
+            let mut threads = std::collections::HashSet::new();
+            for n in 0..8 {
+                let sri = crate::integrity::Integrity::of_bytes(&[n as u8]);
+                let body = format!(r#"{{"version":"1.{n}.0","files":{{"1.{n}.0/a.js":"{sri}"}}}}"#);
+                put_index_bytes(store.as_ref(), body.into()).await;
+                let latest = Version::new(1, n, 0);
+                assert_eq!(state.refresh().await.unwrap(), Refreshed::Updated(Some(latest)));
+                let Loaded::Index(snapshot) = state.loaded() else { panic!("no index after reload {n}") };
+                threads.insert(snapshot.built_on);
+            }
+            assert_eq!(threads.len(), 1, "8 reloads ran on {} threads", threads.len());
+        });
     }
 
     #[tokio::test]
