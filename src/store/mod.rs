@@ -29,6 +29,7 @@ use tokio::io::AsyncRead;
 pub use key::{Key, KeyError};
 pub use local::LocalStore;
 pub use probe::{Check, ProbeReport, Verdict, probe_conditional_writes};
+pub(crate) use probe::{probe_writes_at_once, remove_probe};
 pub use s3::{S3Options, S3Store, Timeouts};
 pub use url::{StoreUrl, StoreUrlError};
 
