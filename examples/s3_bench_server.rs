@@ -51,7 +51,8 @@ fn main() {
         if line.trim() == "stats" {
             let round_trips = server.round_trips_since(mark);
             mark = server.span_mark();
-            let _ = writeln!(out, "requests={} writes={} round_trips={round_trips}", server.requests(), server.writes());
+            let _ =
+                writeln!(out, "requests={} writes={} round_trips={round_trips}", server.requests(), server.writes());
             let _ = out.flush();
         }
     }

@@ -49,7 +49,34 @@ impl Integrity {
 
     /// Like [`Integrity::of_reader`], streaming through the caller's `buf`, so
     /// that hashing many small files allocates nothing per file.
-    pub fn of_reader_with(mut reader: impl Read, buf: &mut [u8]) -> std::io::Result<(Self, u64)> {
+    pub fn of_reader_with(reader: impl Read, buf: &mut [u8]) -> std::io::Result<(Self, u64)> {
+        Self::of_stream(reader, None, buf)
+    }
+
+    /// Copies `reader` into `out` through one 64 KiB buffer, hashing the
+    /// bytes on the way: the integrity returned is that of exactly the bytes
+    /// written, however the source changes meanwhile.
+    pub fn of_copy(reader: impl Read, out: &mut impl std::io::Write) -> std::io::Result<(Self, u64)> {
+        Self::of_stream(reader, Some(out), &mut vec![0u8; BUF_LEN])
+    }
+
+    /// Like [`Integrity::of_copy`], through the caller's `buf`.
+    pub fn of_copy_with(
+        reader: impl Read,
+        out: &mut impl std::io::Write,
+        buf: &mut [u8],
+    ) -> std::io::Result<(Self, u64)> {
+        Self::of_stream(reader, Some(out), buf)
+    }
+
+    /// The one loop that hashes a file's bytes (planning, staging and the
+    /// stores' own checks all come here): reads `reader` through `buf`,
+    /// hashes every chunk and, given `out`, writes it there too.
+    fn of_stream(
+        mut reader: impl Read,
+        mut out: Option<&mut dyn std::io::Write>,
+        buf: &mut [u8],
+    ) -> std::io::Result<(Self, u64)> {
         let mut hasher = Sha384::new();
         let mut size = 0u64;
         loop {
@@ -59,27 +86,9 @@ impl Integrity {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
-            hasher.update(&buf[..n]);
-            size += n as u64;
-        }
-        Ok((Integrity(hasher.finalize().into()), size))
-    }
-
-    /// Copies `reader` into `out` through one 64 KiB buffer, hashing the
-    /// bytes on the way: the integrity returned is that of exactly the bytes
-    /// written, however the source changes meanwhile.
-    pub fn of_copy(mut reader: impl Read, out: &mut impl std::io::Write) -> std::io::Result<(Self, u64)> {
-        let mut hasher = Sha384::new();
-        let mut buf = vec![0u8; BUF_LEN];
-        let mut size = 0u64;
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            out.write_all(&buf[..n])?;
+            if let Some(out) = out.as_deref_mut() {
+                out.write_all(&buf[..n])?;
+            }
             hasher.update(&buf[..n]);
             size += n as u64;
         }

@@ -123,38 +123,47 @@ const SDK_V2: Files = &[
 ];
 
 /// Issue 16: a store a round trip away. The in-process server answers every
-/// request after 50 ms, so requests sent at once overlap and count once; the
+/// request after 100 ms, so requests sent at once overlap and count once; the
 /// server measures the longest chain of requests each sent only after the
-/// one before was answered.
+/// one before was answered. On a loaded machine a request sent at once with
+/// others can still leave the client late enough to look sequential, so
+/// each count is the lower of two runs on fresh servers.
 #[test]
 fn a_small_sdk_publishes_in_few_sequential_round_trips() {
     if std::env::var_os(backends::EXTERNAL_ONLY_ENV).is_some() {
         return;
     }
-    let backend = backends::in_process();
-    let Backend::InProcess(server) = &backend else { unreachable!("in_process() is the in-process server") };
-    server.set_latency(std::time::Duration::from_millis(50));
-    let cwd = tempfile::tempdir().unwrap();
     let (v1, v2) = (build_dir(SDK_V1), build_dir(SDK_V2));
-    let round_trips = |dir: &Path, version: &str| {
-        let mark = backend.span_mark();
-        publish(&backend, cwd.path(), dir, version, &[]).expect_code(0);
-        backend.round_trips_since(mark).expect("the in-process server counts")
+    let counts = |_| {
+        let backend = backends::in_process();
+        let Backend::InProcess(server) = &backend else { unreachable!("in_process() is the in-process server") };
+        server.set_latency(std::time::Duration::from_millis(100));
+        let cwd = tempfile::tempdir().unwrap();
+        let round_trips = |dir: &Path, version: &str| {
+            let mark = backend.span_mark();
+            publish(&backend, cwd.path(), dir, version, &[]).expect_code(0);
+            backend.round_trips_since(mark).expect("the in-process server counts")
+        };
+        let counts = [
+            round_trips(v1.path(), "1.0.0"),
+            round_trips(v2.path(), "1.1.0"),
+            round_trips(v2.path(), "1.1.0"),
+            round_trips(v1.path(), "1.0.0"),
+        ];
+        assert_eq!(index(&backend)["version"], "1.1.0");
+        counts
     };
-    let into_empty = round_trips(v1.path(), "1.0.0");
-    let onto_previous = round_trips(v2.path(), "1.1.0");
-    let noop_latest = round_trips(v2.path(), "1.1.0");
-    let noop_older = round_trips(v1.path(), "1.0.0");
+    let (a, b) = (counts(0), counts(1));
+    let [into_empty, onto_previous, noop_latest, noop_older] = std::array::from_fn(|i| a[i].min(b[i]));
     let counts = format!(
         "first publish into an empty store {into_empty}, onto a previous release {onto_previous}; no-op \
-         re-publish of latest {noop_latest}, of an older version {noop_older}"
+         re-publish of latest {noop_latest}, of an older version {noop_older} (runs: {a:?}, {b:?})"
     );
     eprintln!("round trips: {counts}");
     // publish.rs names the nine and why each waits for the one before it.
     assert!(into_empty <= 9 && onto_previous <= 9, "{counts}");
     // One round of reads; the older version's also reads the manifest latest/ serves.
     assert!(noop_latest <= 1 && noop_older <= 2, "{counts}");
-    assert_eq!(index(&backend)["version"], "1.1.0");
 }
 
 #[test]

@@ -548,7 +548,7 @@ async fn upload_one(store: &dyn Store, version: &Version, file: &PlannedFile) ->
     let key = &file.key;
     // The store checks the bytes it stores against the planned SRI (a file
     // changed since planning is refused with ContentChanged, nothing stored).
-    match store.put(key, Body::File(file.source.clone()), &file.headers(), PutMode::Create).await {
+    match store.put(key, file.body(), &file.headers(), PutMode::Create).await {
         Ok(_) => Ok(true),
         Err(source @ StoreError::ContentChanged { .. }) => Err(ReleaseError::InputChanged { source }),
         Err(StoreError::AlreadyExists { .. }) => {

@@ -48,7 +48,7 @@ pub(super) struct Staged {
 #[cfg(debug_assertions)]
 const HANG_WHILE_STAGING_ENV: &str = "SDK_CDN_TEST_HANG_WHILE_STAGING";
 
-fn hang_for_tests() {
+pub(super) fn hang_for_tests() {
     #[cfg(debug_assertions)]
     if std::env::var_os(HANG_WHILE_STAGING_ENV).is_some() {
         loop {
@@ -74,7 +74,14 @@ pub(super) fn stage(key: &Key, tmp: &Path, body: Body, headers: &Headers) -> Res
             out.write_all(&bytes).map_err(|e| StoreError::io("write", tmp, e))?;
             (Integrity::of_bytes(&bytes), bytes.len() as u64, MEMORY.to_string())
         }
-        Body::File(src) => {
+        // Another store's staged file (this store links its own, see
+        // `LocalStore::put_staged`): read like any file.
+        Body::File(_) | Body::Staged(_) => {
+            let src = match body {
+                Body::Staged(staged) => staged.path().to_path_buf(),
+                Body::File(src) => src,
+                Body::Bytes(_) => unreachable!("matched above"),
+            };
             let input = File::open(&src).map_err(|e| StoreError::io("open", &src, e))?;
             let (integrity, size) = Integrity::of_copy(input, &mut out).map_err(|e| StoreError::io("copy", &src, e))?;
             hang_for_tests();
