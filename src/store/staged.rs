@@ -66,8 +66,8 @@ impl Drop for StagedFile {
 /// Where a store lets a publish stage files ([`crate::store::Store::staging`]).
 pub trait Staging: Send + Sync + fmt::Debug {
     /// Copies `reader` into a new staging file through `buf`, hashing the
-    /// bytes written ([`Integrity::of_copy_with`]); a store that names the
-    /// file in place (the local one) also flushes it to disk here.
+    /// bytes written ([`Integrity::of_copy_with`]). The store's write
+    /// flushes it before it names it.
     /// On an error nothing is left behind; the error is the reader's or the
     /// staging area's, as it happened.
     fn stage(&self, reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<StagedFile>;

@@ -238,8 +238,8 @@ impl LocalStore {
     }
 
     /// Writes a file this store staged while it was hashed ([`Staging`]):
-    /// its bytes are in `tmp/` already, flushed, and `staged` holds their
-    /// integrity, so the write is the lock, the sidecar and the link; the
+    /// its bytes are in `tmp/` already and `staged` holds their integrity,
+    /// so the write is a flush, the lock, the sidecar and the link; the
     /// temp name goes once the data is in place.
     fn put_staged(
         &self,
@@ -257,7 +257,10 @@ impl LocalStore {
                 actual: integrity.to_string(),
             });
         }
-        let m = fs::metadata(staged.path()).map_err(|e| StoreError::io("stat", staged.path(), e))?;
+        // A name never points at bytes that are not on disk (Durability).
+        let file = File::open(staged.path()).map_err(|e| StoreError::io("open", staged.path(), e))?;
+        file.sync_data().map_err(|e| StoreError::io("sync", staged.path(), e))?;
+        let m = file.metadata().map_err(|e| StoreError::io("stat", staged.path(), e))?;
         let bytes = Staged { etag: etag_of(&integrity), size: staged.size(), ino: m.ino(), dev: m.dev() };
         let _lock = self.lock(key)?;
         self.check_mode(key, mode)?;
@@ -460,9 +463,8 @@ impl Staging for LocalStore {
         let staged = in_parent(&tmp, || File::options().write(true).create_new(true).open(&tmp)).and_then(|mut out| {
             let copied = Integrity::of_copy_with(reader, &mut out, buf)?;
             write::hang_for_tests();
-            // Flushed now, on the planning worker, while another file hashes:
-            // a name never points at bytes that are not on disk (Durability).
-            out.sync_data()?;
+            // Flushed by the write (`put_staged`), many at once: two planning
+            // workers flushing one file after another were slower.
             Ok(copied)
         });
         match staged {
