@@ -601,23 +601,24 @@ if first:
     print(f"| … ours ÷ floor | {first / (rt_first * ms):.2f}× | | | | |")
     r = ratio(script, first); line("3-file SDK: first publish vs the `aws s3 cp` script (per file, latest/, index)", s(first), s(script), r, "≥ 5×", r >= 5)
     line("3-file SDK: no-op re-publish, wall vs the floor", s(noop), s(rt_noop * ms), None, "(info)", None)
-    print()
-    print(f"Round trips at {sys.argv[7]} ms per request (medians), counted by the server:")
-    print()
-    print("| run | sequential round trips | requests | wall | floor (round trips × latency) |")
-    print("| --- | --- | --- | --- | --- |")
+# Tables of their own, printed after the main one.
+tables = []
+if first:
+    tables.append(f"Round trips at {sys.argv[7]} ms per request (medians), counted by the server:")
+    tables.append("")
+    tables.append("| run | sequential round trips | requests | wall | floor (round trips × latency) |")
+    tables.append("| --- | --- | --- | --- | --- |")
     for label in ("first-publish", "noop-republish", "shell-script"):
         rt, req = extra("small", label, "round_trips"), med("small", label, "requests")
-        print(f"| {label} | {rt:.0f} | {req:.0f} | {s(med('small', label))} | {s(rt * ms)} |")
-    print()
+        tables.append(f"| {label} | {rt:.0f} | {req:.0f} | {s(med('small', label))} | {s(rt * ms)} |")
+    tables.append("")
 build = [r for r in rows if r["section"] == "build"]
 if build:
     kv = dict(x.split("=") for x in build[0]["extra"].split())
-    print()
-    print("| build | wall | user CPU | binary |")
-    print("| --- | --- | --- | --- |")
-    print(f"| cold `cargo build --release` | {float(build[0]['seconds']):.0f} s | {float(kv['user_s']):.0f} s | {int(kv['binary_bytes']) / 1e6:.1f} MB |")
-    print()
+    tables.append("| build | wall | user CPU | binary |")
+    tables.append("| --- | --- | --- | --- |")
+    tables.append(f"| cold `cargo build --release` | {float(build[0]['seconds']):.0f} s | {float(kv['user_s']):.0f} s | {int(kv['binary_bytes']) / 1e6:.1f} MB |")
+    tables.append("")
 for label in sorted({r["label"] for r in rows if r["section"] == "noop"}):
     req, t = med("noop", label, "requests"), med("noop", label)
     line(f"no-op re-publish: {label}", f"{s(t)}" + (f", {req:.0f} requests" if req is not None else ""), "–", None, "O(1) requests", None)
@@ -633,4 +634,7 @@ if g:
     r = ratio(g, e); line(f"publish 20 files into {growth_v} versions vs empty store (ours ÷ empty)", s(g), s(e), r, "≈ 1×", None)
     idx = [r for r in rows if r["section"] == "growth" and r["label"] == "index-bytes-after"]
     if idx: line("index size after", f"{int(idx[0]['extra']) / 1e6:.2f} MB", "–", None, "(report)", None)
+if tables:
+    print()
+    print("\n".join(tables))
 EOF
