@@ -12,8 +12,11 @@
 //!
 //! Prints `endpoint=http://127.0.0.1:PORT bucket=NAME access_key=.. secret_key=..`
 //! on the first stdout line, then answers each stdin line `stats` with
-//! `requests=N writes=M` (object requests answered so far). Stops at EOF on
-//! stdin, deleting its data.
+//! `requests=N writes=M round_trips=R`: object requests answered so far, and
+//! the sequential round trips since the previous `stats` (the longest chain
+//! of requests each sent after the one before was answered; meaningful with
+//! `--latency-ms`, see `S3Server::round_trips_since`). Stops at EOF on stdin,
+//! deleting its data.
 
 #[path = "../tests/support/s3_server.rs"]
 #[allow(unreachable_pub)]
@@ -42,10 +45,14 @@ fn main() {
         server.root.path().display()
     );
     let _ = out.flush();
+    let mut mark = server.span_mark();
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
         if line.trim() == "stats" {
-            let _ = writeln!(out, "requests={} writes={}", server.requests(), server.writes());
+            let round_trips = server.round_trips_since(mark);
+            mark = server.span_mark();
+            let _ =
+                writeln!(out, "requests={} writes={} round_trips={round_trips}", server.requests(), server.writes());
             let _ = out.flush();
         }
     }

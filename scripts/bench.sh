@@ -12,11 +12,17 @@
 # prints a table of medians and ratios (BENCHMARKS.md explains each row).
 # Raw measurements stay in the work directory with --keep.
 #
-# Sections (--only): hash local s3 rtt moto noop serve growth criterion
+# Sections (--only): hash local s3 rtt small moto noop serve growth criterion,
+# and `build` (a cold `cargo build --release` in a fresh target directory,
+# about 10 minutes here; not run unless named)
 #
 # `rtt` repeats the S3 comparison with small files on a server that answers
 # every request after --rtt-ms (default 20) ms, like a real S3 region, where
-# the number of requests in flight matters more than anyone's CPU.
+# the number of requests in flight matters more than anyone's CPU. `small`
+# publishes the real 3-file SDK to a server answering after --small-rtt-ms
+# (default 50) ms and counts sequential round trips (the server measures the
+# longest chain of requests each sent after the one before was answered),
+# against the shell script a user would write with `aws s3 cp`.
 #
 # Needs: openssl, nginx, wrk, rclone, taskset, curl, /usr/bin/time
 # (Debian: apt-get install openssl nginx wrk rclone util-linux curl time),
@@ -29,8 +35,9 @@ QUICK=0
 KEEP=0
 ROUNDS=""
 HEAVY_ROUNDS=""
-SECTIONS="hash local s3 rtt moto noop serve growth criterion"
+SECTIONS="hash local s3 rtt small moto noop serve growth criterion"
 RTT_MS=20
+SMALL_RTT_MS=50
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
@@ -39,6 +46,7 @@ while [ $# -gt 0 ]; do
     --heavy-rounds) HEAVY_ROUNDS=$2; shift ;;
     --only) SECTIONS=$2; shift ;;
     --rtt-ms) RTT_MS=$2; shift ;;
+    --small-rtt-ms) SMALL_RTT_MS=$2; shift ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -200,6 +208,8 @@ s3_requests() {
   while [ "$(wc -l < "$W/s3.out")" -le "$n" ]; do sleep 0.02; done
   tail -1 "$W/s3.out" | sed 's/requests=\([0-9]*\).*/\1/'
 }
+# Sequential round trips since the previous `s3_requests` (the server's stats line).
+s3_round_trips() { tail -1 "$W/s3.out" | sed -n 's/.*round_trips=\([0-9]*\).*/\1/p'; }
 
 # Credentials for sdk-cdn and aws; rclone reads its remote `x` from RCLONE_CONFIG_X_*.
 s3_env() {
@@ -277,6 +287,40 @@ section_rtt() {
       before=$(s3_requests)
       REQUESTS="" measure rtt "$label" "$r" "${args[@]}"
       sed -i '$ s/,,,$/,,'"$(( $(s3_requests) - before ))"',/' "$RESULTS"
+    done
+  done
+  stop_s3
+}
+
+# The real release (3 files) at --small-rtt-ms: a first publish with
+# promotion and index update, a no-op re-publish, and the script a user
+# would otherwise write (one `aws s3 cp` per file, a copy into latest/, the
+# index), in alternation; sequential round trips counted by the server.
+section_small() {
+  log "small: a 3-file SDK to the in-process S3 server answering after ${SMALL_RTT_MS} ms, $ROUNDS rounds"
+  start_s3 --latency-ms "$SMALL_RTT_MS"
+  s3_env sdkcdntestkey sdkcdntestsecret "$S3EP"
+  local sdk=$W/small-sdk r label args before
+  mkdir -p "$sdk"
+  head -c 60000 /dev/urandom | base64 > "$sdk/haloagents.umd.js"
+  head -c 6000 /dev/urandom | base64 > "$sdk/haloagents.css"
+  head -c 90000 /dev/urandom | base64 > "$sdk/haloagents.umd.js.map"
+  echo '{"version":"1.0.0","files":{}}' > "$W/small-index.json"
+  local aws=(aws --endpoint-url "$S3EP" --only-show-errors)
+  for r in $(seq 1 "$ROUNDS"); do
+    for label in first-publish noop-republish shell-script; do
+      case $label in
+        first-publish|noop-republish) args=("$SDK" --store "s3://$S3BUCKET/small-$r" --endpoint-url "$S3EP" --path-style -q publish "$sdk" --version 1.0.0 --manifests-dir "$W/m") ;;
+        shell-script) args=(sh -c "set -e
+          for f in haloagents.umd.js haloagents.css haloagents.umd.js.map; do
+            ${aws[*]} s3 cp --cache-control '$IMMUTABLE' '$sdk/'\$f 's3://$S3BUCKET/script-$r/sdk/1.0.0/'\$f
+          done
+          ${aws[*]} s3 cp --recursive --metadata-directive REPLACE --cache-control 'public, max-age=300' 's3://$S3BUCKET/script-$r/sdk/1.0.0/' 's3://$S3BUCKET/script-$r/sdk/latest/'
+          ${aws[*]} s3 cp --content-type application/json '$W/small-index.json' 's3://$S3BUCKET/script-$r/api/sdk/sri'") ;;
+      esac
+      before=$(s3_requests)
+      REQUESTS="" measure small "$label" "$r" "${args[@]}"
+      sed -i '$ s/,,,$/,,'"$(( $(s3_requests) - before ))"',round_trips='"$(s3_round_trips)"'/' "$RESULTS"
     done
   done
   stop_s3
@@ -437,6 +481,21 @@ section_growth() {
   rm -rf "${OUT:?}"/*
 }
 
+# A cold release build in a fresh target directory: wall and CPU time
+# (the machine may be shared: user CPU is the steadier figure) and the size
+# of the binary.
+section_build() {
+  log "build: cold cargo build --release --timings in a fresh target directory"
+  local target=$W/cold-target
+  (cd "$ROOT" && CARGO_TARGET_DIR=$target /usr/bin/time -f '%e %U %S %M' -o "$W/build.time" \
+    cargo build --release --locked --timings --bin sdk-cdn >/dev/null 2>&1) || die "the cold build failed"
+  local wall user sys rss
+  read -r wall user sys rss < "$W/build.time"
+  record build cold-release 1 "$wall" "user_s=$user sys_s=$sys binary_bytes=$(stat -c %s "$target/release/sdk-cdn")"
+  cp "$target"/cargo-timings/cargo-timing.html "$W/cargo-timing.html" 2>/dev/null || true
+  rm -rf "$target"
+}
+
 section_criterion() {
   log "criterion: cargo bench --bench hashing --bench index_merge"
   local quick=()
@@ -456,11 +515,11 @@ SDK=$W/bin/sdk-cdn
 
 log "machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), load $(cut -d' ' -f1-3 /proc/loadavg)"
 prepare_inputs
-for section in hash local s3 rtt moto noop serve growth criterion; do
+for section in build hash local s3 rtt small moto noop serve growth criterion; do
   want "$section" && "section_$section"
 done
 
-python3 - "$RESULTS" "$QUICK" "$TREE_N" "$BIG_MIB" "$SMALL_N" "$GROWTH_V" <<'EOF'
+python3 - "$RESULTS" "$QUICK" "$TREE_N" "$BIG_MIB" "$SMALL_N" "$GROWTH_V" "$SMALL_RTT_MS" <<'EOF'
 import csv, statistics, sys
 path, quick, tree_n, big, small, growth_v = sys.argv[1:7]
 rows = list(csv.DictReader(open(path)))
@@ -501,6 +560,7 @@ if t:
 l, c, cs = med("local", "ours"), med("local", "cp-baseline"), med("local", "cp-sync-baseline")
 if l:
     r = ratio(c, l); line(f"local publish {big} MiB + {small} × 4 KiB vs openssl + `cp -r`", s(l), s(c), r, "≥ 1.0×", r >= 1.0)
+    line("… the same, issue 16's second step (≤ 0.80× the baseline's time)", s(l), s(c), r, "≥ 1.25×", r >= 1.25)
     r = ratio(cs, l); line("… vs openssl + `cp -r` + `sync -f` (same durability)", s(l), s(cs), r, "(info)", None)
     rss = max(vals("local", "ours", "max_rss_kb")) / 1024
     line("local publish peak RSS", f"{rss:.1f} MiB", "–", None, "≤ 64 MiB", rss <= 64)
@@ -529,6 +589,36 @@ if ours:
     for label in ("ours", "ours-no-promote", "ours-concurrency-8", "aws", "aws-with-latest", "rclone", "rclone-transfers-64", "verify", "verify-concurrency-8"):
         t, req = med("rtt", label), med("rtt", label, "requests")
         line(f"round trip: {label}: wall / client CPU / requests", f"{s(t)} / {med('rtt', label, 'cpu_s'):.2f} s / {req:.0f}", "", None, "(info)", None)
+first = med("small", "first-publish")
+if first:
+    script, noop = med("small", "shell-script"), med("small", "noop-republish")
+    rt_first, rt_noop = extra("small", "first-publish", "round_trips"), extra("small", "noop-republish", "round_trips")
+    rt_script = extra("small", "shell-script", "round_trips")
+    ms = float(sys.argv[7]) / 1000
+    line("3-file SDK: first publish (promote, index): sequential round trips", f"{rt_first:.0f}", "–", None, "≤ 10", rt_first <= 10)
+    line("3-file SDK: no-op re-publish: sequential round trips", f"{rt_noop:.0f}", "–", None, "≤ 3", rt_noop <= 3)
+    r = ratio(first, rt_first * ms); line("3-file SDK: first publish, wall vs the floor (round trips × latency)", s(first), s(rt_first * ms), None, "(info)", None)
+    print(f"| … ours ÷ floor | {first / (rt_first * ms):.2f}× | | | | |")
+    r = ratio(script, first); line("3-file SDK: first publish vs the `aws s3 cp` script (per file, latest/, index)", s(first), s(script), r, "≥ 5×", r >= 5)
+    line("3-file SDK: no-op re-publish, wall vs the floor", s(noop), s(rt_noop * ms), None, "(info)", None)
+# Tables of their own, printed after the main one.
+tables = []
+if first:
+    tables.append(f"Round trips at {sys.argv[7]} ms per request (medians), counted by the server:")
+    tables.append("")
+    tables.append("| run | sequential round trips | requests | wall | floor (round trips × latency) |")
+    tables.append("| --- | --- | --- | --- | --- |")
+    for label in ("first-publish", "noop-republish", "shell-script"):
+        rt, req = extra("small", label, "round_trips"), med("small", label, "requests")
+        tables.append(f"| {label} | {rt:.0f} | {req:.0f} | {s(med('small', label))} | {s(rt * ms)} |")
+    tables.append("")
+build = [r for r in rows if r["section"] == "build"]
+if build:
+    kv = dict(x.split("=") for x in build[0]["extra"].split())
+    tables.append("| build | wall | user CPU | binary |")
+    tables.append("| --- | --- | --- | --- |")
+    tables.append(f"| cold `cargo build --release` | {float(build[0]['seconds']):.0f} s | {float(kv['user_s']):.0f} s | {int(kv['binary_bytes']) / 1e6:.1f} MB |")
+    tables.append("")
 for label in sorted({r["label"] for r in rows if r["section"] == "noop"}):
     req, t = med("noop", label, "requests"), med("noop", label)
     line(f"no-op re-publish: {label}", f"{s(t)}" + (f", {req:.0f} requests" if req is not None else ""), "–", None, "O(1) requests", None)
@@ -544,4 +634,7 @@ if g:
     r = ratio(g, e); line(f"publish 20 files into {growth_v} versions vs empty store (ours ÷ empty)", s(g), s(e), r, "≈ 1×", None)
     idx = [r for r in rows if r["section"] == "growth" and r["label"] == "index-bytes-after"]
     if idx: line("index size after", f"{int(idx[0]['extra']) / 1e6:.2f} MB", "–", None, "(report)", None)
+if tables:
+    print()
+    print("\n".join(tables))
 EOF

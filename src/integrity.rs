@@ -52,11 +52,39 @@ impl Integrity {
     /// that hashing many small files allocates nothing per file; with
     /// `sha512`, also the SHA-512 of the same bytes (signature-based SRI
     /// signs it), from the same read.
-    pub fn of_reader_with(
-        mut reader: impl Read,
+    pub fn of_reader_with(reader: impl Read, buf: &mut [u8], sha512: bool) -> std::io::Result<Digests> {
+        Self::of_stream(reader, None, buf, sha512)
+    }
+
+    /// Copies `reader` into `out` through one 64 KiB buffer, hashing the
+    /// bytes on the way: the integrity returned is that of exactly the bytes
+    /// written, however the source changes meanwhile.
+    pub fn of_copy(reader: impl Read, out: &mut impl std::io::Write) -> std::io::Result<(Self, u64)> {
+        let (integrity, size, _) = Self::of_stream(reader, Some(out), &mut vec![0u8; BUF_LEN], false)?;
+        Ok((integrity, size))
+    }
+
+    /// Like [`Integrity::of_copy`], through the caller's `buf`, and with
+    /// `sha512` also the SHA-512 of the bytes written.
+    pub fn of_copy_with(
+        reader: impl Read,
+        out: &mut impl std::io::Write,
         buf: &mut [u8],
         sha512: bool,
-    ) -> std::io::Result<(Self, u64, Option<[u8; 64]>)> {
+    ) -> std::io::Result<Digests> {
+        Self::of_stream(reader, Some(out), buf, sha512)
+    }
+
+    /// The one loop that hashes a file's bytes (planning, staging and the
+    /// stores' own checks all come here): reads `reader` through `buf`,
+    /// hashes every chunk (with `sha512`, into a second digest too) and,
+    /// given `out`, writes it there too.
+    fn of_stream(
+        mut reader: impl Read,
+        mut out: Option<&mut dyn std::io::Write>,
+        buf: &mut [u8],
+        sha512: bool,
+    ) -> std::io::Result<Digests> {
         let mut hasher = Sha384::new();
         let mut second = sha512.then(Sha512::new);
         let mut size = 0u64;
@@ -67,6 +95,9 @@ impl Integrity {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
+            if let Some(out) = out.as_deref_mut() {
+                out.write_all(&buf[..n])?;
+            }
             hasher.update(&buf[..n]);
             if let Some(second) = &mut second {
                 second.update(&buf[..n]);
@@ -74,27 +105,6 @@ impl Integrity {
             size += n as u64;
         }
         Ok((Integrity(hasher.finalize().into()), size, second.map(|h| h.finalize().into())))
-    }
-
-    /// Copies `reader` into `out` through one 64 KiB buffer, hashing the
-    /// bytes on the way: the integrity returned is that of exactly the bytes
-    /// written, however the source changes meanwhile.
-    pub fn of_copy(mut reader: impl Read, out: &mut impl std::io::Write) -> std::io::Result<(Self, u64)> {
-        let mut hasher = Sha384::new();
-        let mut buf = vec![0u8; BUF_LEN];
-        let mut size = 0u64;
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            out.write_all(&buf[..n])?;
-            hasher.update(&buf[..n]);
-            size += n as u64;
-        }
-        Ok((Integrity(hasher.finalize().into()), size))
     }
 
     /// The first 16 bytes of the digest: enough to tell contents apart for an etag.
@@ -117,10 +127,7 @@ impl Integrity {
 
     /// Like [`Integrity::of_async_reader`]; with `sha512`, also the SHA-512
     /// of the same bytes (to check signature-based SRI headers).
-    pub async fn of_async_reader_with(
-        mut reader: impl AsyncRead + Unpin,
-        sha512: bool,
-    ) -> std::io::Result<(Self, u64, Option<[u8; 64]>)> {
+    pub async fn of_async_reader_with(mut reader: impl AsyncRead + Unpin, sha512: bool) -> std::io::Result<Digests> {
         let mut hasher = Sha384::new();
         let mut second = sha512.then(Sha512::new);
         let mut buf = vec![0u8; BUF_LEN];
@@ -139,6 +146,10 @@ impl Integrity {
         Ok((Integrity(hasher.finalize().into()), size, second.map(|h| h.finalize().into())))
     }
 }
+
+/// What one read of a file yields: its integrity, its size and, when asked
+/// for, its SHA-512.
+pub type Digests = (Integrity, u64, Option<[u8; 64]>);
 
 impl fmt::Display for Integrity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -66,9 +66,57 @@ fn assert_metadata_tells_the_truth(backend: &Backend, prefix: &str) {
     }
 }
 
+// A store that stages while planning (the local one) copied each file while
+// hashing it: what it stores is what was hashed, whatever the build
+// directory holds later, and the upload reads no byte of the build again.
+backend_test!(a_staging_store_publishes_the_bytes_it_hashed_whatever_changes_later, |backend| {
+    let big: Vec<u8> = (0..3 * 1024 * 1024).map(|i: u32| (i % 251) as u8).collect();
+    assert_eq!(backend.store().staging().is_some(), matches!(backend, Backend::Local(_)), "the local store stages");
+    if backend.store().staging().is_none() {
+        return;
+    }
+    {
+        let name = backend.name();
+        let tmp_files = || match &backend {
+            Backend::Local(root) => std::fs::read_dir(root.path().join(".sdk-cdn/tmp")).map_or(0, Iterator::count),
+            _ => 0,
+        };
+        // A plan refused after some files were staged leaves none behind.
+        let refused = build_dir(&[("a.js", b"1"), ("b.js", b"2"), ("z/.env", b"SECRET=1")]);
+        let refused_cwd = tempfile::tempdir().unwrap();
+        let args = ["publish", refused.path().to_str().unwrap(), "--version", "0.1.0"];
+        run(&backend, refused_cwd.path(), &args).expect_code(2);
+        assert_eq!(tmp_files(), 0, "{name}: staged files left behind by a refused plan");
+        let build = build_dir(&[("haloagents.umd.js", b"window.HaloAgents={v:1};")]);
+        std::fs::write(build.path().join("big.bin"), &big).unwrap();
+        let cwd = tempfile::tempdir().unwrap();
+        let pause = Pause::new();
+        pause.arm("upload");
+        let dir = build.path().to_str().unwrap();
+        let mut child = pause.spawn(&backend, cwd.path(), &["publish", dir, "--version", "1.0.0"]);
+        pause.reached("upload", &mut child);
+        // Planned, hashed and staged; now the build changes, and one file goes.
+        std::fs::write(build.path().join("big.bin"), b"rewritten after planning").unwrap();
+        std::fs::remove_file(build.path().join("haloagents.umd.js")).unwrap();
+        pause.go("upload");
+        support::cli::wait(child).expect_code(0);
+        assert_eq!(backend.read("sdk/1.0.0/big.bin").unwrap(), big, "{name}");
+        assert_eq!(backend.read("sdk/1.0.0/haloagents.umd.js").unwrap(), b"window.HaloAgents={v:1};", "{name}");
+        let manifest: Value = serde_json::from_slice(&backend.read("manifests/1.0.0.json").unwrap()).unwrap();
+        assert_eq!(manifest["files"]["big.bin"]["integrity"], sri_of(&big), "{name}");
+        assert_metadata_tells_the_truth(&backend, "sdk/");
+        run(&backend, cwd.path(), &["verify"]).expect_code(0);
+        assert_eq!(tmp_files(), 0, "{name}: every staged file was linked into place and its temp name removed");
+    }
+});
+
 backend_test!(a_file_changed_during_upload_is_refused_before_the_seal_and_a_rerun_publishes_it, |backend| {
     // 17 MiB: above the S3 backend's multipart threshold, so parts are covered too.
     let big: Vec<u8> = (0..17 * 1024 * 1024).map(|i: u32| (i % 251) as u8).collect();
+    // A staging store stores what it hashed (the test above).
+    if backend.store().staging().is_some() {
+        return;
+    }
     let name = backend.name();
     let build = build_dir(&[("haloagents.umd.js", b"window.HaloAgents={v:1};")]);
     std::fs::write(build.path().join("big.bin"), &big).unwrap();

@@ -19,7 +19,15 @@ use crate::release::{
 use crate::signing::SecretKey;
 use crate::store::{Store, StoreUrl};
 
-async fn plan(global: &GlobalArgs, store: &dyn Store, args: &PublishArgs, progress: Progress) -> Result<Plan, Error> {
+/// Plans the publish; `stage`: copy each file into the store's staging area
+/// while hashing it, so that the upload reads no byte again.
+async fn plan(
+    global: &GlobalArgs,
+    store: &dyn Store,
+    args: &PublishArgs,
+    stage: bool,
+    progress: Progress,
+) -> Result<Plan, Error> {
     let (dir, version) = (args.dir.clone(), args.version.clone());
     let options = PlanOptions {
         max_key_len: store.max_key_len(),
@@ -27,6 +35,7 @@ async fn plan(global: &GlobalArgs, store: &dyn Store, args: &PublishArgs, progre
         store_root: StoreUrl::parse(&global.store)?.local_root().map(Path::to_path_buf),
         manifests_dir: Some(args.manifests_dir.clone()),
         sri_keys: sri_keys(&args.sri)?,
+        staging: if stage { store.staging() } else { None },
     };
     let plan = tokio::task::spawn_blocking(move || Plan::build(&dir, &version, &options, progress))
         .await
@@ -77,7 +86,7 @@ fn signing(args: &SignArgs) -> Result<release::Signing, Error> {
 pub(super) async fn dry_run(global: &GlobalArgs, args: &PublishArgs, progress: Progress) -> Result<Output, Error> {
     // The store is parsed (a bad URL is still an error) but never contacted.
     let store = open_store(global).await?;
-    let plan = plan(global, store.as_ref(), args, progress).await?;
+    let plan = plan(global, store.as_ref(), args, false, progress).await?;
     let mut text = format!(
         "dry run: would publish {} to {} ({}, {}); nothing was written\n",
         plan.version,
@@ -127,7 +136,10 @@ pub(super) async fn dry_run(global: &GlobalArgs, args: &PublishArgs, progress: P
 pub(super) async fn publish(global: &GlobalArgs, args: &PublishArgs, progress: Progress) -> Result<Output, Error> {
     let signing = signing(&args.sign)?;
     let store = open_store(global).await?;
-    let plan = plan(global, store.as_ref(), args, progress).await?;
+    // A version already sealed (a no-op re-publish) stages nothing: its
+    // files are only hashed, to compare with the seal.
+    let stage = store.staging().is_some() && release::read_manifest(store.as_ref(), &args.version).await?.is_none();
+    let plan = plan(global, store.as_ref(), args, stage, progress).await?;
     if let Some(key) = &signing.key
         && release::sri::keys_of(&plan.manifest())?.contains(&key.public_key().integrity_token())
     {

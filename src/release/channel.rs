@@ -17,10 +17,10 @@ use semver::Version;
 
 use super::cas::{self, Round};
 use super::sri;
-use super::{ReleaseError, read_manifest, read_pointer};
+use super::{ReleaseError, StoredPointer, read_manifest, read_pointer};
 use crate::layout;
 use crate::manifest::{self, ChannelPointer, VersionManifest};
-use crate::store::{Body, PutMode, Store, StoreError};
+use crate::store::{Body, ObjectMeta, PutMode, Store, StoreError};
 
 /// What kept changing, when promotions race for too long.
 const POINTER: &str = "the latest pointer";
@@ -46,6 +46,8 @@ pub(crate) enum Claim {
     Moved {
         /// The version `latest` served before.
         previous: Option<Version>,
+        /// The etag of the pointer this claim wrote (`{version, synced: false}`).
+        etag: String,
     },
     /// The pointer already named the version.
     AlreadyCurrent,
@@ -62,32 +64,52 @@ pub(crate) async fn claim(
     rule: PromoteRule,
     allow_key_change: bool,
 ) -> Result<Claim, ReleaseError> {
+    claim_from(store, next, rule, allow_key_change, None).await
+}
+
+/// [`claim`], whose first round decides from `seen` (the pointer as this run
+/// read it, `Some(None)`: absent) instead of reading it again: a stale
+/// `seen` only costs a lost compare-and-swap and a second round.
+pub(crate) async fn claim_from(
+    store: &dyn Store,
+    next: &VersionManifest,
+    rule: PromoteRule,
+    allow_key_change: bool,
+    seen: Option<Option<StoredPointer>>,
+) -> Result<Claim, ReleaseError> {
     let version = &next.version;
-    cas::retry(POINTER, || async move {
-        let current = read_pointer(store).await?;
-        let previous = current.as_ref().map(|c| c.pointer.version.clone());
-        if previous.as_ref() == Some(version) {
-            return Ok(Round::Done(Claim::AlreadyCurrent));
-        }
-        if let Some(reason) = refusal(rule, version, previous.as_ref())? {
-            return Ok(Round::Done(Claim::Skipped(reason)));
-        }
-        match sri::check_handover(store, previous.as_ref(), next, allow_key_change).await {
-            Ok(()) => {}
-            // `publish` checked this before its first write; a key change
-            // that raced in since then leaves the version published but not
-            // promoted (said in the report), not a sealed version reported
-            // as refused.
-            Err(dropped @ ReleaseError::SriKeyDropped { .. }) if rule == PromoteRule::IfNewer => {
-                return Ok(Round::Done(Claim::Skipped(dropped.to_string())));
+    let mut seen = seen;
+    cas::retry(POINTER, || {
+        let seen = seen.take();
+        async move {
+            let current = match seen {
+                Some(seen) => seen,
+                None => read_pointer(store).await?,
+            };
+            let previous = current.as_ref().map(|c| c.pointer.version.clone());
+            if previous.as_ref() == Some(version) {
+                return Ok(Round::Done(Claim::AlreadyCurrent));
             }
-            Err(e) => return Err(e),
+            if let Some(reason) = refusal(rule, version, previous.as_ref())? {
+                return Ok(Round::Done(Claim::Skipped(reason)));
+            }
+            match sri::check_handover(store, previous.as_ref(), next, allow_key_change).await {
+                Ok(()) => {}
+                // `publish` checked this before its first write; a key change
+                // that raced in since then leaves the version published but not
+                // promoted (said in the report), not a sealed version reported
+                // as refused.
+                Err(dropped @ ReleaseError::SriKeyDropped { .. }) if rule == PromoteRule::IfNewer => {
+                    return Ok(Round::Done(Claim::Skipped(dropped.to_string())));
+                }
+                Err(e) => return Err(e),
+            }
+            let mode = match current {
+                Some(c) => PutMode::Update { etag: c.etag },
+                None => PutMode::Create,
+            };
+            cas::settle(write_pointer(store, version, false, mode).await, |etag| Claim::Moved { previous, etag })
         }
-        let mode = match current {
-            Some(c) => PutMode::Update { etag: c.etag },
-            None => PutMode::Create,
-        };
-        cas::settle(write_pointer(store, version, false, mode).await, |_| Claim::Moved { previous })
     })
     .await
 }
@@ -141,26 +163,80 @@ pub async fn converge(
     concurrency: usize,
     resync: bool,
 ) -> Result<Option<Version>, ReleaseError> {
-    let touched_files = &Cell::new(false);
-    cas::retry(POINTER, || async move {
-        let Some(stored) = read_pointer(store).await? else { return Ok(Round::Done(None)) };
-        let pointer = stored.pointer;
-        // After this pass wrote files, a `synced` set by another pass proves
-        // nothing about our late writes: sync again.
-        if pointer.synced && !touched_files.get() && !resync {
-            return Ok(Round::Done(Some(pointer.version)));
+    // Resyncing is what a pass that already wrote into latest/ does.
+    converge_from(store, latest_cache_control, concurrency, None, resync).await
+}
+
+/// [`converge`], whose first round starts from `seen` (the pointer as this
+/// run read it, `Some(None)`: absent) instead of reading it; `touched`: this
+/// run already wrote into `latest/`, so a `synced` pointer proves nothing.
+pub(crate) async fn converge_from(
+    store: &dyn Store,
+    latest_cache_control: &str,
+    concurrency: usize,
+    seen: Option<Option<StoredPointer>>,
+    touched: bool,
+) -> Result<Option<Version>, ReleaseError> {
+    let touched_files = &Cell::new(touched);
+    let mut seen = seen;
+    cas::retry(POINTER, || {
+        let seen = seen.take();
+        async move {
+            let current = match seen {
+                Some(seen) => seen,
+                None => read_pointer(store).await?,
+            };
+            let Some(stored) = current else { return Ok(Round::Done(None)) };
+            let pointer = stored.pointer;
+            // After this pass wrote files, a `synced` set by another pass proves
+            // nothing about our late writes: sync again.
+            if pointer.synced && !touched_files.get() {
+                return Ok(Round::Done(Some(pointer.version)));
+            }
+            let announce = write_pointer(store, &pointer.version, false, PutMode::Update { etag: stored.etag }).await;
+            let Round::Done(announced) = cas::settle(announce, |etag| etag)? else { return Ok(Round::Lost) };
+            let manifest = read_manifest(store, &pointer.version)
+                .await?
+                .ok_or_else(|| ReleaseError::PointerNotSealed { version: pointer.version.clone() })?;
+            touched_files.set(true);
+            sync_files(store, &manifest, latest_cache_control, concurrency).await?;
+            let settle = write_pointer(store, &pointer.version, true, PutMode::Update { etag: announced }).await;
+            cas::settle(settle, |_| Some(pointer.version))
         }
-        let announce = write_pointer(store, &pointer.version, false, PutMode::Update { etag: stored.etag }).await;
-        let Round::Done(announced) = cas::settle(announce, |etag| etag)? else { return Ok(Round::Lost) };
-        let manifest = read_manifest(store, &pointer.version)
-            .await?
-            .ok_or_else(|| ReleaseError::PointerNotSealed { version: pointer.version.clone() })?;
-        touched_files.set(true);
-        sync_files(store, &manifest, latest_cache_control, concurrency).await?;
-        let settle = write_pointer(store, &pointer.version, true, PutMode::Update { etag: announced }).await;
-        cas::settle(settle, |_| Some(pointer.version))
     })
     .await
+}
+
+/// Right after [`claim_from`] moved the pointer to `manifest`'s version
+/// (`Claim::Moved`, whose write left `etag`): the first pass of
+/// [`converge`], without its first two requests. The claim's own write is
+/// this pass's announcement (any other pass in flight fails its final swap
+/// on it), and the manifest is the caller's, so the copies start at once.
+///
+/// `beside` runs at the same time as the final swap of `synced`: the
+/// caller's index update, which may name the version's files under
+/// `latest/` only now that they are in place. Whether the swap or `beside`
+/// lands first does not matter to a reader: `latest/` holds the files either
+/// way. If another promotion moved the pointer since the claim, its pass
+/// converges again from the pointer (this pass wrote files, so even a
+/// `synced` pointer is synced again) and the result names the version
+/// `latest/` serves then, not `manifest`'s.
+pub(crate) async fn converge_claimed<T>(
+    store: &dyn Store,
+    manifest: &VersionManifest,
+    etag: String,
+    latest_cache_control: &str,
+    concurrency: usize,
+    beside: impl std::future::Future<Output = T>,
+) -> Result<(Option<Version>, T), ReleaseError> {
+    sync_files(store, manifest, latest_cache_control, concurrency).await?;
+    let swap = write_pointer(store, &manifest.version, true, PutMode::Update { etag });
+    let (swapped, beside) = tokio::join!(swap, beside);
+    let latest = match cas::settle(swapped, |_| ())? {
+        Round::Done(()) => Some(manifest.version.clone()),
+        Round::Lost => converge_from(store, latest_cache_control, concurrency, None, true).await?,
+    };
+    Ok((latest, beside))
 }
 
 /// Copies every file of `manifest` into `latest/` and deletes the others.
@@ -171,18 +247,23 @@ pub async fn converge(
 /// Then the stale files are deleted first and the copies run once more (a
 /// stale file is gone once the promotion completes either way); the usual
 /// order keeps the window in which `latest/` lacks a file as short as it was.
+///
+/// `latest/` is listed while the copies run (one round trip, not two): the
+/// stale files are those the manifest lacks, whether the listing saw a copy
+/// land or not. Stale files are deleted `concurrency` at a time.
 async fn sync_files(
     store: &dyn Store,
     manifest: &VersionManifest,
     cache_control: &str,
     concurrency: usize,
 ) -> Result<(), ReleaseError> {
-    if let Err(e) = copy_files(store, manifest, cache_control, concurrency).await {
-        tracing::debug!(error = %e, "copying into latest/ failed; deleting stale files first, then copying again");
-        delete_stale(store, manifest).await?;
-        copy_files(store, manifest, cache_control, concurrency).await?;
-    }
-    delete_stale(store, manifest).await
+    let prefix = layout::latest_prefix();
+    let (copied, listed) = tokio::join!(copy_files(store, manifest, cache_control, concurrency), store.list(&prefix));
+    let Err(e) = copied else { return delete_stale(store, manifest, listed?, concurrency).await };
+    tracing::debug!(error = %e, "copying into latest/ failed; deleting stale files first, then copying again");
+    delete_stale(store, manifest, store.list(&prefix).await?, concurrency).await?;
+    copy_files(store, manifest, cache_control, concurrency).await?;
+    delete_stale(store, manifest, store.list(&prefix).await?, concurrency).await
 }
 
 async fn copy_files(
@@ -208,14 +289,21 @@ async fn copy_files(
         .await
 }
 
-/// Deletes the files of `latest/` that `manifest` does not have.
-async fn delete_stale(store: &dyn Store, manifest: &VersionManifest) -> Result<(), ReleaseError> {
+/// Deletes the files of `latest/` (as `listed`) that `manifest` does not have.
+async fn delete_stale(
+    store: &dyn Store,
+    manifest: &VersionManifest,
+    listed: Vec<ObjectMeta>,
+    concurrency: usize,
+) -> Result<(), ReleaseError> {
     let prefix = layout::latest_prefix();
-    for stale in store.list(&prefix).await? {
-        let path = stale.key.as_str().strip_prefix(&prefix).unwrap_or_default();
-        if !manifest.files.contains_key(path) {
-            store.delete(&stale.key).await?;
-        }
-    }
-    Ok(())
+    let stale = listed.into_iter().filter(|object| {
+        let path = object.key.as_str().strip_prefix(&prefix).unwrap_or_default();
+        !manifest.files.contains_key(path)
+    });
+    futures::stream::iter(stale)
+        .map(|object| async move { store.delete(&object.key).await.map_err(ReleaseError::from) })
+        .buffer_unordered(concurrency.max(1))
+        .try_collect::<()>()
+        .await
 }

@@ -69,7 +69,7 @@ pub(crate) async fn rebuild(store: &dyn Store) -> Result<Rebuilt, ReleaseError> 
 }
 
 /// Every sealed manifest, oldest version first.
-async fn sealed_manifests(store: &dyn Store) -> Result<Vec<VersionManifest>, ReleaseError> {
+pub(crate) async fn sealed_manifests(store: &dyn Store) -> Result<Vec<VersionManifest>, ReleaseError> {
     let versions = sealed_versions(store).await?;
     futures::stream::iter(&versions)
         .map(|version| async move {
@@ -125,57 +125,104 @@ pub async fn update_index(
     add: Option<&VersionManifest>,
     signing: &Signing,
 ) -> Result<IndexState, ReleaseError> {
-    update_index_from(store, add, None, signing).await
+    update_index_from(store, add, None, Latest::Read, signing).await
 }
 
-/// [`update_index`], starting from an index the caller read earlier: if the
-/// store's etag still matches (one `head`), it is not downloaded and parsed
-/// again. The cost that grows with the store is then one parse (earlier),
+/// What the caller of [`update_index_from`] already knows about the index.
+pub(crate) enum KnownIndex {
+    /// The index as this run read it.
+    Read(StoredIndex),
+    /// The index was absent when this run looked, and these are every
+    /// manifest sealed at that time, read meanwhile (the index never shrinks:
+    /// it is created from all of them).
+    Absent(Vec<VersionManifest>),
+}
+
+/// What `latest/` serves, for the index's `latest/` entries.
+#[derive(Clone, Copy)]
+pub(crate) enum Latest<'a> {
+    /// Read the pointer (after the index, see the module docs).
+    Read,
+    /// `latest/` serves this manifest's files (`None`: nothing, or its
+    /// promotion is incomplete), as the caller learnt *after* the index it
+    /// passes was read: from a later read or from its own writes.
+    Known(Option<&'a VersionManifest>),
+    /// The same, learnt by a read that ran at the same time as the index's:
+    /// it proves an index that needs no change right, but a change reads the
+    /// index and then the pointer again, in order.
+    Seen(Option<&'a VersionManifest>),
+}
+
+/// [`update_index`], starting from what the caller knows: its first round
+/// neither downloads the index nor reads the pointer again; if the index
+/// changed meanwhile, the conditional write fails and the next round reads
+/// both. The cost that grows with the store is then one parse (earlier),
 /// one serialisation and one upload of the index; the merge itself touches
 /// only the added version and the `latest/` entries.
 pub(crate) async fn update_index_from(
     store: &dyn Store,
     add: Option<&VersionManifest>,
-    known: Option<StoredIndex>,
+    known: Option<KnownIndex>,
+    latest: Latest<'_>,
     signing: &Signing,
 ) -> Result<IndexState, ReleaseError> {
-    let mut known = known;
+    let mut first = known.map(|known| (known, latest));
     cas::retry("the SRI index", || {
-        let known = known.take();
+        let first = first.take();
         async move {
-            let current = match known {
-                Some(known) => match store.head(&layout::index()).await? {
-                    Some(meta) if meta.etag == known.etag => Some(known),
-                    _ => read_index(store).await?,
-                },
-                None => read_index(store).await?,
-            };
-            let (mut next, stored) = match current {
-                Some(StoredIndex { index, bytes, etag }) => (index, Some((bytes, etag))),
+            match first {
+                Some((known, latest)) => index_round(store, add, known, latest, signing).await,
                 None => {
-                    tracing::info!("api/sdk/sri is missing: rebuilding it from every sealed manifest");
-                    (expected_index(&sealed_manifests(store).await?, None), None)
+                    let known = match read_index(store).await? {
+                        Some(index) => KnownIndex::Read(index),
+                        None => {
+                            tracing::info!("api/sdk/sri is missing: rebuilding it from every sealed manifest");
+                            KnownIndex::Absent(sealed_manifests(store).await?)
+                        }
+                    };
+                    index_round(store, add, known, Latest::Read, signing).await
                 }
-            };
-            let mut changed = stored.is_none();
-            if let Some(manifest) = add {
-                changed |= next.add_version(manifest);
             }
-            if let Some(latest) = synced_latest(store, add).await? {
-                changed |= next.set_latest(&latest);
-            }
-            let mode = match stored {
-                Some((bytes, _)) if !changed => {
-                    signing.unchanged_index(store, &bytes, next.version.as_ref()).await?;
-                    return Ok(Round::Done(IndexState { bytes, changed: false }));
-                }
-                Some((_, etag)) => PutMode::Update { etag },
-                None => PutMode::Create,
-            };
-            let bytes = Bytes::from(manifest::to_bytes(&next));
-            let round = write_index(store, &bytes, next.version.as_ref(), mode, signing).await?;
-            Ok(round.map(|()| IndexState { bytes, changed: true }))
         }
     })
     .await
+}
+
+/// One round of the index update from `current`: [`Round::Lost`] when the
+/// index changed since it was read (or, with [`Latest::Seen`], when it needs
+/// a change: the next round reads index and pointer in order).
+pub(crate) async fn index_round(
+    store: &dyn Store,
+    add: Option<&VersionManifest>,
+    current: KnownIndex,
+    latest: Latest<'_>,
+    signing: &Signing,
+) -> Result<Round<IndexState>, ReleaseError> {
+    let (mut next, stored) = match current {
+        KnownIndex::Read(StoredIndex { index, bytes, etag }) => (index, Some((bytes, etag))),
+        KnownIndex::Absent(sealed) => (expected_index(&sealed, None), None),
+    };
+    let mut changed = stored.is_none();
+    if let Some(manifest) = add {
+        changed |= next.add_version(manifest);
+    }
+    let latest_manifest = match latest {
+        Latest::Read => synced_latest(store, add).await?,
+        Latest::Known(manifest) | Latest::Seen(manifest) => manifest.cloned(),
+    };
+    if let Some(latest) = &latest_manifest {
+        changed |= next.set_latest(latest);
+    }
+    let mode = match stored {
+        Some((bytes, _)) if !changed => {
+            signing.unchanged_index(store, &bytes, next.version.as_ref()).await?;
+            return Ok(Round::Done(IndexState { bytes, changed: false }));
+        }
+        _ if matches!(latest, Latest::Seen(_)) => return Ok(Round::Lost),
+        Some((_, etag)) => PutMode::Update { etag },
+        None => PutMode::Create,
+    };
+    let bytes = Bytes::from(manifest::to_bytes(&next));
+    let round = write_index(store, &bytes, next.version.as_ref(), mode, signing).await?;
+    Ok(round.map(|()| IndexState { bytes, changed: true }))
 }

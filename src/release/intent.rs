@@ -38,15 +38,16 @@ async fn read(store: &dyn Store, version: &Version) -> Result<Option<StoredInten
     Ok(Some(StoredIntent { intent, etag: meta.etag }))
 }
 
+/// Writes the record; [`Round::Done`] holds its new etag.
 async fn write(
     store: &dyn Store,
     version: &Version,
     intent: &Intent,
     mode: PutMode,
-) -> Result<Round<()>, ReleaseError> {
+) -> Result<Round<String>, ReleaseError> {
     let body = Body::Bytes(manifest::to_bytes(intent).into());
     let written = store.put(&layout::intent(version), body, &crate::headers::bookkeeping(), mode).await;
-    cas::settle(written, |_| ())
+    cas::settle(written, |meta| meta.etag)
 }
 
 /// Refuses unless `intent` may be joined by a publisher of `plan`.
@@ -92,21 +93,23 @@ pub(crate) async fn check(store: &dyn Store, plan: &VersionManifest) -> Result<(
 /// A winner deletes its record once its seal exists, so a record created
 /// here may follow a seal this run has not seen: the seal is checked after
 /// the create (a seal written later than our create is impossible, since its
-/// writer's record would have made our create fail).
-pub(crate) async fn claim(store: &dyn Store, plan: &VersionManifest) -> Result<(), ReleaseError> {
+/// writer's record would have made our create fail). Returns the etag of the
+/// record when this run created it ([`begin_seal`] then swaps it without
+/// reading it first), `None` when it joined another run's.
+pub(crate) async fn claim(store: &dyn Store, plan: &VersionManifest) -> Result<Option<String>, ReleaseError> {
     let version = &plan.version;
     cas::retry(RECORD, || async move {
         // Create first: `preflight` has just read the record (`check`), so in
         // the common case there is none, and a read here would be wasted.
         let intent = Intent { state: IntentState::Uploading, manifest: Some(plan.clone()) };
-        if matches!(write(store, version, &intent, PutMode::Create).await?, Round::Lost) {
+        let Round::Done(etag) = write(store, version, &intent, PutMode::Create).await? else {
             // Another run's record: join it if it holds this plan; if it is
             // gone again, start over.
             return match read(store, version).await? {
-                Some(stored) => join(&stored.intent, plan).map(Round::Done),
+                Some(stored) => join(&stored.intent, plan).map(|()| Round::Done(None)),
                 None => Ok(Round::Lost),
             };
-        }
+        };
         if let Some(sealed) = read_manifest(store, version).await? {
             release(store, plan).await;
             let diff = plan.diff_against(&sealed);
@@ -119,7 +122,7 @@ pub(crate) async fn claim(store: &dyn Store, plan: &VersionManifest) -> Result<(
                 });
             }
         }
-        Ok(Round::Done(()))
+        Ok(Round::Done(Some(etag)))
     })
     .await
 }
@@ -128,8 +131,22 @@ pub(crate) async fn claim(store: &dyn Store, plan: &VersionManifest) -> Result<(
 /// that has not started yet can no longer start, and one that has makes this
 /// publisher stop. A missing record is fine only if the version is already
 /// sealed with `plan` (another runner with the same plan finished first).
-pub(crate) async fn begin_seal(store: &dyn Store, plan: &VersionManifest) -> Result<(), ReleaseError> {
+///
+/// `created` is the etag [`claim`] returned: the record this run created is
+/// swapped without reading it first (one round trip, not two); a lost swap
+/// (a helper with the same plan swapped first, or a discard began) reads it.
+pub(crate) async fn begin_seal(
+    store: &dyn Store,
+    plan: &VersionManifest,
+    created: Option<String>,
+) -> Result<(), ReleaseError> {
     let version = &plan.version;
+    if let Some(etag) = created {
+        let sealing = Intent { state: IntentState::Sealing, manifest: Some(plan.clone()) };
+        if let Round::Done(_) = write(store, version, &sealing, PutMode::Update { etag }).await? {
+            return Ok(());
+        }
+    }
     cas::retry(RECORD, || async move {
         let Some(stored) = read(store, version).await? else {
             return match read_manifest(store, version).await? {
@@ -145,7 +162,7 @@ pub(crate) async fn begin_seal(store: &dyn Store, plan: &VersionManifest) -> Res
             return Ok(Round::Done(()));
         }
         let sealing = Intent { state: IntentState::Sealing, ..stored.intent };
-        write(store, version, &sealing, PutMode::Update { etag: stored.etag }).await
+        Ok(write(store, version, &sealing, PutMode::Update { etag: stored.etag }).await?.map(|_| ()))
     })
     .await
 }
@@ -162,6 +179,18 @@ pub(crate) async fn release(store: &dyn Store, plan: &VersionManifest) {
     }
 }
 
+/// Right after this run's seal: removes the record without reading it
+/// first. Whatever record the version has now is superseded by the seal: it
+/// is this plan's (this run's, or a helper's with the same plan), or that of
+/// a run with another plan that will be refused at its own seal check, or a
+/// forced discard's, which deletes it anyway. Best effort, like [`release`].
+pub(crate) async fn remove_after_seal(store: &dyn Store, version: &Version) {
+    let key = layout::intent(version);
+    if let Err(e) = store.delete(&key).await {
+        tracing::warn!(%key, "could not remove the intent record: {e}");
+    }
+}
+
 /// Before `discard` deletes anything: swaps the intent to `discarding` (or
 /// creates it so), so that no publisher of `version` can seal any more.
 /// Refuses while a publisher is sealing, unless `force` (for a publisher
@@ -170,7 +199,7 @@ pub(crate) async fn begin_discard(store: &dyn Store, version: &Version, force: b
     cas::retry(RECORD, || async move {
         let Some(stored) = read(store, version).await? else {
             let intent = Intent { state: IntentState::Discarding, manifest: None };
-            return write(store, version, &intent, PutMode::Create).await;
+            return Ok(write(store, version, &intent, PutMode::Create).await?.map(|_| ()));
         };
         match stored.intent.state {
             IntentState::Discarding => Ok(Round::Done(())),
@@ -181,7 +210,7 @@ pub(crate) async fn begin_discard(store: &dyn Store, version: &Version, force: b
             ))),
             IntentState::Uploading | IntentState::Sealing => {
                 let discarding = Intent { state: IntentState::Discarding, ..stored.intent };
-                write(store, version, &discarding, PutMode::Update { etag: stored.etag }).await
+                Ok(write(store, version, &discarding, PutMode::Update { etag: stored.etag }).await?.map(|_| ()))
             }
         }
     })

@@ -8,9 +8,9 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
 
 use indicatif::ProgressBar;
 use semver::Version;
@@ -24,7 +24,7 @@ use crate::layout;
 use crate::manifest::{FileEntry, VersionManifest};
 use crate::progress::Progress;
 use crate::signing::{self, SecretKey, SignedHeaders};
-use crate::store::{Headers, Key, Store};
+use crate::store::{Body, Headers, Key, StagedFile, Staging, Store, StoreError};
 
 /// One file to publish.
 #[derive(Debug, Clone, Serialize)]
@@ -37,6 +37,10 @@ pub struct PlannedFile {
     /// Where the bytes are read from.
     #[serde(skip)]
     pub source: PathBuf,
+    /// The bytes as the store's staging area holds them (copied there while
+    /// they were hashed, see [`PlanOptions::staging`]), if they were staged.
+    #[serde(skip)]
+    pub staged: Option<Arc<StagedFile>>,
     /// Size in bytes.
     pub size: u64,
     /// SHA-384 SRI of the bytes.
@@ -86,13 +90,17 @@ pub struct PlanOptions {
     pub manifests_dir: Option<PathBuf>,
     /// Keys that sign every file for signature-based SRI (`--sri-key`); empty: none.
     pub sri_keys: Vec<SecretKey>,
+    /// Where to copy each file while it is hashed, so that the publish
+    /// reads every byte once ([`Store::staging`]); `None`: hash only (a
+    /// dry run, a store that stages nothing, a version already sealed).
+    pub staging: Option<Arc<dyn Staging>>,
 }
 
 impl PlanOptions {
     /// The default filter (hidden paths refused, no patterns), no local store or manifests dir.
     pub fn new(max_key_len: usize) -> Self {
         let filter = Filter::new(&super::select::FilterOptions::default()).expect("no patterns always compile");
-        PlanOptions { max_key_len, filter, store_root: None, manifests_dir: None, sri_keys: Vec::new() }
+        PlanOptions { max_key_len, filter, store_root: None, manifests_dir: None, sri_keys: Vec::new(), staging: None }
     }
 }
 
@@ -182,6 +190,14 @@ impl PlannedFile {
     pub fn headers(&self) -> Headers {
         crate::headers::versioned_file(&self.entry())
     }
+
+    /// What the store writes: the staged bytes, or the source file.
+    pub fn body(&self) -> Body {
+        match &self.staged {
+            Some(staged) => Body::Staged(Arc::clone(staged)),
+            None => Body::File(self.source.clone()),
+        }
+    }
 }
 
 /// A build file or directory that cannot be read is a problem of the input
@@ -220,9 +236,11 @@ fn scan_and_hash(
     let (send, receive) = std::sync::mpsc::channel::<(usize, Found)>();
     let receive = Mutex::new(receive);
     let failed = AtomicBool::new(false);
+    let staging = options.staging.as_deref();
     let (walked, hashed) = std::thread::scope(|scope| {
-        let handles: Vec<_> =
-            (0..workers).map(|_| scope.spawn(|| hash_worker(&receive, &failed, &options.sri_keys, progress))).collect();
+        let handles: Vec<_> = (0..workers)
+            .map(|_| scope.spawn(|| hash_worker(&receive, &failed, staging, &options.sri_keys, progress)))
+            .collect();
         let walked = walk(dir, version, options, &roots, &failed, progress, |i, found| {
             // The workers only stop receiving after a failure, which ends the walk anyway.
             let _ = send.send((i, found));
@@ -380,6 +398,7 @@ fn walk(
 fn hash_worker(
     queue: &Mutex<Receiver<(usize, Found)>>,
     failed: &AtomicBool,
+    staging: Option<&dyn Staging>,
     sri_keys: &[SecretKey],
     progress: &ProgressBar,
 ) -> Vec<(usize, Result<PlannedFile, ReleaseError>)> {
@@ -394,7 +413,7 @@ fn hash_worker(
         if failed.load(Ordering::Relaxed) {
             continue;
         }
-        let result = hash_one(found, sri_keys, &mut buf);
+        let result = hash_one(found, staging, sri_keys, &mut buf);
         match &result {
             Ok(planned) => progress.inc(planned.size),
             // One error refuses the whole plan: stop the walk and the other workers early.
@@ -405,15 +424,36 @@ fn hash_worker(
     out
 }
 
-fn hash_one(found: Found, sri_keys: &[SecretKey], buf: &mut [u8]) -> Result<PlannedFile, ReleaseError> {
+/// Hashes one file; with `staging`, copies it into the store's staging area
+/// on the way (the same read, see [`Staging`]); with `sri_keys`, also takes
+/// its SHA-512 in that read and signs it (signature-based SRI).
+fn hash_one(
+    found: Found,
+    staging: Option<&dyn Staging>,
+    sri_keys: &[SecretKey],
+    buf: &mut [u8],
+) -> Result<PlannedFile, ReleaseError> {
     let file = std::fs::File::open(&found.source).map_err(|e| unreadable(&found.source, &e))?;
     let meta = file.metadata().map_err(|e| unreadable(&found.source, &e))?;
     // Reading exactly the size `fstat` reported saves the read that would
     // find the end of a small file. A file that changes later is caught
     // where it is stored: the store hashes the bytes it writes and refuses
-    // any that differ from this plan (`StoreError::ContentChanged`).
-    let (integrity, size, sha512) = Integrity::of_reader_with(file.take(meta.len()), buf, !sri_keys.is_empty())
-        .map_err(|e| unreadable(&found.source, &e))?;
+    // any that differ from this plan (`StoreError::ContentChanged`); staged
+    // bytes are the hashed ones by construction.
+    let sign = !sri_keys.is_empty();
+    let mut input = SourceRead { inner: file.take(meta.len()), failed: false };
+    let (integrity, size, sha512, staged) = match staging {
+        None => {
+            let (integrity, size, sha512) =
+                Integrity::of_reader_with(&mut input, buf, sign).map_err(|e| unreadable(&found.source, &e))?;
+            (integrity, size, sha512, None)
+        }
+        Some(staging) => match staging.stage(&mut input, buf, sign) {
+            Ok(staged) => (staged.integrity(), staged.size(), staged.sha512(), Some(Arc::new(staged))),
+            Err(e) if input.failed => return Err(unreadable(&found.source, &e)),
+            Err(e) => return Err(StoreError::io("stage a copy of", &found.source, e).into()),
+        },
+    };
     let signed = match sha512 {
         Some(digest) => Some(signing::sri_headers(&digest, sri_keys)?),
         None => None,
@@ -424,9 +464,25 @@ fn hash_one(found: Found, sri_keys: &[SecretKey], buf: &mut [u8]) -> Result<Plan
         path: found.path,
         key: found.key,
         source: found.source,
+        staged,
         size,
         integrity,
     })
+}
+
+/// A build file being read, remembering whether a read failed: a staging
+/// error is then the input's (exit 2), otherwise the store's (exit 1).
+struct SourceRead<R> {
+    inner: R,
+    failed: bool,
+}
+
+impl<R: Read> Read for SourceRead<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buf);
+        self.failed |= read.is_err();
+        read
+    }
 }
 
 #[cfg(test)]

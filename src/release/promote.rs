@@ -57,7 +57,7 @@ pub async fn promote(
     let rule =
         PromoteRule::Explicit { allow_downgrade: options.allow_downgrade, allow_prerelease: options.allow_prerelease };
     let (previous, changed) = match claim(store, &next, rule, options.allow_sri_key_change).await? {
-        Claim::Moved { previous } => (previous, true),
+        Claim::Moved { previous, .. } => (previous, true),
         // latest/ already served it: that is what it served before, too.
         Claim::AlreadyCurrent => (Some(version.clone()), false),
         // Explicit promotion refuses (Err) rather than skipping.

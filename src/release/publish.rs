@@ -17,17 +17,20 @@ use futures::{StreamExt, TryStreamExt};
 use semver::Version;
 use serde::Serialize;
 
-use super::channel::{Claim, PromoteRule, claim, converge, publish_promotes};
-use super::index::update_index_from;
+use super::cas::Round;
+use super::channel::{Claim, PromoteRule, claim_from, converge_claimed, converge_from, publish_promotes};
+use super::index::{IndexState, KnownIndex, Latest, index_round, update_index_from};
 use super::intent;
 use super::signatures::Signing;
-use super::{Plan, PlannedFile, ReleaseError, StoredIndex, read_index, read_manifest, read_pointer};
+use super::{Plan, PlannedFile, ReleaseError, StoredPointer, read_index, read_manifest, read_pointer};
 use crate::integrity::Integrity;
 use crate::layout;
 use crate::manifest::{self, FileDiff, VersionManifest};
 use crate::progress::Progress;
 use crate::signing::SignedHeaders;
-use crate::store::{Body, Key, ObjectMeta, PutMode, Store, StoreError, Verdict, probe_conditional_writes};
+use crate::store::{
+    Body, Key, ObjectMeta, ProbeReport, PutMode, Store, StoreError, Verdict, probe_writes_at_once, remove_probe,
+};
 
 /// How to publish.
 #[derive(Debug, Clone)]
@@ -87,6 +90,22 @@ pub struct PublishReport {
 }
 
 /// Publishes `plan` to `store`.
+///
+/// On a store a network round trip away, round trips in sequence decide the
+/// time of a small release, so everything independent runs at once. A first
+/// publish of a new version makes them in sequence, each waiting for the one
+/// before it for the reason given where it is made (nine, within the
+/// ten of issue 16):
+/// 1. every read the outcome depends on ([`publish`]);
+/// 2. and 3. the conditional-write probe and the intent ([`preflight`]);
+/// 4. the uploads; 5. the intent swap to `sealing`; 6. the seal
+///    ([`upload_and_seal`]);
+/// 7. the pointer; 8. the `latest/` copies; 9. the `synced` swap and the
+///    index, at once ([`promote_and_index`]).
+///
+/// A re-publish of a sealed version with every file in place makes the
+/// first only (plus one read of the manifest `latest/` serves, when that is
+/// another version's), and writes nothing.
 pub async fn publish(
     store: &dyn Store,
     plan: &Plan,
@@ -94,39 +113,60 @@ pub async fn publish(
     progress: Progress,
 ) -> Result<PublishReport, ReleaseError> {
     let manifest = plan.manifest();
-    // Whether the store insists on signatures is asked alongside the seal: no extra round trip.
-    let (sealed, may_write) = tokio::join!(read_manifest(store, &plan.version), options.signing.check(store));
+    let prefix = layout::version_prefix(&plan.version);
+    // Round trip 1: nothing is known yet, so everything read now is read at
+    // once: the seal (sealed or not decides all that follows), whether the
+    // store insists on signatures, the pointer and the index (read again
+    // later only if they changed meanwhile), the version's files (to
+    // restore, or a partial upload to resume) and another run's intent.
+    let (sealed, may_write, pointer, index, listing, claimed) = tokio::join!(
+        read_manifest(store, &plan.version),
+        options.signing.check(store),
+        read_pointer(store),
+        read_index(store),
+        store.list(&prefix),
+        intent::check(store, &manifest),
+    );
     may_write?;
-    let (outcome, uploaded, already_present, known_index) = match sealed? {
-        Some(sealed) => {
-            refuse_if_different(&manifest, &sealed, "published")?;
-            let restored = restore_missing(store, plan, options.concurrency, progress).await?;
-            options.signing.repair_manifest(store, &plan.version).await?;
-            (PublishOutcome::AlreadyPublished, restored, plan.files.len() - restored, None)
-        }
-        None => {
-            let (present, known_index) = preflight(store, plan, &manifest, options).await?;
-            intent::claim(store, &manifest).await?;
-            let (uploaded, present) = upload_and_seal(store, plan, &manifest, &present, options, progress).await?;
-            (PublishOutcome::Published, uploaded, present, known_index)
+    let sealed = sealed?;
+    let (pointer, index) = (pointer?, index?);
+    let files = async {
+        match sealed {
+            Some(sealed) => {
+                refuse_if_different(&manifest, &sealed, "published")?;
+                let restored = restore_missing(store, plan, listing?, options.concurrency, progress).await?;
+                options.signing.repair_manifest(store, &plan.version).await?;
+                Ok((PublishOutcome::AlreadyPublished, restored, plan.files.len() - restored))
+            }
+            None => {
+                claimed?;
+                let ready = preflight(store, plan, &manifest, pointer.as_ref(), listing?, options).await?;
+                let (uploaded, present) = upload_and_seal(store, plan, &manifest, ready, options, progress).await?;
+                Ok::<_, ReleaseError>((PublishOutcome::Published, uploaded, present))
+            }
         }
     };
+    // A missing index is created from every sealed manifest (it never
+    // shrinks): they are read while the files go up, not after the seal.
+    let known_index = async {
+        match index {
+            Some(index) => Ok(KnownIndex::Read(index)),
+            None => super::index::sealed_manifests(store).await.map(KnownIndex::Absent),
+        }
+    };
+    let (files, known_index) = tokio::join!(files, known_index);
+    let (outcome, uploaded, already_present) = files?;
+    let known_index = known_index?;
     tracing::debug!(version = %plan.version, uploaded, "files in place and sealed");
-
-    let (promoted, not_promoted_reason) = if options.no_promote {
-        (false, Some("--no-promote was given".to_string()))
-    } else {
-        match claim(store, &manifest, PromoteRule::IfNewer, options.allow_sri_key_change).await? {
-            Claim::Moved { .. } => (true, None),
-            Claim::AlreadyCurrent => (false, None),
-            Claim::Skipped(reason) => (false, Some(reason)),
+    // The intent (of a first publish) is removed while the promotion runs:
+    // it guards the version's files, the promotion writes none of them.
+    let release = async {
+        if outcome == PublishOutcome::Published {
+            intent::remove_after_seal(store, &plan.version).await;
         }
     };
-    // Also finishes a promotion that an earlier run left half-done.
-    let latest = converge(store, &options.latest_cache_control, options.concurrency, false).await?;
-    tracing::debug!(latest = ?latest.as_ref().map(ToString::to_string), "latest/ converged");
-    let index = update_index_from(store, Some(&manifest), known_index, &options.signing).await?;
-    tracing::debug!(changed = index.changed, bytes = index.bytes.len(), "SRI index up to date");
+    let (promoted, ()) = tokio::join!(promote_and_index(store, &manifest, pointer, known_index, options), release);
+    let Promoted { promoted, not_promoted_reason, latest, index } = promoted?;
 
     let mut local_copies = Vec::new();
     if let Some(dir) = &options.manifests_dir {
@@ -147,6 +187,82 @@ pub async fn publish(
         local_copies,
         sri_keys: super::sri::keys_of(&manifest)?.into_iter().collect(),
     })
+}
+
+/// What [`promote_and_index`] did.
+struct Promoted {
+    promoted: bool,
+    not_promoted_reason: Option<String>,
+    latest: Option<Version>,
+    index: IndexState,
+}
+
+/// After the seal: moves `latest` to the version if it is the newest stable
+/// release, brings `latest/` to the pointer, and updates the index, starting
+/// from the pointer and the index as the first round trip read them.
+///
+/// - The pointer may only name a sealed version, so it moves only now
+///   (round trip 7); a stale `pointer` costs a lost compare-and-swap.
+/// - `latest/` is written only after the pointer announces the version
+///   (any promotion in flight then fails its final swap): round trip 8.
+/// - The index may name the files under `latest/` only once they are in
+///   place, so it waits for the copies; it does not wait for the `synced`
+///   swap, which changes nothing a reader sees (round trip 9, both at once).
+///
+/// When the version is not promoted, the pointer as first read decides
+/// (no request if it is synced), and so does the index if it needs no
+/// change; a change reads the index and the pointer again, in that order.
+async fn promote_and_index(
+    store: &dyn Store,
+    manifest: &VersionManifest,
+    pointer: Option<StoredPointer>,
+    index: KnownIndex,
+    options: &PublishOptions,
+) -> Result<Promoted, ReleaseError> {
+    let (cache_control, concurrency) = (&options.latest_cache_control, options.concurrency);
+    let claimed = if options.no_promote {
+        Claim::Skipped("--no-promote was given".to_string())
+    } else {
+        let allow = options.allow_sri_key_change;
+        claim_from(store, manifest, PromoteRule::IfNewer, allow, Some(pointer.clone())).await?
+    };
+    let (promoted, not_promoted_reason) = match &claimed {
+        Claim::Moved { .. } => (true, None),
+        Claim::AlreadyCurrent => (false, None),
+        Claim::Skipped(reason) => (false, Some(reason.clone())),
+    };
+    if let Claim::Moved { etag, .. } = claimed {
+        let beside = index_round(store, Some(manifest), index, Latest::Known(Some(manifest)), &options.signing);
+        let (latest, round) = converge_claimed(store, manifest, etag, cache_control, concurrency, beside).await?;
+        let index = match round? {
+            // The index names this version under latest/: right, unless
+            // another promotion moved the pointer meanwhile.
+            Round::Done(index) if latest.as_ref() == Some(&manifest.version) => index,
+            _ => update_index_from(store, Some(manifest), None, Latest::Read, &options.signing).await?,
+        };
+        return Ok(Promoted { promoted, not_promoted_reason, latest, index });
+    }
+    // Also finishes a promotion that an earlier run left half-done.
+    let seen = pointer.clone();
+    let latest = converge_from(store, cache_control, concurrency, Some(seen), false).await?;
+    tracing::debug!(latest = ?latest.as_ref().map(ToString::to_string), "latest/ converged");
+    // The index's latest/ entries as the first reads saw them: the pointer
+    // they read, if it is synced and converge left it alone.
+    let synced = pointer.map(|p| p.pointer).filter(|p| p.synced && latest.as_ref() == Some(&p.version));
+    let serves = match synced {
+        Some(p) if p.version == manifest.version => Some(manifest.clone()),
+        Some(p) => {
+            Some(read_manifest(store, &p.version).await?.ok_or(ReleaseError::PointerNotSealed { version: p.version })?)
+        }
+        None => None,
+    };
+    let seen = match (&latest, &serves) {
+        (Some(_), None) => Latest::Read,
+        (_, serves) => Latest::Seen(serves.as_ref()),
+    };
+    let index = update_index_from(store, Some(manifest), Some(index), seen, &options.signing).await?;
+    tracing::debug!(changed = index.changed, bytes = index.bytes.len(), "SRI index up to date");
+    Ok(Promoted { promoted, not_promoted_reason, latest, index })
 }
 
 fn refuse_if_different(
@@ -170,82 +286,135 @@ fn conflict(version: &Version, state: &'static str, diff: FileDiff) -> ReleaseEr
     ReleaseError::Conflict { version: version.to_string(), state, diff: Box::new(diff), hint }
 }
 
-/// The checks before the first write of a new version.
+/// The checks before the first write of a new version, and its intent;
+/// returns the paths already in place and the etag of the intent record if
+/// this run created it.
 ///
-/// - The pointer and the index are read again later; reading them now
-///   refuses a corrupt store before the first file is written. The index is
-///   returned: if nobody changes it meanwhile, the final update starts from
-///   it instead of downloading and parsing it again. A pointer naming a
-///   version that is not sealed is refused now, not after the seal. Its
-///   manifest is read (instead of only checked for) because a publish that
-///   would take over `latest/` must keep every signature-based SRI key
-///   `latest/` is signed by (`sri::check_keys_kept`): a sealed version can
-///   never gain signatures, so the refusal must come before the first write.
-/// - Another run's intent for this version must hold the same plan.
+/// - A pointer naming a version that is not sealed is refused now, not
+///   after the seal.
 /// - A partial upload from an interrupted run (or a racing publisher) must
-///   be ours, byte for byte; returns the paths already in place.
-/// - The store must honour conditional writes.
+///   be ours, byte for byte (its files are re-hashed).
+/// - The store must honour conditional writes (the probe).
+/// - The intent record names the plan (see `intent`).
 ///
-/// The reads are independent, so they run at once (on a store a network
-/// round trip away that saves round trips), and problems are reported in
-/// that order. The probe writes (its own key, and a lock file on a local
-/// store), so it runs only once the reads found nothing to refuse: a refused
-/// publish writes nothing.
+/// Round trip 2 holds the first two (they depend on round trip 1's reads),
+/// the probe's first write and the creation of the intent. Both write, so
+/// they wait for round trip 1, whose refusals must leave no write behind;
+/// they do not wait for the checks or the probe's verdict (the probe guards
+/// the first *file* written, DESIGN.md): when one of those refuses, the
+/// intent this run created is removed again. Round trip 3 holds the probe's
+/// conditional writes (they need its object) and the read of the seal that
+/// must follow the intent's creation (see `intent::claim`); the probe's
+/// delete is left for the uploads' round trip.
 async fn preflight(
     store: &dyn Store,
     plan: &Plan,
     manifest: &VersionManifest,
+    pointer: Option<&StoredPointer>,
+    existing: Vec<ObjectMeta>,
     options: &PublishOptions,
-) -> Result<(BTreeSet<String>, Option<StoredIndex>), ReleaseError> {
-    let concurrency = options.concurrency;
+) -> Result<Preflight, ReleaseError> {
     let prefix = layout::version_prefix(&plan.version);
-    let (pointer, index, existing, claimed) =
-        tokio::join!(read_pointer(store), read_index(store), store.list(&prefix), intent::check(store, manifest));
-    if let Some(pointer) = pointer?.map(|stored| stored.pointer).filter(|p| p.version != plan.version) {
-        let Some(serving) = read_manifest(store, &pointer.version).await? else {
-            return Err(ReleaseError::PointerNotSealed { version: pointer.version });
-        };
-        if !options.no_promote
-            && !options.allow_sri_key_change
-            && publish_promotes(&plan.version, Some(&pointer.version))
-        {
-            super::sri::check_keys_kept(&serving, manifest)?;
-        }
-    }
-    let known_index = index?;
-    claimed?;
     // Every bookkeeping object this publish will write can be written (a
     // local store cannot put a file where a directory is): refused now, not
-    // after the seal.
+    // after the seal. No request on S3.
     for key in
         [layout::index(), layout::latest_pointer(), layout::manifest(&plan.version), layout::intent(&plan.version)]
     {
         store.check_writable(&key).await?;
     }
-    let present = match already_uploaded(store, plan, &prefix, existing?, concurrency).await {
-        // The listing may have seen a racing publisher's first files before
-        // the intent read saw its record: name its whole plan's differences.
-        Err(conflict @ ReleaseError::Conflict { .. }) => {
-            intent::check(store, manifest).await?;
-            return Err(conflict);
-        }
-        present => present?,
-    };
-    let probe = probe_conditional_writes(store).await;
-    if let Some(failed) = probe.failure() {
-        return Err(match probe.verdict {
-            Verdict::IgnoresConditionalWrites => ReleaseError::UnsafeStore(format!(
-                "refusing to publish to {}: {} check failed: {}",
-                probe.store, failed.name, failed.detail
-            )),
-            _ => ReleaseError::ProbeFailed {
-                store: probe.store.clone(),
-                check: failed.name,
-                detail: failed.detail.clone(),
+    // The checks and the claim at once: when a check refuses, the intent
+    // this run created is removed again.
+    let checks_then_claim = async {
+        let (sealed_pointer, present, claimed) = tokio::join!(
+            pointer_is_sealed(store, pointer, manifest, options),
+            already_uploaded(store, plan, &prefix, existing, options.concurrency),
+            intent::claim(store, manifest),
+        );
+        let checked = match (sealed_pointer, present) {
+            (Err(e), _) => Err(e),
+            // The listing may have seen a racing publisher's first files before
+            // the intent read saw its record: name its whole plan's differences.
+            (Ok(()), Err(conflict @ ReleaseError::Conflict { .. })) => match intent::check(store, manifest).await {
+                Ok(()) => Err(conflict),
+                Err(other_plan) => Err(other_plan),
             },
-        });
+            (Ok(()), present) => present,
+        };
+        match (checked, claimed) {
+            (Ok(present), Ok(created)) => Ok((present, created)),
+            (Err(e), Ok(created)) => {
+                if created.is_some() {
+                    intent::release(store, manifest).await;
+                }
+                Err(e)
+            }
+            (Err(e), Err(_)) | (Ok(_), Err(e)) => Err(e),
+        }
+    };
+    let ((probe, probe_key), claimed) = tokio::join!(probe_writes_at_once(store), checks_then_claim);
+    if let Err(refused) = probe_verdict(&probe) {
+        if let Ok((_, Some(_))) = &claimed {
+            intent::release(store, manifest).await;
+        }
+        if let Some(key) = &probe_key {
+            remove_probe(store, key, probe).await;
+        }
+        return Err(refused);
     }
-    Ok((present, known_index))
+    match claimed {
+        Ok((present, intent_etag)) => Ok(Preflight { present, intent_etag, probe: probe_key.map(|key| (key, probe)) }),
+        Err(e) => {
+            if let Some(key) = &probe_key {
+                remove_probe(store, key, probe).await;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// What [`preflight`] leaves for the upload.
+struct Preflight {
+    /// The paths already in place (a resumed upload).
+    present: BTreeSet<String>,
+    /// The intent record's etag, if this run created it.
+    intent_etag: Option<String>,
+    /// The probe's scratch key, deleted beside the uploads, with its report.
+    probe: Option<(Key, ProbeReport)>,
+}
+
+/// The probe's verdict as the error that refuses the publish.
+fn probe_verdict(probe: &ProbeReport) -> Result<(), ReleaseError> {
+    let Some(failed) = probe.failure() else { return Ok(()) };
+    let message = format!("refusing to publish to {}: {} check failed: {}", probe.store, failed.name, failed.detail);
+    Err(match probe.verdict {
+        Verdict::IgnoresConditionalWrites => ReleaseError::UnsafeStore(message),
+        _ => {
+            ReleaseError::ProbeFailed { store: probe.store.clone(), check: failed.name, detail: failed.detail.clone() }
+        }
+    })
+}
+
+/// Refuses a pointer that names another version that is not sealed, and a
+/// publish that would take over `latest/` without a signature-based SRI key
+/// `latest/` is signed by (`sri::check_keys_kept`): a sealed version can
+/// never gain signatures, so that refusal must come before the first file.
+/// The manifest is read (not only checked for) for the second check.
+async fn pointer_is_sealed(
+    store: &dyn Store,
+    pointer: Option<&StoredPointer>,
+    manifest: &VersionManifest,
+    options: &PublishOptions,
+) -> Result<(), ReleaseError> {
+    let version = &manifest.version;
+    let Some(other) = pointer.map(|stored| &stored.pointer.version).filter(|v| *v != version) else { return Ok(()) };
+    let Some(serving) = read_manifest(store, other).await? else {
+        return Err(ReleaseError::PointerNotSealed { version: other.clone() });
+    };
+    if !options.no_promote && !options.allow_sri_key_change && publish_promotes(version, Some(other)) {
+        super::sri::check_keys_kept(&serving, manifest)?;
+    }
+    Ok(())
 }
 
 /// Which of `existing` (the objects under the version's prefix) are files
@@ -301,17 +470,34 @@ async fn already_uploaded(
 }
 
 /// Uploads what is not `present` yet, then seals. Returns (uploaded, already present).
+///
+/// Round trip 4 is the uploads (all at once, up to `--concurrency`; they
+/// wait for the probe's verdict and the intent), beside the probe's delete.
+/// Round trip 5 swaps the intent to `sealing` (`intent_etag`: the record
+/// this run created, swapped without reading it): it must follow every
+/// upload, since a discard that has not started may no longer start once it
+/// lands. Round trip 6 is the seal, which must follow that swap, or a
+/// discard could delete a sealed version's files.
 async fn upload_and_seal(
     store: &dyn Store,
     plan: &Plan,
     manifest: &VersionManifest,
-    present: &BTreeSet<String>,
+    ready: Preflight,
     options: &PublishOptions,
     progress: Progress,
 ) -> Result<(usize, usize), ReleaseError> {
     let (version, concurrency) = (&plan.version, options.concurrency);
+    let Preflight { present, intent_etag, probe } = ready;
     let todo: Vec<&PlannedFile> = plan.files.iter().filter(|f| !present.contains(&f.path)).collect();
-    let uploaded = match upload_all(store, version, todo, concurrency, progress).await {
+    // The probe's delete needs nothing from the uploads: beside them.
+    let remove = async {
+        match probe {
+            Some((key, report)) => probe_verdict(&remove_probe(store, &key, report).await),
+            None => Ok(()),
+        }
+    };
+    let (uploaded, removed) = tokio::join!(upload_all(store, version, todo, concurrency, progress), remove);
+    let uploaded = match uploaded.and_then(|uploaded| removed.map(|()| uploaded)) {
         Ok(uploaded) => uploaded,
         Err(e @ ReleaseError::InputChanged { .. }) => {
             // Nothing of the changed file was stored: give the version back,
@@ -323,31 +509,28 @@ async fn upload_and_seal(
         Err(e) => return Err(e),
     };
     crate::pause::point("seal").await;
-    intent::begin_seal(store, manifest).await?;
+    intent::begin_seal(store, manifest, intent_etag).await?;
     let sealed = Bytes::from(manifest::to_bytes(manifest));
     options.signing.manifest(store, &sealed, version).await?;
     seal(store, manifest, sealed).await?;
-    intent::release(store, manifest).await;
     Ok((uploaded, plan.files.len() - uploaded))
 }
 
 /// Re-uploads files of a sealed version that are missing from the store
 /// (deleted by hand, or by a `discard` that raced the seal). The bytes are
 /// the sealed ones (the plan equals the manifest), so this restores, never
-/// changes, what was published. Costs one listing, not a request per file.
+/// changes, what was published. Costs one listing (`listed`, made with the
+/// first reads), not a request per file.
 async fn restore_missing(
     store: &dyn Store,
     plan: &Plan,
+    listed: Vec<ObjectMeta>,
     concurrency: usize,
     progress: Progress,
 ) -> Result<usize, ReleaseError> {
     let prefix = layout::version_prefix(&plan.version);
-    let present: std::collections::HashSet<String> = store
-        .list(&prefix)
-        .await?
-        .into_iter()
-        .map(|m| m.key.as_str().strip_prefix(&prefix).unwrap_or_default().to_string())
-        .collect();
+    let present: std::collections::HashSet<String> =
+        listed.into_iter().map(|m| m.key.as_str().strip_prefix(&prefix).unwrap_or_default().to_string()).collect();
     let missing: Vec<&PlannedFile> = plan.files.iter().filter(|f| !present.contains(&f.path)).collect();
     if missing.is_empty() {
         return Ok(0);
@@ -391,7 +574,7 @@ async fn upload_one(store: &dyn Store, version: &Version, file: &PlannedFile) ->
     let key = &file.key;
     // The store checks the bytes it stores against the planned SRI (a file
     // changed since planning is refused with ContentChanged, nothing stored).
-    match store.put(key, Body::File(file.source.clone()), &file.headers(), PutMode::Create).await {
+    match store.put(key, file.body(), &file.headers(), PutMode::Create).await {
         Ok(_) => Ok(true),
         Err(source @ StoreError::ContentChanged { .. }) => Err(ReleaseError::InputChanged { source }),
         Err(StoreError::AlreadyExists { .. }) => {
@@ -404,8 +587,7 @@ async fn upload_one(store: &dyn Store, version: &Version, file: &PlannedFile) ->
             match stored_integrity(store, key).await? {
                 Some(stored) if stored.is(file) => Ok(false),
                 Some(stored) if stored.integrity == file.integrity => {
-                    let body = Body::File(file.source.clone());
-                    match store.put(key, body, &file.headers(), PutMode::Overwrite).await {
+                    match store.put(key, file.body(), &file.headers(), PutMode::Overwrite).await {
                         Ok(_) => Ok(true),
                         Err(source @ StoreError::ContentChanged { .. }) => Err(ReleaseError::InputChanged { source }),
                         Err(e) => Err(e.into()),

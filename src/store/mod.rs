@@ -17,6 +17,7 @@ mod key;
 mod local;
 mod probe;
 mod s3;
+mod staged;
 mod url;
 
 use std::path::PathBuf;
@@ -31,7 +32,9 @@ pub use config::{StoreConfig, Timeouts};
 pub use key::{Key, KeyError};
 pub use local::LocalStore;
 pub use probe::{Check, ProbeReport, Verdict, probe_conditional_writes};
+pub(crate) use probe::{probe_writes_at_once, remove_probe};
 pub use s3::S3Store;
+pub use staged::{StagedFile, Staging, TempDirStaging};
 pub use url::{StoreUrl, StoreUrlError};
 
 /// How a write treats an object that may already exist under the key.
@@ -90,6 +93,10 @@ pub enum Body {
     Bytes(Bytes),
     /// A file streamed from disk; memory does not grow with its size.
     File(PathBuf),
+    /// A file staged by this store's [`Store::staging`] while it was hashed:
+    /// the store links or sends these very bytes, without reading them
+    /// again to check [`Headers::sri`] (the staged integrity is theirs).
+    Staged(Arc<StagedFile>),
 }
 
 /// Temp files of interrupted writes that a store removed.
@@ -217,6 +224,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// process; `doctor` calls it to report it.
     async fn remove_stale_temp_files(&self) -> Result<Option<StaleTemp>, StoreError> {
         Ok(None)
+    }
+
+    /// Where a publish may copy each file while it hashes it, so that the
+    /// write then reads no byte again ([`Body::Staged`]); `None`: the
+    /// store reads [`Body::File`] itself when it writes.
+    fn staging(&self) -> Option<Arc<dyn Staging>> {
+        None
     }
 
     /// Whether an object could be written under `key` now, as far as the

@@ -149,6 +149,22 @@ impl Backend {
         }
     }
 
+    /// A mark for [`Backend::round_trips_since`] (`None` but on the in-process server).
+    pub fn span_mark(&self) -> Option<usize> {
+        match self {
+            Backend::InProcess(server) => Some(server.span_mark()),
+            _ => None,
+        }
+    }
+
+    /// Sequential round trips since `mark` (see [`S3Server::round_trips_since`]).
+    pub fn round_trips_since(&self, mark: Option<usize>) -> Option<usize> {
+        match (self, mark) {
+            (Backend::InProcess(server), Some(mark)) => Some(server.round_trips_since(mark)),
+            _ => None,
+        }
+    }
+
     /// Object requests seen by the in-process server (`None` elsewhere).
     pub fn requests(&self) -> Option<u64> {
         match self {

@@ -207,6 +207,10 @@ pub struct Counters {
     pub requests: std::sync::atomic::AtomicU64,
     /// Requests that can change an object: put, copy, delete, multipart.
     pub writes: std::sync::atomic::AtomicU64,
+    /// When each HTTP request arrived and when its handler answered, in
+    /// arrival order: [`S3Server::round_trips_since`] finds in them the
+    /// requests a client made one after another.
+    spans: Mutex<Vec<(std::time::Instant, std::time::Instant)>>,
 }
 
 /// Fault injection, off until [`S3Server::set_fault_rate`] turns it on: a
@@ -261,6 +265,20 @@ impl Faults {
 }
 
 impl Counters {
+    /// The longest chain among the spans from `mark` on in which each
+    /// request arrived after the one before it was answered.
+    fn round_trips_since(&self, mark: usize) -> usize {
+        let spans = self.spans.lock().unwrap_or_else(PoisonError::into_inner);
+        let spans = spans.get(mark..).unwrap_or_default();
+        // Spans are in arrival order, so every request a span can follow comes before it.
+        let mut depth = vec![0usize; spans.len()];
+        for (i, (arrived, _)) in spans.iter().enumerate() {
+            let before = (0..i).filter(|&j| spans[j].1 <= *arrived).map(|j| depth[j]).max().unwrap_or(0);
+            depth[i] = before + 1;
+        }
+        depth.into_iter().max().unwrap_or(0)
+    }
+
     fn read(&self) {
         self.requests.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
@@ -318,6 +336,20 @@ impl S3Server {
         ]
     }
 
+    /// A mark for [`S3Server::round_trips_since`]: the HTTP requests seen so far.
+    pub fn span_mark(&self) -> usize {
+        self.counters.spans.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// Sequential round trips since `mark`: the longest chain of requests in
+    /// which each arrived only after the one before it was answered. With a
+    /// latency set ([`S3Server::set_latency`]) requests a client sends at once
+    /// overlap for at least that long, so they count once, whatever order the
+    /// scheduler runs them in.
+    pub fn round_trips_since(&self, mark: usize) -> usize {
+        self.counters.round_trips_since(mark)
+    }
+
     /// Object requests answered so far.
     pub fn requests(&self) -> u64 {
         self.counters.requests.load(std::sync::atomic::Ordering::SeqCst)
@@ -370,7 +402,7 @@ pub async fn start(conditional: Conditional) -> S3Server {
     let listener = TcpListener::bind(("127.0.0.1", 0)).await.expect("bind 127.0.0.1:0");
     let port = listener.local_addr().expect("local_addr").port();
     let (tx, rx) = oneshot::channel();
-    let handle = tokio::spawn(serve(listener, service, Arc::clone(&faults), rx));
+    let handle = tokio::spawn(serve(listener, service, Arc::clone(&faults), Arc::clone(&counters), rx));
     S3Server {
         endpoint: format!("http://127.0.0.1:{port}"),
         bucket: BUCKET.to_owned(),
@@ -392,6 +424,7 @@ pub fn start_blocking(conditional: Conditional) -> S3Server {
     let port = listener.local_addr().expect("local_addr").port();
     let (tx, rx) = oneshot::channel();
     let server_faults = Arc::clone(&faults);
+    let server_counters = Arc::clone(&counters);
     let thread = std::thread::Builder::new()
         .name("s3-test-server".into())
         .spawn(move || {
@@ -403,7 +436,7 @@ pub fn start_blocking(conditional: Conditional) -> S3Server {
                 .expect("build server runtime");
             runtime.block_on(async move {
                 let listener = TcpListener::from_std(listener).expect("register listener");
-                serve(listener, service, server_faults, rx).await;
+                serve(listener, service, server_faults, server_counters, rx).await;
             });
             runtime.shutdown_timeout(Duration::from_secs(5));
         })
@@ -439,7 +472,13 @@ fn build_service(root: &Path, conditional: Conditional, counters: Arc<Counters>,
     builder.build()
 }
 
-async fn serve(listener: TcpListener, service: S3Service, faults: Arc<Faults>, mut shutdown: oneshot::Receiver<()>) {
+async fn serve(
+    listener: TcpListener,
+    service: S3Service,
+    faults: Arc<Faults>,
+    counters: Arc<Counters>,
+    mut shutdown: oneshot::Receiver<()>,
+) {
     // Owning the connection tasks here means they are all aborted when this
     // future ends or is dropped (e.g. by `JoinHandle::abort`).
     let mut connections = JoinSet::new();
@@ -456,7 +495,7 @@ async fn serve(listener: TcpListener, service: S3Service, faults: Arc<Faults>, m
             },
         };
         while connections.try_join_next().is_some() {}
-        let service = Detached(service.clone(), Arc::clone(&faults));
+        let service = Detached(service.clone(), Arc::clone(&faults), Arc::clone(&counters));
         connections.spawn(async move {
             let _ = ConnBuilder::new(TokioExecutor::new()).serve_connection(TokioIo::new(socket), service).await;
         });
@@ -469,9 +508,10 @@ async fn serve(listener: TcpListener, service: S3Service, faults: Arc<Faults>, m
 /// objects without Content-Type, Cache-Control or user metadata, which real S3
 /// never does (an object appears whole or not at all). A body that never fully
 /// arrived still fails the write, as on S3. The task first waits out the
-/// configured latency ([`Faults::latency_ms`]).
+/// configured latency ([`Faults::latency_ms`]); when it is answered, its span
+/// is recorded ([`Counters::spans`]).
 #[derive(Clone)]
-struct Detached(S3Service, Arc<Faults>);
+struct Detached(S3Service, Arc<Faults>, Arc<Counters>);
 
 impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Detached {
     type Response = <S3Service as hyper::service::Service<hyper::Request<hyper::body::Incoming>>>::Response;
@@ -481,11 +521,19 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Detached
     fn call(&self, req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
         let service = self.0.clone();
         let latency = Duration::from_millis(self.1.latency_ms.load(std::sync::atomic::Ordering::Relaxed));
+        let counters = Arc::clone(&self.2);
+        let arrived = std::time::Instant::now();
         let handler = tokio::spawn(async move {
             if !latency.is_zero() {
                 tokio::time::sleep(latency).await;
             }
-            hyper::service::Service::call(&service, req).await
+            let response = hyper::service::Service::call(&service, req).await;
+            let answered = std::time::Instant::now();
+            let mut spans = counters.spans.lock().unwrap_or_else(PoisonError::into_inner);
+            // In arrival order (the handler tasks finish in any order).
+            let at = spans.partition_point(|(a, _)| *a <= arrived);
+            spans.insert(at, (arrived, answered));
+            response
         });
         Box::pin(async move { handler.await.expect("the S3 handler task panicked") })
     }

@@ -32,7 +32,11 @@
 //! Cost (this is the hot path of a publish): each byte is read once, into a
 //! 64 KiB buffer that is hashed and written to `tmp/` before the key's lock
 //! is taken, so the lock covers only the sidecar and the link; directories
-//! are created only when an operation finds them missing.
+//! are created only when an operation finds them missing. A publish does
+//! that copy while it plans ([`Staging`]: the hash planning needs is the
+//! copy's), so the build is read once in all, not once to plan and once to
+//! write, and the write of a staged file is the lock, the sidecar and the
+//! link.
 //!
 //! Durability: every object's bytes are flushed (`fdatasync`) before its
 //! name appears, so after a power loss a name never points at missing or
@@ -64,7 +68,8 @@ use sidecar::Sidecar;
 use write::{Staged, in_parent, stage};
 
 use super::{
-    Body, Headers, Key, ObjectMeta, ObjectReader, PutMode, StaleTemp, Store, StoreError, key::RESERVED_PREFIX,
+    Body, Headers, Key, ObjectMeta, ObjectReader, PutMode, StagedFile, Staging, StaleTemp, Store, StoreError,
+    key::RESERVED_PREFIX,
 };
 use crate::integrity::Integrity;
 
@@ -217,6 +222,11 @@ impl LocalStore {
         if mode == PutMode::Create && self.exists(key)? {
             return Err(StoreError::AlreadyExists { key: key.to_string() });
         }
+        if let Body::Staged(staged) = &body
+            && staged.path().parent() == Some(names::tmp_dir(&self.root).as_path())
+        {
+            return self.put_staged(key, staged, headers, &mode);
+        }
         let tmp = names::tmp(&self.root);
         let result = stage(key, &tmp, body, headers).and_then(|staged| {
             let _lock = self.lock(key)?;
@@ -225,6 +235,38 @@ impl LocalStore {
         });
         let _ = fs::remove_file(&tmp);
         result
+    }
+
+    /// Writes a file this store staged while it was hashed ([`Staging`]):
+    /// its bytes are in `tmp/` already and `staged` holds their integrity,
+    /// so the write is a flush, the lock, the sidecar and the link; the
+    /// temp name goes once the data is in place.
+    fn put_staged(
+        &self,
+        key: &Key,
+        staged: &StagedFile,
+        headers: &Headers,
+        mode: &PutMode,
+    ) -> Result<ObjectMeta, StoreError> {
+        let integrity = staged.integrity();
+        if let Some(expected) = headers.sri.as_ref().filter(|sri| **sri != integrity.to_string()) {
+            return Err(StoreError::ContentChanged {
+                key: key.to_string(),
+                path: staged.path().display().to_string(),
+                expected: expected.clone(),
+                actual: integrity.to_string(),
+            });
+        }
+        // A name never points at bytes that are not on disk (Durability).
+        let file = File::open(staged.path()).map_err(|e| StoreError::io("open", staged.path(), e))?;
+        file.sync_data().map_err(|e| StoreError::io("sync", staged.path(), e))?;
+        let m = file.metadata().map_err(|e| StoreError::io("stat", staged.path(), e))?;
+        let bytes = Staged { etag: etag_of(&integrity), size: staged.size(), ino: m.ino(), dev: m.dev() };
+        let _lock = self.lock(key)?;
+        self.check_mode(key, mode)?;
+        let meta = self.commit(key, staged.path(), headers, &bytes, mode)?;
+        staged.remove();
+        Ok(meta)
     }
 
     fn exists(&self, key: &Key) -> Result<bool, StoreError> {
@@ -413,6 +455,28 @@ impl LocalStore {
     }
 }
 
+/// Staging copies into `tmp/` while hashing, so the write only links.
+impl Staging for LocalStore {
+    fn stage(&self, reader: &mut dyn Read, buf: &mut [u8], sha512: bool) -> io::Result<StagedFile> {
+        self.sweep_once();
+        let tmp = names::tmp(&self.root);
+        let staged = in_parent(&tmp, || File::options().write(true).create_new(true).open(&tmp)).and_then(|mut out| {
+            let copied = Integrity::of_copy_with(reader, &mut out, buf, sha512)?;
+            crate::pause::point_blocking("staged");
+            // Flushed by the write (`put_staged`), many at once: two planning
+            // workers flushing one file after another were slower.
+            Ok(copied)
+        });
+        match staged {
+            Ok(digests) => Ok(StagedFile::new(tmp, digests)),
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
+    }
+}
+
 fn is_absent(e: &io::Error) -> bool {
     matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory)
 }
@@ -475,6 +539,10 @@ impl Store for LocalStore {
             sweep::sweep(&this.root).map(Some).map_err(|e| StoreError::io("sweep temp files in", &dir, e))
         })
         .await
+    }
+
+    fn staging(&self) -> Option<Arc<dyn Staging>> {
+        Some(Arc::new(self.clone()))
     }
 
     async fn check_writable(&self, key: &Key) -> Result<(), StoreError> {

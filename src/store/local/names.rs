@@ -64,7 +64,12 @@ pub(super) fn lock(root: &Path, key: &Key) -> PathBuf {
 /// telling [`super::sweep`] which host and process wrote it.
 pub(super) fn tmp(root: &Path) -> PathBuf {
     let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    bookkeeping(root).join(TMP_DIR).join(format!("{}-{}-{n}", super::sweep::host_tag(), pid()))
+    tmp_dir(root).join(format!("{}-{}-{n}", super::sweep::host_tag(), pid()))
+}
+
+/// The directory of the writes in flight (and of files staged for them).
+pub(super) fn tmp_dir(root: &Path) -> PathBuf {
+    bookkeeping(root).join(TMP_DIR)
 }
 
 /// This process's id, for temp names (`getpid` is a system call each time).

@@ -59,7 +59,14 @@ pub(super) fn stage(key: &Key, tmp: &Path, body: Body, headers: &Headers) -> Res
             out.write_all(&bytes).map_err(|e| StoreError::io("write", tmp, e))?;
             (Integrity::of_bytes(&bytes), bytes.len() as u64, MEMORY.to_string())
         }
-        Body::File(src) => {
+        // Another store's staged file (this store links its own, see
+        // `LocalStore::put_staged`): read like any file.
+        Body::File(_) | Body::Staged(_) => {
+            let src = match body {
+                Body::Staged(staged) => staged.path().to_path_buf(),
+                Body::File(src) => src,
+                Body::Bytes(_) => unreachable!("matched above"),
+            };
             let input = File::open(&src).map_err(|e| StoreError::io("open", &src, e))?;
             let (integrity, size) = Integrity::of_copy(input, &mut out).map_err(|e| StoreError::io("copy", &src, e))?;
             // A test can stop (and kill) a writer whose bytes are staged.

@@ -168,6 +168,7 @@ impl S3Store {
         let size = match body {
             Body::Bytes(b) => b.len() as u64,
             Body::File(path) => file_size(path).await?,
+            Body::Staged(staged) => staged.size(),
         };
         if let Body::File(path) = body
             && size >= MULTIPART_THRESHOLD
@@ -176,6 +177,11 @@ impl S3Store {
         }
         let stream = match body {
             Body::Bytes(b) => ByteStream::from(b.clone()),
+            Body::Staged(staged) => ByteStream::from_path(staged.path()).await.map_err(|e| StoreError::Io {
+                op: "read",
+                path: staged.path().display().to_string(),
+                source: std::io::Error::other(e),
+            })?,
             Body::File(path) => ByteStream::from_path(path).await.map_err(|e| StoreError::Io {
                 op: "read",
                 path: path.display().to_string(),
@@ -303,6 +309,7 @@ async fn stage(key: &Key, body: Body, headers: &Headers) -> Result<(Body, Option
             return Ok((Body::Bytes(bytes), None));
         }
         Body::File(path) => path,
+        Body::Staged(staged) => staged.path().to_path_buf(),
     };
     let key = key.clone();
     let staged = tokio::task::spawn_blocking(move || {
@@ -445,11 +452,19 @@ impl Store for S3Store {
     }
 
     async fn put(&self, key: &Key, body: Body, headers: &Headers, mode: PutMode) -> Result<ObjectMeta, StoreError> {
+        // This store stages nothing while a publish plans (`staging` is
+        // `None`: the whole build would sit in TMPDIR at once); another
+        // store's staged file is read like any file.
+        let (body, _staged_by_another) = match body {
+            Body::Staged(staged) => (Body::File(staged.path().to_path_buf()), Some(staged)),
+            body => (body, None),
+        };
         // Kept until the upload is over: the staged copy is deleted on drop.
         let (body, _staged) = stage(key, body, headers).await?;
         let size = match &body {
             Body::Bytes(b) => b.len() as u64,
             Body::File(path) => file_size(path).await?,
+            Body::Staged(staged) => staged.size(),
         };
         let mut attempt = 0;
         loop {
