@@ -64,7 +64,7 @@ pub(crate) async fn claim(
     rule: PromoteRule,
     allow_key_change: bool,
 ) -> Result<Claim, ReleaseError> {
-    claim_from(store, next, rule, allow_key_change, None).await
+    claim_from(store, next, rule, allow_key_change, None, None).await
 }
 
 /// [`claim`], whose first round decides from `seen` (the pointer as this run
@@ -76,6 +76,7 @@ pub(crate) async fn claim_from(
     rule: PromoteRule,
     allow_key_change: bool,
     seen: Option<Option<StoredPointer>>,
+    keys_checked_against: Option<&Version>,
 ) -> Result<Claim, ReleaseError> {
     let version = &next.version;
     let mut seen = seen;
@@ -93,7 +94,10 @@ pub(crate) async fn claim_from(
             if let Some(reason) = refusal(rule, version, previous.as_ref())? {
                 return Ok(Round::Done(Claim::Skipped(reason)));
             }
-            match sri::check_handover(store, previous.as_ref(), next, allow_key_change).await {
+            // `keys_checked_against`: the version `publish` already checked the
+            // handover from, before its first write (no read again for it).
+            let checked = keys_checked_against.is_some() && keys_checked_against == previous.as_ref();
+            match sri::check_handover(store, previous.as_ref(), next, allow_key_change || checked).await {
                 Ok(()) => {}
                 // `publish` checked this before its first write; a key change
                 // that raced in since then leaves the version published but not

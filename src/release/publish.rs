@@ -165,7 +165,10 @@ pub async fn publish(
             intent::remove_after_seal(store, &plan.version).await;
         }
     };
-    let (promoted, ()) = tokio::join!(promote_and_index(store, &manifest, pointer, known_index, options), release);
+    // A first publish checked the signature-key handover from the pointer it read (in preflight).
+    let checked = (outcome == PublishOutcome::Published).then(|| pointer.as_ref().map(|p| p.pointer.version.clone()));
+    let promote = promote_and_index(store, &manifest, pointer, known_index, options, checked.flatten());
+    let (promoted, ()) = tokio::join!(promote, release);
     let Promoted { promoted, not_promoted_reason, latest, index } = promoted?;
 
     let mut local_copies = Vec::new();
@@ -218,13 +221,15 @@ async fn promote_and_index(
     pointer: Option<StoredPointer>,
     index: KnownIndex,
     options: &PublishOptions,
+    keys_checked_against: Option<Version>,
 ) -> Result<Promoted, ReleaseError> {
     let (cache_control, concurrency) = (&options.latest_cache_control, options.concurrency);
     let claimed = if options.no_promote {
         Claim::Skipped("--no-promote was given".to_string())
     } else {
         let allow = options.allow_sri_key_change;
-        claim_from(store, manifest, PromoteRule::IfNewer, allow, Some(pointer.clone())).await?
+        let checked = keys_checked_against.as_ref();
+        claim_from(store, manifest, PromoteRule::IfNewer, allow, Some(pointer.clone()), checked).await?
     };
     let (promoted, not_promoted_reason) = match &claimed {
         Claim::Moved { .. } => (true, None),
