@@ -128,7 +128,7 @@ pub fn verify_sri_headers(
     headers: &SignedHeaders,
     public: &[u8; 32],
 ) -> Result<(), SigningError> {
-    let bad = |detail: String| SigningError::BadSignature { what: "the signature headers".into(), detail };
+    let bad = |detail: String| SigningError::BadSignature { what: "this file (signature-based SRI)".into(), detail };
     let digests = parse_dictionary(UNENCODED_DIGEST, &headers.unencoded_digest)?;
     let ours = digests.get("sha-512").and_then(item_bytes);
     if digests.len() != 1 || ours != Some(&digest[..]) {
@@ -169,7 +169,7 @@ pub fn verify_sri_headers(
 
 fn parse_dictionary(name: &str, value: &str) -> Result<Dictionary, SigningError> {
     Parser::new(value).parse::<Dictionary>().map_err(|e| SigningError::BadSignature {
-        what: "the signature headers".into(),
+        what: "this file (signature-based SRI)".into(),
         detail: format!("{name} {value:?} is not a structured-field dictionary ({e})"),
     })
 }
