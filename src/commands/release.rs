@@ -20,12 +20,14 @@ use crate::signing::SecretKey;
 use crate::store::{Store, StoreUrl};
 
 /// Plans the publish; `stage`: copy each file into the store's staging area
-/// while hashing it, so that the upload reads no byte again.
+/// while hashing it, so that the upload reads no byte again; `sri_keys`
+/// sign every file (signature-based SRI).
 async fn plan(
     global: &GlobalArgs,
     store: &dyn Store,
     args: &PublishArgs,
     stage: bool,
+    sri_keys: Vec<SecretKey>,
     progress: Progress,
 ) -> Result<Plan, Error> {
     let (dir, version) = (args.dir.clone(), args.version.clone());
@@ -34,7 +36,7 @@ async fn plan(
         filter: release::select::Filter::new(&args.filter()).map_err(ReleaseError::Usage)?,
         store_root: StoreUrl::parse(&global.store)?.local_root().map(Path::to_path_buf),
         manifests_dir: Some(args.manifests_dir.clone()),
-        sri_keys: sri_keys(&args.sri)?,
+        sri_keys,
         staging: if stage { store.staging() } else { None },
     };
     let plan = tokio::task::spawn_blocking(move || Plan::build(&dir, &version, &options, progress))
@@ -45,8 +47,9 @@ async fn plan(
 }
 
 /// The signature-based SRI keys `--sri-key` names, loaded before any store
-/// request, with the password in `SDK_CDN_SRI_KEY_PASSWORD`.
-fn sri_keys(args: &SriSignArgs) -> Result<Vec<SecretKey>, Error> {
+/// request, with the password in `SDK_CDN_SRI_KEY_PASSWORD`; none may be
+/// `index_key`, the `--sign-key` (docs/SIGNING.md: separate keys).
+fn sri_keys(args: &SriSignArgs, index_key: Option<&SecretKey>) -> Result<Vec<SecretKey>, Error> {
     if args.sri_keys.len() > crate::signing::MAX_SRI_KEYS {
         return Err(ReleaseError::Usage(format!(
             "{} --sri-key flags given; at most {} keys sign one file (the old and the new key of a rotation)",
@@ -62,6 +65,15 @@ fn sri_keys(args: &SriSignArgs) -> Result<Vec<SecretKey>, Error> {
             return Err(ReleaseError::Usage(format!(
                 "--sri-key {} names a key already given; give each key once",
                 path.display()
+            ))
+            .into());
+        }
+        if let Some(index_key) = index_key.filter(|i| i.public_key().ed25519() == key.public_key().ed25519()) {
+            return Err(ReleaseError::Usage(format!(
+                "--sri-key and --sign-key name the same key ({}): sign files for browsers with a separate key, so \
+                 either can be rotated or revoked without the other (docs/SIGNING.md); make one with `sdk-cdn \
+                 keygen --name sri`",
+                index_key.public_key().key_id()
             ))
             .into());
         }
@@ -86,7 +98,7 @@ fn signing(args: &SignArgs) -> Result<release::Signing, Error> {
 pub(super) async fn dry_run(global: &GlobalArgs, args: &PublishArgs, progress: Progress) -> Result<Output, Error> {
     // The store is parsed (a bad URL is still an error) but never contacted.
     let store = open_store(global).await?;
-    let plan = plan(global, store.as_ref(), args, false, progress).await?;
+    let plan = plan(global, store.as_ref(), args, false, sri_keys(&args.sri, None)?, progress).await?;
     let mut text = format!(
         "dry run: would publish {} to {} ({}, {}); nothing was written\n",
         plan.version,
@@ -135,22 +147,12 @@ pub(super) async fn dry_run(global: &GlobalArgs, args: &PublishArgs, progress: P
 
 pub(super) async fn publish(global: &GlobalArgs, args: &PublishArgs, progress: Progress) -> Result<Output, Error> {
     let signing = signing(&args.sign)?;
+    let sri = sri_keys(&args.sri, signing.key.as_deref())?;
     let store = open_store(global).await?;
     // A version already sealed (a no-op re-publish) stages nothing: its
     // files are only hashed, to compare with the seal.
     let stage = store.staging().is_some() && release::read_manifest(store.as_ref(), &args.version).await?.is_none();
-    let plan = plan(global, store.as_ref(), args, stage, progress).await?;
-    if let Some(key) = &signing.key
-        && release::sri::keys_of(&plan.manifest())?.contains(&key.public_key().integrity_token())
-    {
-        return Err(ReleaseError::Usage(format!(
-            "--sri-key and --sign-key name the same key ({}): sign files for browsers with a separate key, so \
-             either can be rotated or revoked without the other (docs/SIGNING.md); make one with `sdk-cdn keygen \
-             --name sri`",
-            key.public_key().key_id()
-        ))
-        .into());
-    }
+    let plan = plan(global, store.as_ref(), args, stage, sri, progress).await?;
     // Before the first store write: a publish that is live must not fail on a local directory.
     release::outputs::check_manifests_dir(&args.manifests_dir)?;
     let options = PublishOptions {

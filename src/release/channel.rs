@@ -83,10 +83,7 @@ pub(crate) async fn claim_from(
     cas::retry(POINTER, || {
         let seen = seen.take();
         async move {
-            let current = match seen {
-                Some(seen) => seen,
-                None => read_pointer(store).await?,
-            };
+            let current = seen_or_read(store, seen).await?;
             let previous = current.as_ref().map(|c| c.pointer.version.clone());
             if previous.as_ref() == Some(version) {
                 return Ok(Round::Done(Claim::AlreadyCurrent));
@@ -116,6 +113,17 @@ pub(crate) async fn claim_from(
         }
     })
     .await
+}
+
+/// The pointer as this run already read it (`Some(None)`: absent), or read now.
+async fn seen_or_read(
+    store: &dyn Store,
+    seen: Option<Option<StoredPointer>>,
+) -> Result<Option<StoredPointer>, ReleaseError> {
+    match seen {
+        Some(seen) => Ok(seen),
+        None => read_pointer(store).await,
+    }
 }
 
 /// Whether `publish` would move `latest/` from `current` to `version`.
@@ -186,10 +194,7 @@ pub(crate) async fn converge_from(
     cas::retry(POINTER, || {
         let seen = seen.take();
         async move {
-            let current = match seen {
-                Some(seen) => seen,
-                None => read_pointer(store).await?,
-            };
+            let current = seen_or_read(store, seen).await?;
             let Some(stored) = current else { return Ok(Round::Done(None)) };
             let pointer = stored.pointer;
             // After this pass wrote files, a `synced` set by another pass proves
