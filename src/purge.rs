@@ -9,6 +9,8 @@
 
 use serde::Serialize;
 
+mod cloudfront;
+
 /// Paths purged after a promotion.
 pub const LATEST_PATHS: &str = "/sdk/latest/*";
 /// Path purged after an index change.
@@ -96,37 +98,16 @@ pub async fn purge(options: &PurgeOptions, paths: Vec<String>) -> Option<PurgeRe
 }
 
 async fn invalidate_cloudfront(distribution: &str, paths: &[String]) -> PurgeOutcome {
-    use aws_sdk_cloudfront::types::{InvalidationBatch, Paths};
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-    let client = aws_sdk_cloudfront::Client::new(&config);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    let batch = Paths::builder()
-        .quantity(i32::try_from(paths.len()).unwrap_or(i32::MAX))
-        .set_items(Some(paths.to_vec()))
-        .build()
-        .and_then(|p| InvalidationBatch::builder().paths(p).caller_reference(format!("sdk-cdn-{nanos}")).build());
-    let batch = match batch {
-        Ok(b) => b,
-        Err(e) => return PurgeOutcome { ok: false, detail: format!("could not build the invalidation: {e}") },
-    };
-    match client.create_invalidation().distribution_id(distribution).invalidation_batch(batch).send().await {
-        Ok(out) => PurgeOutcome {
-            ok: true,
-            detail: out.invalidation().map_or_else(String::new, |i| format!("invalidation {}", i.id())),
+    match cloudfront::create_invalidation(distribution, paths).await {
+        Ok(id) => PurgeOutcome { ok: true, detail: format!("invalidation {id}") },
+        Err(cloudfront::Failure { code, message }) => PurgeOutcome {
+            ok: false,
+            detail: format!(
+                "CloudFront invalidation of {distribution} failed: {code}: {message}; the publish succeeded; \
+                 invalidate {} by hand or wait for the short cache lifetimes",
+                paths.join(" ")
+            ),
         },
-        Err(e) => {
-            use aws_sdk_cloudfront::error::ProvideErrorMetadata;
-            let code = e.code().unwrap_or("error");
-            let message = e.message().map(str::to_string).unwrap_or_else(|| e.to_string());
-            PurgeOutcome {
-                ok: false,
-                detail: format!(
-                    "CloudFront invalidation of {distribution} failed: {code}: {message}; the publish succeeded; \
-                     invalidate {} by hand or wait for the short cache lifetimes",
-                    paths.join(" ")
-                ),
-            }
-        }
     }
 }
 

@@ -441,3 +441,227 @@ async fn invalidated_paths(endpoint: &str, distribution: &str) -> Vec<String> {
     let got = client.get_invalidation().distribution_id(distribution).id(summary[0].id()).send().await.unwrap();
     got.invalidation().unwrap().invalidation_batch().unwrap().paths().unwrap().items().to_vec()
 }
+
+/// A stand-in for CloudFront's API on 127.0.0.1 that checks each request's
+/// SigV4 signature the way CloudFront does (recomputed from what arrived on
+/// the wire, with its own secret, scope `us-east-1/cloudfront`) and answers
+/// from a script. moto (the test above, in CI) checks the API shape but no
+/// signature; this checks the signature but is not CloudFront.
+mod fake_cloudfront {
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, SystemTime};
+
+    use aws_credential_types::Credentials;
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    use aws_sigv4::sign::v4;
+    use axum::body::Bytes;
+    use axum::extract::State;
+    use axum::http::{HeaderMap, Method, StatusCode, Uri};
+
+    pub const ACCESS_KEY: &str = "AKIDFAKECLOUDFRONT";
+    pub const SECRET_KEY: &str = "fake-cloudfront-secret";
+    pub const SESSION_TOKEN: &str = "fake-session-token";
+
+    /// What one request looked like.
+    #[derive(Debug, Clone)]
+    pub struct Seen {
+        pub method: String,
+        pub path: String,
+        pub body: String,
+        /// `Ok(())` when the signature is CloudFront-valid, else why not.
+        pub signature: Result<(), String>,
+    }
+
+    #[derive(Default)]
+    struct Shared {
+        answers: Vec<(u16, String)>,
+        seen: Vec<Seen>,
+    }
+
+    pub struct Server {
+        pub endpoint: String,
+        shared: Arc<Mutex<Shared>>,
+        _runtime: tokio::runtime::Runtime,
+    }
+
+    impl Server {
+        pub fn start() -> Server {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+            let shared = Arc::new(Mutex::new(Shared::default()));
+            let app = axum::Router::new().fallback(answer).with_state(shared.clone());
+            let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+            let endpoint = format!("http://{}", listener.local_addr().unwrap());
+            runtime.spawn(async move { axum::serve(listener, app).await });
+            Server { endpoint, shared, _runtime: runtime }
+        }
+
+        /// The answers to the next requests, in order (status, XML body).
+        pub fn script(&self, answers: &[(u16, &str)]) {
+            self.shared.lock().unwrap().answers = answers.iter().map(|(s, b)| (*s, b.to_string())).collect();
+        }
+
+        /// The requests since the last call.
+        pub fn take(&self) -> Vec<Seen> {
+            std::mem::take(&mut self.shared.lock().unwrap().seen)
+        }
+    }
+
+    async fn answer(
+        State(shared): State<Arc<Mutex<Shared>>>,
+        method: Method,
+        uri: Uri,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> (StatusCode, String) {
+        let signature = check_signature(&method, &uri, &headers, &body);
+        let mut shared = shared.lock().unwrap();
+        let body = String::from_utf8_lossy(&body).into_owned();
+        shared.seen.push(Seen { method: method.to_string(), path: uri.path().to_string(), body, signature });
+        let (status, xml) = if shared.answers.is_empty() { (500, String::new()) } else { shared.answers.remove(0) };
+        (StatusCode::from_u16(status).unwrap(), xml)
+    }
+
+    /// Recomputes the signature over the signed headers as received.
+    fn check_signature(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<(), String> {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).ok_or(format!("no {name} header"));
+        let authorization = header("authorization")?;
+        let field = |name: &str| {
+            authorization
+                .split([' ', ','])
+                .find_map(|part| part.strip_prefix(name))
+                .ok_or(format!("no {name} in {authorization}"))
+        };
+        let scope = field("Credential=")?;
+        let date = header("x-amz-date")?;
+        let expected_scope = format!("{ACCESS_KEY}/{}/us-east-1/cloudfront/aws4_request", &date[..8]);
+        if scope != expected_scope {
+            return Err(format!("credential scope {scope}, expected {expected_scope}"));
+        }
+        if header("x-amz-security-token")? != SESSION_TOKEN {
+            return Err("wrong session token".into());
+        }
+        let signed: Vec<&str> = field("SignedHeaders=")?.split(';').collect();
+        for required in ["host", "x-amz-date", "x-amz-security-token"] {
+            if !signed.contains(&required) {
+                return Err(format!("{required} is not signed ({signed:?})"));
+            }
+        }
+        let pairs: Vec<(&str, &str)> =
+            signed.iter().map(|name| Ok((*name, header(name)?))).collect::<Result<_, String>>()?;
+        let identity = Credentials::new(ACCESS_KEY, SECRET_KEY, Some(SESSION_TOKEN.into()), None, "test").into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region("us-east-1")
+            .name("cloudfront")
+            .time(amz_date(date)?)
+            .settings(SigningSettings::default())
+            .build()
+            .unwrap()
+            .into();
+        let url = format!("http://{}{}", header("host")?, uri.path_and_query().map_or("/", |p| p.as_str()));
+        let request = SignableRequest::new(method.as_str(), url, pairs.into_iter(), SignableBody::Bytes(body)).unwrap();
+        let (_, expected) = sign(request, &params).unwrap().into_parts();
+        match field("Signature=")? {
+            got if got == expected => Ok(()),
+            got => Err(format!("signature {got}, expected {expected}")),
+        }
+    }
+
+    /// `YYYYMMDDTHHMMSSZ` as a time.
+    fn amz_date(text: &str) -> Result<SystemTime, String> {
+        let number = |range: std::ops::Range<usize>| -> Result<i64, String> {
+            text.get(range).and_then(|s| s.parse().ok()).ok_or(format!("bad x-amz-date {text}"))
+        };
+        let (y, m, d) = (number(0..4)?, number(4..6)?, number(6..8)?);
+        // Days since 1970-01-01 (Howard Hinnant's days_from_civil).
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+        let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+        let seconds = days * 86_400 + number(9..11)? * 3600 + number(11..13)? * 60 + number(13..15)?;
+        Ok(SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(seconds).map_err(|e| e.to_string())?))
+    }
+}
+
+const CREATED: &str = r#"<?xml version="1.0"?><Invalidation xmlns="http://cloudfront.amazonaws.com/doc/2020-05-31/"><Id>I2J0I21PCUYOIK</Id><Status>InProgress</Status></Invalidation>"#;
+const NO_SUCH_DISTRIBUTION: &str = r#"<?xml version="1.0"?><ErrorResponse xmlns="http://cloudfront.amazonaws.com/doc/2020-05-31/"><Error><Type>Sender</Type><Code>NoSuchDistribution</Code><Message>The specified distribution does not exist.</Message></Error><RequestId>r</RequestId></ErrorResponse>"#;
+const THROTTLED: &str = r#"<?xml version="1.0"?><ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error></ErrorResponse>"#;
+
+#[test]
+fn cloudfront_invalidations_are_signed_retried_and_reported() {
+    let cloudfront = fake_cloudfront::Server::start();
+    let backend = backends::local();
+    let cwd = tempfile::tempdir().unwrap();
+    let publish = |version: &str, body: &[u8], credentials: bool| {
+        let build = build_dir(&[("a.js", body)]);
+        let mut cmd = support::cli::command(
+            &backend,
+            cwd.path(),
+            &["publish", build.path().to_str().unwrap(), "--version", version],
+        );
+        cmd.args(["--invalidate-cloudfront", "EDFDVBD6EXAMPLE", "--json"])
+            .env("AWS_ENDPOINT_URL_CLOUDFRONT", &cloudfront.endpoint)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", cwd.path().join("no-config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", cwd.path().join("no-credentials"))
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+            .env_remove("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+            .env_remove("AWS_WEB_IDENTITY_TOKEN_FILE");
+        if credentials {
+            cmd.env("AWS_ACCESS_KEY_ID", fake_cloudfront::ACCESS_KEY)
+                .env("AWS_SECRET_ACCESS_KEY", fake_cloudfront::SECRET_KEY)
+                .env("AWS_SESSION_TOKEN", fake_cloudfront::SESSION_TOKEN);
+        }
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "a purge never fails the publish\n{stdout}\n{stderr}");
+        (serde_json::from_str::<Value>(&stdout).unwrap(), stderr)
+    };
+
+    // Throttled, then a 503, then created: three signed attempts of one invalidation.
+    cloudfront.script(&[(400, THROTTLED), (503, ""), (201, CREATED)]);
+    let (value, _) = publish("1.0.0", b"1", true);
+    assert_eq!(value["purge"]["cloudfront"]["ok"], true, "{value}");
+    assert_eq!(value["purge"]["cloudfront"]["detail"], "invalidation I2J0I21PCUYOIK");
+    let seen = cloudfront.take();
+    assert_eq!(seen.len(), 3, "{seen:#?}");
+    for request in &seen {
+        assert_eq!(request.signature, Ok(()), "{request:#?}");
+        assert_eq!(request.method, "POST");
+        assert_eq!(request.path, "/2020-05-31/distribution/EDFDVBD6EXAMPLE/invalidation");
+        assert!(
+            request.body.contains(
+                "<Paths><Quantity>2</Quantity><Items><Path>/sdk/latest/*</Path><Path>/api/sdk/sri</Path></Items></Paths>"
+            ),
+            "{}",
+            request.body
+        );
+    }
+    assert!(seen.iter().all(|r| r.body == seen[0].body), "one caller reference for every attempt");
+
+    // A refusal is not retried, and the warning says what CloudFront said.
+    cloudfront.script(&[(404, NO_SUCH_DISTRIBUTION)]);
+    let (value, stderr) = publish("1.1.0", b"2", true);
+    assert_eq!(value["purge"]["cloudfront"]["ok"], false, "{value}");
+    let detail = value["purge"]["cloudfront"]["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with(
+            "CloudFront invalidation of EDFDVBD6EXAMPLE failed: NoSuchDistribution: The specified distribution does not exist.; the publish succeeded"
+        ),
+        "{detail}"
+    );
+    assert!(stderr.contains(detail), "{stderr}");
+    assert_eq!(cloudfront.take().len(), 1);
+
+    // No credentials anywhere: nothing is sent, and the warning says so.
+    cloudfront.script(&[(201, CREATED)]);
+    let (value, _) = publish("1.2.0", b"3", false);
+    let detail = value["purge"]["cloudfront"]["detail"].as_str().unwrap();
+    assert!(detail.contains("failed: NoCredentials: "), "{detail}");
+    assert!(cloudfront.take().is_empty(), "an unsigned request was sent");
+}
