@@ -65,7 +65,7 @@ mod write;
 
 use etag::{etag_of, integrity_of_open};
 use sidecar::Sidecar;
-use write::{Staged, in_parent, stage};
+use write::{Staged, WriteBehind, in_parent, stage};
 
 use super::{
     Body, Headers, Key, ObjectMeta, ObjectReader, PutMode, StagedFile, Staging, StaleTemp, Store, StoreError,
@@ -461,10 +461,13 @@ impl Staging for LocalStore {
         self.sweep_once();
         let tmp = names::tmp(&self.root);
         let staged = in_parent(&tmp, || File::options().write(true).create_new(true).open(&tmp)).and_then(|mut out| {
-            let copied = Integrity::of_copy_with(reader, &mut out, buf, sha512)?;
+            let mut behind = WriteBehind::new(&mut out);
+            let copied = Integrity::of_copy_with(reader, &mut behind, buf, sha512)?;
+            behind.finish();
             crate::pause::point_blocking("staged");
             // Flushed by the write (`put_staged`), many at once: two planning
-            // workers flushing one file after another were slower.
+            // workers flushing one file after another were slower. The disk
+            // has been writing it since the copy (`WriteBehind`).
             Ok(copied)
         });
         match staged {

@@ -286,3 +286,19 @@ fn a_store_written_before_the_hashed_layout_keeps_its_headers() {
     store.delete_sync(&k).unwrap();
     assert!(!legacy.exists(), "a delete removes the old sidecar too");
 }
+
+#[test]
+fn a_staged_copy_across_several_write_behind_windows_is_the_exact_input() {
+    // Not a multiple of the window or of the buffer: every boundary case.
+    let input: Vec<u8> = (0..(2 * super::write::WRITE_BEHIND + 12_345)).map(|i| (i * 7 % 251) as u8).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path().to_path_buf());
+    let staged = store.stage(&mut input.as_slice(), &mut vec![0; 64 * 1024], false).unwrap();
+    assert_eq!(staged.size(), input.len() as u64);
+    assert_eq!(std::fs::read(staged.path()).unwrap(), input);
+    assert_eq!(Some(staged.integrity().to_string()), sri(&input));
+    let k = key("sdk/1.0.0/big.js");
+    let body = Body::File(staged.path().to_path_buf());
+    store.put_sync(&k, body, &headers(sri(&input)), PutMode::Create).unwrap();
+    assert_eq!(std::fs::read(store.data_path(&k)).unwrap(), input);
+}
