@@ -33,7 +33,7 @@ fn main() -> ExitCode {
             return ExitCode::from(STORE_FAILURE);
         }
     };
-    match runtime.block_on(commands::run(&cli)) {
+    match commands::run_on(&runtime, &cli) {
         Ok(output) => {
             if cli.global.json {
                 println!("{}", output.json);
