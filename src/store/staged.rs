@@ -36,28 +36,28 @@ impl StagedFile {
 
     /// The SHA-512 of exactly these bytes, when staging was asked for it
     /// (signature-based SRI signs it).
-    pub fn sha512(&self) -> Option<[u8; 64]> {
+    pub(crate) fn sha512(&self) -> Option<[u8; 64]> {
         self.sha512
     }
 
     /// Where the bytes are.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// The integrity of exactly these bytes.
-    pub fn integrity(&self) -> Integrity {
+    pub(crate) fn integrity(&self) -> Integrity {
         self.integrity
     }
 
     /// Size in bytes.
-    pub fn size(&self) -> u64 {
+    pub(crate) fn size(&self) -> u64 {
         self.size
     }
 
     /// Removes the temp file now (its bytes were linked into place, or are
     /// no longer needed); a second call, or the drop, does nothing.
-    pub fn remove(&self) {
+    pub(crate) fn remove(&self) {
         if !self.removed.swap(true, Ordering::Relaxed) {
             let _ = fs::remove_file(&self.path);
         }
@@ -84,7 +84,7 @@ pub trait Staging: Send + Sync + fmt::Debug {
 /// Staging in the OS's temp directory (private files), for stores that send
 /// the bytes elsewhere (S3): the upload then reads the staged copy.
 #[derive(Debug, Default)]
-pub struct TempDirStaging;
+pub(crate) struct TempDirStaging;
 
 impl Staging for TempDirStaging {
     fn stage(&self, reader: &mut dyn Read, buf: &mut [u8], sha512: bool) -> io::Result<StagedFile> {
