@@ -6,7 +6,6 @@
 
 use std::fmt;
 use std::io::Read;
-use std::path::Path;
 use std::str::FromStr;
 
 use base64::Engine;
@@ -112,11 +111,6 @@ impl Integrity {
         let mut out = [0u8; 16];
         out.copy_from_slice(&self.0[..16]);
         out
-    }
-
-    /// The integrity of a file, streamed.
-    pub(crate) fn of_file(path: &Path) -> std::io::Result<(Self, u64)> {
-        Self::of_reader(std::fs::File::open(path)?)
     }
 
     /// The integrity of an async reader (an object downloaded from a store), streamed.

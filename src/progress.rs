@@ -27,11 +27,6 @@ impl Progress {
         self.bar(label, total, "{msg:>10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}")
     }
 
-    /// A bar counting items.
-    pub(crate) fn items(&self, label: &'static str, total: u64) -> ProgressBar {
-        self.bar(label, total, "{msg:>10} [{bar:30}] {pos}/{len} files")
-    }
-
     fn bar(&self, label: &'static str, total: u64, template: &str) -> ProgressBar {
         if !self.enabled {
             return ProgressBar::hidden();

@@ -8,7 +8,7 @@
 //! into place (or sending it), and whatever is left (a refused plan, a
 //! failed upload, a publish that stopped early) is removed when the last
 //! reference drops. A killed process leaves it to the local store's sweep
-//! (its temp names carry the writer's pid) or to the OS's temp directory.
+//! (its temp names carry the writer's pid).
 
 use std::fmt;
 use std::fs;
@@ -81,24 +81,24 @@ pub trait Staging: Send + Sync + fmt::Debug {
     fn stage(&self, reader: &mut dyn Read, buf: &mut [u8], sha512: bool) -> io::Result<StagedFile>;
 }
 
-/// Staging in the OS's temp directory (private files), for stores that send
-/// the bytes elsewhere (S3): the upload then reads the staged copy.
-#[derive(Debug, Default)]
-pub(crate) struct TempDirStaging;
-
-impl Staging for TempDirStaging {
-    fn stage(&self, reader: &mut dyn Read, buf: &mut [u8], sha512: bool) -> io::Result<StagedFile> {
-        let mut file = tempfile::Builder::new().prefix("sdk-cdn-upload-").tempfile()?;
-        let digests = Integrity::of_copy_with(reader, file.as_file_mut(), buf, sha512)?;
-        // Kept until the StagedFile drops (it removes the file then).
-        let path = file.into_temp_path().keep().map_err(|e| e.error)?;
-        Ok(StagedFile::new(path, digests))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Staging in the OS's temp directory (no store stages there: S3 reads
+    /// the build's own files, so a release never sits in TMPDIR at once).
+    #[derive(Debug)]
+    struct TempDirStaging;
+
+    impl Staging for TempDirStaging {
+        fn stage(&self, reader: &mut dyn Read, buf: &mut [u8], sha512: bool) -> io::Result<StagedFile> {
+            let mut file = tempfile::Builder::new().prefix("sdk-cdn-upload-").tempfile()?;
+            let digests = Integrity::of_copy_with(reader, file.as_file_mut(), buf, sha512)?;
+            // Kept until the StagedFile drops (it removes the file then).
+            let path = file.into_temp_path().keep().map_err(|e| e.error)?;
+            Ok(StagedFile::new(path, digests))
+        }
+    }
 
     #[test]
     fn a_staged_file_holds_the_hashed_bytes_and_is_removed_on_drop() {
