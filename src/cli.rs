@@ -465,10 +465,6 @@ pub(crate) struct PromoteArgs {
     #[arg(value_parser = parse_version)]
     pub version: Version,
 
-    /// The channel to move (only `latest` exists).
-    #[arg(long, default_value = "latest", value_parser = ["latest"])]
-    pub(crate) channel: String,
-
     /// Allow an older version than the one latest/ serves (a rollback).
     #[arg(long)]
     pub allow_downgrade: bool,
