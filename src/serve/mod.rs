@@ -48,6 +48,7 @@ use std::time::Duration;
 
 pub use error::ServeError;
 pub(crate) use listener::{Server, shutdown_signal};
+pub use prepare::PrepareError;
 pub use routes::app;
 pub use state::{RefreshError, Refreshed, ServeState};
 
