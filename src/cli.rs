@@ -36,7 +36,7 @@ pub struct Cli {
     pub global: GlobalArgs,
     /// The command to run.
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 /// Options every command takes.
@@ -47,26 +47,26 @@ pub struct GlobalArgs {
     /// S3 uses the standard AWS configuration chain (AWS_PROFILE, AWS_REGION,
     /// AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, …).
     #[arg(long, global = true, env = "SDK_CDN_STORE", default_value = "./cdn", value_name = "URL")]
-    pub store: String,
+    pub(crate) store: String,
 
     /// S3 endpoint for S3-compatible stores (R2, MinIO, Garage, …); AWS_ENDPOINT_URL also works.
     #[arg(long, global = true, env = "SDK_CDN_ENDPOINT_URL", value_name = "URL")]
-    pub endpoint_url: Option<String>,
+    pub(crate) endpoint_url: Option<String>,
 
     /// Address buckets as https://endpoint/bucket (most self-hosted S3 stores need this).
     ///
     /// SDK_CDN_PATH_STYLE takes 1/0, true/false, yes/no, on/off.
     #[arg(long, global = true, env = "SDK_CDN_PATH_STYLE", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
-    pub path_style: bool,
+    pub(crate) path_style: bool,
 
     /// Seconds any store request may take, retries included, before the command fails (exit 1). File
     /// uploads get this plus the time to send their bytes at 1 MiB/s.
     #[arg(long, global = true, env = "SDK_CDN_TIMEOUT", value_name = "SECONDS", default_value = "60", value_parser = parse_timeout)]
-    pub timeout: std::time::Duration,
+    pub(crate) timeout: std::time::Duration,
 
     /// Seconds to establish a connection to the store.
     #[arg(long, global = true, env = "SDK_CDN_CONNECT_TIMEOUT", value_name = "SECONDS", default_value = "5", value_parser = parse_timeout)]
-    pub connect_timeout: std::time::Duration,
+    pub(crate) connect_timeout: std::time::Duration,
 
     /// Print one machine-readable JSON object on stdout (errors too) instead of text.
     #[arg(long, global = true)]
@@ -87,7 +87,7 @@ pub struct GlobalArgs {
 
 /// The commands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Upload a build to sdk/<version>/, seal it, promote it if newest, update the SRI index.
     #[command(after_help = "\
 Examples:
@@ -226,7 +226,7 @@ Examples:
 
 /// `man` arguments.
 #[derive(Debug, Args)]
-pub struct ManArgs {
+pub(crate) struct ManArgs {
     /// The command whose page to print (sdk-cdn-COMMAND(1)); without it, sdk-cdn(1).
     #[arg(value_name = "COMMAND", conflicts_with = "dir")]
     pub command: Option<String>,
@@ -238,7 +238,7 @@ pub struct ManArgs {
 
 /// `publish` arguments.
 #[derive(Debug, Args)]
-pub struct PublishArgs {
+pub(crate) struct PublishArgs {
     /// The build output directory: its regular files are published, except hidden paths (refused unless
     /// asked for), --exclude matches and the local --manifests-dir (README: "What gets published").
     pub dir: PathBuf,
@@ -291,7 +291,7 @@ pub struct PublishArgs {
 
 impl PublishArgs {
     /// The filter flags, for the planner.
-    pub fn filter(&self) -> crate::release::select::FilterOptions {
+    pub(crate) fn filter(&self) -> crate::release::select::FilterOptions {
         crate::release::select::FilterOptions {
             include_hidden: self.include_hidden,
             exclude: self.exclude.clone(),
@@ -302,7 +302,7 @@ impl PublishArgs {
 
 /// Options of commands that write files.
 #[derive(Debug, Args)]
-pub struct TransferArgs {
+pub(crate) struct TransferArgs {
     /// Uploads or copies in flight at once. On S3 each request waits a network round trip, so many
     /// in flight is what makes a release of many small files fast (BENCHMARKS.md measures 8 to 64).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -315,7 +315,7 @@ pub struct TransferArgs {
 
 /// Options of commands that write the SRI index or seal versions.
 #[derive(Debug, Args)]
-pub struct SignArgs {
+pub(crate) struct SignArgs {
     /// Minisign secret key (from `sdk-cdn keygen` or `minisign -G`): signs every index written
     /// (api/sdk/sri.minisig) and every manifest sealed (manifests/<v>.json.minisig). SDK_CDN_SIGN_KEY may
     /// hold the key text instead (CI secrets); SDK_CDN_SIGN_KEY_PASSWORD its password.
@@ -330,7 +330,7 @@ pub struct SignArgs {
 
 /// Signature-based SRI: what lets a page pin `latest/` by key.
 #[derive(Debug, Args)]
-pub struct SriSignArgs {
+pub(crate) struct SriSignArgs {
     /// Ed25519 key that signs every file for signature-based SRI, so pages can load latest/ with
     /// integrity="ed25519-KEY" (a minisign secret key from `sdk-cdn keygen`; a different key from
     /// --sign-key, docs/SIGNING.md). Repeat it during a key rotation to sign with the old and the new
@@ -347,7 +347,7 @@ pub struct SriSignArgs {
 
 /// `verify` arguments.
 #[derive(Debug, Args)]
-pub struct VerifyArgs {
+pub(crate) struct VerifyArgs {
     /// Versions to verify (default: every published version).
     #[arg(value_parser = parse_version, conflicts_with = "all")]
     pub versions: Vec<Version>,
@@ -385,7 +385,7 @@ pub struct VerifyArgs {
 
 /// `reindex` arguments.
 #[derive(Debug, Args)]
-pub struct ReindexArgs {
+pub(crate) struct ReindexArgs {
     /// Transfer options (used when an interrupted promotion must be finished first).
     #[command(flatten)]
     pub transfer: TransferArgs,
@@ -401,7 +401,7 @@ pub struct ReindexArgs {
 
 /// `discard` arguments.
 #[derive(Debug, Args)]
-pub struct DiscardArgs {
+pub(crate) struct DiscardArgs {
     /// The version whose partial upload should be removed.
     #[arg(value_parser = parse_version)]
     pub version: Version,
@@ -414,7 +414,7 @@ pub struct DiscardArgs {
 
 /// `serve` arguments.
 #[derive(Debug, Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Address to listen on; port 0 picks a free one. The bound address is printed on stderr.
     #[arg(long, default_value = crate::serve::DEFAULT_ADDR, value_name = "HOST:PORT")]
     pub addr: std::net::SocketAddr,
@@ -447,7 +447,7 @@ pub struct ServeArgs {
 
 /// CDN purge options of commands that can change `latest/` or the index.
 #[derive(Debug, Args)]
-pub struct PurgeArgs {
+pub(crate) struct PurgeArgs {
     /// When latest/ or the index changed, invalidate /sdk/latest/* and /api/sdk/sri in this CloudFront distribution.
     #[arg(long, value_name = "DISTRIBUTION_ID", env = "SDK_CDN_CLOUDFRONT_DISTRIBUTION")]
     pub invalidate_cloudfront: Option<String>,
@@ -460,14 +460,10 @@ pub struct PurgeArgs {
 
 /// `promote` arguments.
 #[derive(Debug, Args)]
-pub struct PromoteArgs {
+pub(crate) struct PromoteArgs {
     /// The published version latest/ should serve.
     #[arg(value_parser = parse_version)]
     pub version: Version,
-
-    /// The channel to move (only `latest` exists).
-    #[arg(long, default_value = "latest", value_parser = ["latest"])]
-    pub channel: String,
 
     /// Allow an older version than the one latest/ serves (a rollback).
     #[arg(long)]
@@ -498,7 +494,7 @@ pub struct PromoteArgs {
 
 /// `sri` arguments.
 #[derive(Debug, Args)]
-pub struct SriArgs {
+pub(crate) struct SriArgs {
     /// A version, or `latest`; without it the whole index is printed.
     #[arg(value_parser = parse_version_or_latest)]
     pub version: Option<String>,
@@ -510,7 +506,7 @@ pub struct SriArgs {
 
 /// `snippet` arguments.
 #[derive(Debug, Args)]
-pub struct SnippetArgs {
+pub(crate) struct SnippetArgs {
     /// The version to pin, or `latest` with --signed (a hash pin on latest/ would break at the next
     /// release; a key pin does not).
     #[arg(value_parser = parse_version_or_latest, value_name = "VERSION|latest")]

@@ -21,25 +21,25 @@ use crate::manifest::FileEntry;
 use crate::store::Headers;
 
 /// `Cache-Control` of versioned files: they never change.
-pub const IMMUTABLE_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
+pub(crate) const IMMUTABLE_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
 /// Default `Cache-Control` of `latest/` files: they change on every promotion.
-pub const DEFAULT_LATEST_CACHE_CONTROL: &str = "public, max-age=300";
+pub(crate) const DEFAULT_LATEST_CACHE_CONTROL: &str = "public, max-age=300";
 /// `Cache-Control` of the SRI index.
-pub const INDEX_CACHE_CONTROL: &str = "public, max-age=60";
+pub(crate) const INDEX_CACHE_CONTROL: &str = "public, max-age=60";
 /// `Cache-Control` of internal bookkeeping objects (manifests, pointer, intents).
-pub const INTERNAL_CACHE_CONTROL: &str = "no-cache";
+pub(crate) const INTERNAL_CACHE_CONTROL: &str = "no-cache";
 /// `Content-Type` of JSON objects.
-pub const JSON_CONTENT_TYPE: &str = "application/json";
+pub(crate) const JSON_CONTENT_TYPE: &str = "application/json";
 
 /// Headers of a file under `sdk/<version>/`.
-pub fn versioned_file(entry: &FileEntry) -> Headers {
+pub(crate) fn versioned_file(entry: &FileEntry) -> Headers {
     file(entry, IMMUTABLE_CACHE_CONTROL)
 }
 
 /// Headers of a file under `sdk/latest/`, with the configured `cache_control`:
 /// the versioned file's, signature headers included (they depend on the
 /// bytes only), with a `Cache-Control` that lets it change.
-pub fn latest_file(entry: &FileEntry, cache_control: &str) -> Headers {
+pub(crate) fn latest_file(entry: &FileEntry, cache_control: &str) -> Headers {
     file(entry, cache_control)
 }
 
@@ -53,12 +53,12 @@ fn file(entry: &FileEntry, cache_control: &str) -> Headers {
 }
 
 /// Headers of `api/sdk/sri`.
-pub fn index() -> Headers {
+pub(crate) fn index() -> Headers {
     json(INDEX_CACHE_CONTROL)
 }
 
 /// Headers of bookkeeping objects: manifests, the channel pointer, intents.
-pub fn bookkeeping() -> Headers {
+pub(crate) fn bookkeeping() -> Headers {
     json(INTERNAL_CACHE_CONTROL)
 }
 
@@ -68,7 +68,7 @@ fn json(cache_control: &str) -> Headers {
 
 /// Headers of a detached signature (`.minisig`): content-addressed copies
 /// never change; the others change with what they sign.
-pub fn signature(immutable: bool) -> Headers {
+pub(crate) fn signature(immutable: bool) -> Headers {
     Headers {
         content_type: SIGNATURE_CONTENT_TYPE.into(),
         cache_control: if immutable { IMMUTABLE_CACHE_CONTROL } else { INDEX_CACHE_CONTROL }.into(),
@@ -77,23 +77,23 @@ pub fn signature(immutable: bool) -> Headers {
 }
 
 /// `Content-Type` of minisign signatures (text lines).
-pub const SIGNATURE_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
+pub(crate) const SIGNATURE_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
 
 /// The `Cache-Control` a file is served with when the store kept none.
-pub fn default_file_cache_control(latest: bool) -> &'static str {
+pub(crate) fn default_file_cache_control(latest: bool) -> &'static str {
     if latest { DEFAULT_LATEST_CACHE_CONTROL } else { IMMUTABLE_CACHE_CONTROL }
 }
 
 /// Whether a `Cache-Control` value carries the `immutable` directive
 /// (directives are case-insensitive, RFC 9111 §5.2).
-pub fn is_immutable(cache_control: &str) -> bool {
+pub(crate) fn is_immutable(cache_control: &str) -> bool {
     cache_control.split(',').any(|directive| directive.trim().eq_ignore_ascii_case("immutable"))
 }
 
 /// Checks a `Cache-Control` value for something that changes (`latest/`, the
 /// index): never `immutable`, non-empty, printable ASCII (a header value).
 /// `what` names the object and why, for the message.
-pub fn check_mutable_cache_control(value: &str, what: &str) -> Result<(), String> {
+pub(crate) fn check_mutable_cache_control(value: &str, what: &str) -> Result<(), String> {
     if is_immutable(value) {
         return Err(format!("{what}; `immutable` would pin clients to a stale copy"));
     }

@@ -6,7 +6,6 @@
 
 use std::fmt;
 use std::io::Read;
-use std::path::Path;
 use std::str::FromStr;
 
 use base64::Engine;
@@ -29,11 +28,11 @@ pub struct Integrity([u8; DIGEST_LEN]);
 /// Why a string is not a SHA-384 SRI value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0:?} is not a SHA-384 integrity value (expected \"sha384-\" + 64 base64 characters)")]
-pub struct IntegrityError(pub String);
+pub struct IntegrityError(pub(crate) String);
 
 impl Integrity {
     /// The integrity of a SHA-384 digest computed elsewhere (e.g. while streaming).
-    pub fn of_digest(digest: [u8; DIGEST_LEN]) -> Self {
+    pub(crate) fn of_digest(digest: [u8; DIGEST_LEN]) -> Self {
         Integrity(digest)
     }
 
@@ -43,7 +42,7 @@ impl Integrity {
     }
 
     /// The integrity of a reader, streamed in 64 KiB chunks; also returns the byte count.
-    pub fn of_reader(reader: impl Read) -> std::io::Result<(Self, u64)> {
+    pub(crate) fn of_reader(reader: impl Read) -> std::io::Result<(Self, u64)> {
         let (integrity, size, _) = Self::of_reader_with(reader, &mut vec![0u8; BUF_LEN], false)?;
         Ok((integrity, size))
     }
@@ -52,21 +51,21 @@ impl Integrity {
     /// that hashing many small files allocates nothing per file; with
     /// `sha512`, also the SHA-512 of the same bytes (signature-based SRI
     /// signs it), from the same read.
-    pub fn of_reader_with(reader: impl Read, buf: &mut [u8], sha512: bool) -> std::io::Result<Digests> {
+    pub(crate) fn of_reader_with(reader: impl Read, buf: &mut [u8], sha512: bool) -> std::io::Result<Digests> {
         Self::of_stream(reader, None, buf, sha512)
     }
 
     /// Copies `reader` into `out` through one 64 KiB buffer, hashing the
     /// bytes on the way: the integrity returned is that of exactly the bytes
     /// written, however the source changes meanwhile.
-    pub fn of_copy(reader: impl Read, out: &mut impl std::io::Write) -> std::io::Result<(Self, u64)> {
+    pub(crate) fn of_copy(reader: impl Read, out: &mut impl std::io::Write) -> std::io::Result<(Self, u64)> {
         let (integrity, size, _) = Self::of_stream(reader, Some(out), &mut vec![0u8; BUF_LEN], false)?;
         Ok((integrity, size))
     }
 
     /// Like [`Integrity::of_copy`], through the caller's `buf`, and with
     /// `sha512` also the SHA-512 of the bytes written.
-    pub fn of_copy_with(
+    pub(crate) fn of_copy_with(
         reader: impl Read,
         out: &mut impl std::io::Write,
         buf: &mut [u8],
@@ -108,15 +107,10 @@ impl Integrity {
     }
 
     /// The first 16 bytes of the digest: enough to tell contents apart for an etag.
-    pub fn short(&self) -> [u8; 16] {
+    pub(crate) fn short(&self) -> [u8; 16] {
         let mut out = [0u8; 16];
         out.copy_from_slice(&self.0[..16]);
         out
-    }
-
-    /// The integrity of a file, streamed.
-    pub fn of_file(path: &Path) -> std::io::Result<(Self, u64)> {
-        Self::of_reader(std::fs::File::open(path)?)
     }
 
     /// The integrity of an async reader (an object downloaded from a store), streamed.
@@ -127,7 +121,10 @@ impl Integrity {
 
     /// Like [`Integrity::of_async_reader`]; with `sha512`, also the SHA-512
     /// of the same bytes (to check signature-based SRI headers).
-    pub async fn of_async_reader_with(mut reader: impl AsyncRead + Unpin, sha512: bool) -> std::io::Result<Digests> {
+    pub(crate) async fn of_async_reader_with(
+        mut reader: impl AsyncRead + Unpin,
+        sha512: bool,
+    ) -> std::io::Result<Digests> {
         let mut hasher = Sha384::new();
         let mut second = sha512.then(Sha512::new);
         let mut buf = vec![0u8; BUF_LEN];
@@ -149,7 +146,7 @@ impl Integrity {
 
 /// What one read of a file yields: its integrity, its size and, when asked
 /// for, its SHA-512.
-pub type Digests = (Integrity, u64, Option<[u8; 64]>);
+pub(crate) type Digests = (Integrity, u64, Option<[u8; 64]>);
 
 impl fmt::Display for Integrity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

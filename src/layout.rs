@@ -15,33 +15,33 @@ use semver::Version;
 use crate::store::{Key, KeyError};
 
 /// Prefix of every SDK file.
-pub const SDK_PREFIX: &str = "sdk/";
+pub(crate) const SDK_PREFIX: &str = "sdk/";
 /// The one channel, served at `sdk/latest/`.
-pub const LATEST: &str = "latest";
+pub(crate) const LATEST: &str = "latest";
 /// Prefix of the per-version manifests.
-pub const MANIFESTS_PREFIX: &str = "manifests/";
+pub(crate) const MANIFESTS_PREFIX: &str = "manifests/";
 /// The SRI index customers fetch.
-pub const INDEX_KEY: &str = "api/sdk/sri";
+pub(crate) const INDEX_KEY: &str = "api/sdk/sri";
 /// The `latest` channel pointer.
-pub const LATEST_POINTER_KEY: &str = "manifests/channels/latest.json";
+pub(crate) const LATEST_POINTER_KEY: &str = "manifests/channels/latest.json";
 
 /// `sdk/<version>/<path>`.
-pub fn version_file(version: &Version, path: &str) -> Result<Key, KeyError> {
+pub(crate) fn version_file(version: &Version, path: &str) -> Result<Key, KeyError> {
     Key::new(format!("{SDK_PREFIX}{version}/{path}"))
 }
 
 /// `sdk/<version>/`: the prefix of one version's files.
-pub fn version_prefix(version: &Version) -> String {
+pub(crate) fn version_prefix(version: &Version) -> String {
     format!("{SDK_PREFIX}{version}/")
 }
 
 /// `sdk/latest/<path>`.
-pub fn latest_file(path: &str) -> Result<Key, KeyError> {
+pub(crate) fn latest_file(path: &str) -> Result<Key, KeyError> {
     Key::new(format!("{SDK_PREFIX}{LATEST}/{path}"))
 }
 
 /// `sdk/latest/`.
-pub fn latest_prefix() -> String {
+pub(crate) fn latest_prefix() -> String {
     format!("{SDK_PREFIX}{LATEST}/")
 }
 
@@ -51,7 +51,7 @@ pub fn manifest(version: &Version) -> Key {
 }
 
 /// The version a `manifests/<version>.json` key names, if it is one.
-pub fn version_of_manifest(key: &Key) -> Option<Version> {
+pub(crate) fn version_of_manifest(key: &Key) -> Option<Version> {
     let name = key.as_str().strip_prefix(MANIFESTS_PREFIX)?.strip_suffix(".json")?;
     if name.contains('/') {
         return None;
@@ -60,10 +60,10 @@ pub fn version_of_manifest(key: &Key) -> Option<Version> {
 }
 
 /// Prefix of the intent records of publishes in progress.
-pub const INTENTS_PREFIX: &str = "manifests/pending/";
+pub(crate) const INTENTS_PREFIX: &str = "manifests/pending/";
 
 /// `manifests/pending/<version>.json`: the intent record of a publish in progress.
-pub fn intent(version: &Version) -> Key {
+pub(crate) fn intent(version: &Version) -> Key {
     Key::trusted(format!("{INTENTS_PREFIX}{version}.json"))
 }
 
@@ -73,11 +73,11 @@ pub fn index() -> Key {
 }
 
 /// The `latest` pointer key.
-pub fn latest_pointer() -> Key {
+pub(crate) fn latest_pointer() -> Key {
     Key::trusted(LATEST_POINTER_KEY.to_string())
 }
 
 /// The name of a file in the SRI index: `<version>/<path>` or `latest/<path>`.
-pub fn index_entry(dir: &str, path: &str) -> String {
+pub(crate) fn index_entry(dir: &str, path: &str) -> String {
     format!("{dir}/{path}")
 }

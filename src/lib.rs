@@ -6,7 +6,7 @@
 pub mod cli;
 pub mod commands;
 pub mod content_type;
-pub mod headers;
+pub(crate) mod headers;
 pub mod integrity;
 pub mod layout;
 pub mod logging;
@@ -14,7 +14,7 @@ pub mod manifest;
 pub mod pause;
 pub mod pin;
 pub mod progress;
-pub mod purge;
+pub(crate) mod purge;
 pub mod release;
 pub mod serve;
 pub mod signing;

@@ -109,8 +109,7 @@ fn exit_code(error: &Error) -> u8 {
             }
             ReleaseError::UnsafeStore(_) => UNSAFE_STORE,
             ReleaseError::Store(StoreError::AlreadyExists { .. } | StoreError::Precondition { .. }) => CONFLICT,
-            ReleaseError::StoreUnusable(_)
-            | ReleaseError::ProbeFailed { .. }
+            ReleaseError::ProbeFailed { .. }
             | ReleaseError::ReadFailed { .. }
             | ReleaseError::IndexNotJson { .. }
             | ReleaseError::Interrupted { .. }

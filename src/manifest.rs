@@ -46,10 +46,10 @@ pub struct FileEntry {
 #[serde(deny_unknown_fields)]
 pub struct ChannelPointer {
     /// The version the channel names.
-    pub version: Version,
+    pub(crate) version: Version,
     /// Whether `sdk/latest/` has been brought to exactly that version's files;
     /// `false` while a promotion is in flight (or was interrupted).
-    pub synced: bool,
+    pub(crate) synced: bool,
 }
 
 /// `manifests/pending/<version>.json`: one publish's plan for a version, written
@@ -60,7 +60,7 @@ pub struct ChannelPointer {
 /// publisher of the same version can never both win.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Intent {
+pub(crate) struct Intent {
     /// Where the version stands.
     pub state: IntentState,
     /// The manifest the publisher will seal (`None` when `discard` made the record).
@@ -70,7 +70,7 @@ pub struct Intent {
 /// The state of an [`Intent`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum IntentState {
+pub(crate) enum IntentState {
     /// Files are being uploaded; more publishers with the same plan may help.
     Uploading,
     /// Every file is in place; the seal is being written.
@@ -84,28 +84,28 @@ pub enum IntentState {
 #[serde(deny_unknown_fields)]
 pub struct SriIndex {
     /// The version `latest/` serves (`null` before the first promotion).
-    pub version: Option<Version>,
+    pub(crate) version: Option<Version>,
     /// `<version>/<path>` and `latest/<path>` → integrity.
-    pub files: BTreeMap<String, Integrity>,
+    pub(crate) files: BTreeMap<String, Integrity>,
 }
 
 /// How the differences between two file sets read to a user.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct FileDiff {
     /// Same path, different bytes.
-    pub differing: Vec<String>,
+    pub(crate) differing: Vec<String>,
     /// In the build, not in what is published.
-    pub added: Vec<String>,
+    pub(crate) added: Vec<String>,
     /// Published, not in the build.
-    pub missing: Vec<String>,
+    pub(crate) missing: Vec<String>,
     /// Same bytes, other signature-based SRI headers (other `--sri-key` keys):
     /// a version's headers are as immutable as its bytes.
-    pub signed_differently: Vec<String>,
+    pub(crate) signed_differently: Vec<String>,
 }
 
 impl FileDiff {
     /// Whether the two sets are identical.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.differing.is_empty()
             && self.added.is_empty()
             && self.missing.is_empty()
@@ -135,11 +135,11 @@ impl std::fmt::Display for FileDiff {
 #[error("{key} in the store is not a valid {what}: {detail}")]
 pub struct FormatError {
     /// The object.
-    pub key: String,
+    pub(crate) key: String,
     /// Which format was expected.
-    pub what: &'static str,
+    pub(crate) what: &'static str,
     /// The parser's complaint.
-    pub detail: String,
+    pub(crate) detail: String,
 }
 
 /// Parses a stored JSON object, naming the key on failure.
@@ -172,7 +172,7 @@ impl VersionManifest {
     }
 
     /// The differences from `published` to `self` (the build).
-    pub fn diff_against(&self, published: &VersionManifest) -> FileDiff {
+    pub(crate) fn diff_against(&self, published: &VersionManifest) -> FileDiff {
         let mut diff = FileDiff::default();
         for (path, entry) in &self.files {
             match published.files.get(path) {
@@ -226,7 +226,7 @@ impl SriIndex {
     }
 
     /// The entries of one version, as `GET /api/sdk/sri/<version>` returns them.
-    pub fn for_version(&self, dir: &str) -> BTreeMap<String, Integrity> {
+    pub(crate) fn for_version(&self, dir: &str) -> BTreeMap<String, Integrity> {
         let prefix = format!("{dir}/");
         self.files.iter().filter(|(name, _)| name.starts_with(&prefix)).map(|(n, i)| (n.clone(), *i)).collect()
     }

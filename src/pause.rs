@@ -36,7 +36,7 @@ mod armed {
 
 /// Waits at pause point `name` if a test armed it (debug builds only).
 #[cfg(debug_assertions)]
-pub async fn point(name: &str) {
+pub(crate) async fn point(name: &str) {
     let Some((go, deadline)) = armed::claim(name) else { return };
     while !go.exists() && std::time::Instant::now() < deadline {
         tokio::time::sleep(armed::POLL).await;
@@ -45,7 +45,7 @@ pub async fn point(name: &str) {
 
 /// [`point`] for code on a blocking thread (debug builds only).
 #[cfg(debug_assertions)]
-pub fn point_blocking(name: &str) {
+pub(crate) fn point_blocking(name: &str) {
     let Some((go, deadline)) = armed::claim(name) else { return };
     while !go.exists() && std::time::Instant::now() < deadline {
         std::thread::sleep(armed::POLL);
@@ -54,8 +54,8 @@ pub fn point_blocking(name: &str) {
 
 /// Release builds: no pause points.
 #[cfg(not(debug_assertions))]
-pub async fn point(_name: &str) {}
+pub(crate) async fn point(_name: &str) {}
 
 /// Release builds: no pause points.
 #[cfg(not(debug_assertions))]
-pub fn point_blocking(_name: &str) {}
+pub(crate) fn point_blocking(_name: &str) {}

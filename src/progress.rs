@@ -13,7 +13,7 @@ pub struct Progress {
 
 impl Progress {
     /// Bars are drawn only if `wanted` and stderr is a terminal.
-    pub fn new(wanted: bool) -> Self {
+    pub(crate) fn new(wanted: bool) -> Self {
         Progress { enabled: wanted && std::io::stderr().is_terminal() }
     }
 
@@ -23,13 +23,8 @@ impl Progress {
     }
 
     /// A bar counting bytes.
-    pub fn bytes(&self, label: &'static str, total: u64) -> ProgressBar {
+    pub(crate) fn bytes(&self, label: &'static str, total: u64) -> ProgressBar {
         self.bar(label, total, "{msg:>10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}")
-    }
-
-    /// A bar counting items.
-    pub fn items(&self, label: &'static str, total: u64) -> ProgressBar {
-        self.bar(label, total, "{msg:>10} [{bar:30}] {pos}/{len} files")
     }
 
     fn bar(&self, label: &'static str, total: u64, template: &str) -> ProgressBar {

@@ -12,13 +12,13 @@ use serde::Serialize;
 mod cloudfront;
 
 /// Paths purged after a promotion.
-pub const LATEST_PATHS: &str = "/sdk/latest/*";
+pub(crate) const LATEST_PATHS: &str = "/sdk/latest/*";
 /// Path purged after an index change.
-pub const INDEX_PATH: &str = "/api/sdk/sri";
+pub(crate) const INDEX_PATH: &str = "/api/sdk/sri";
 
 /// Which purges to run.
 #[derive(Debug, Clone, Default)]
-pub struct PurgeOptions {
+pub(crate) struct PurgeOptions {
     /// CloudFront distribution to invalidate.
     pub cloudfront_distribution: Option<String>,
     /// Shell command run with the changed paths as arguments.
@@ -27,14 +27,14 @@ pub struct PurgeOptions {
 
 impl PurgeOptions {
     /// Whether any purge is configured.
-    pub fn is_enabled(&self) -> bool {
+    pub(crate) fn is_enabled(&self) -> bool {
         self.cloudfront_distribution.is_some() || self.command.is_some()
     }
 }
 
 /// The outcome of one purge method.
 #[derive(Debug, Clone, Serialize)]
-pub struct PurgeOutcome {
+pub(crate) struct PurgeOutcome {
     /// Whether it succeeded.
     pub ok: bool,
     /// The invalidation id, or what the command printed / what went wrong.
@@ -43,7 +43,7 @@ pub struct PurgeOutcome {
 
 /// What was purged and how it went.
 #[derive(Debug, Clone, Serialize)]
-pub struct PurgeReport {
+pub(crate) struct PurgeReport {
     /// The CDN paths that changed.
     pub paths: Vec<String>,
     /// CloudFront, if configured.
@@ -53,19 +53,14 @@ pub struct PurgeReport {
 }
 
 impl PurgeReport {
-    /// Whether every configured purge succeeded.
-    pub fn ok(&self) -> bool {
-        self.cloudfront.iter().chain(&self.command).all(|o| o.ok)
-    }
-
     /// What went wrong, one line per failed method.
-    pub fn failures(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn failures(&self) -> impl Iterator<Item = &str> {
         self.cloudfront.iter().chain(&self.command).filter(|o| !o.ok).map(|o| o.detail.as_str())
     }
 }
 
 /// The CDN paths that changed, given what a command did.
-pub fn changed_paths(latest_changed: bool, index_changed: bool) -> Vec<String> {
+pub(crate) fn changed_paths(latest_changed: bool, index_changed: bool) -> Vec<String> {
     let mut paths = Vec::new();
     if latest_changed {
         paths.push(LATEST_PATHS.to_string());
@@ -77,7 +72,7 @@ pub fn changed_paths(latest_changed: bool, index_changed: bool) -> Vec<String> {
 }
 
 /// Purges `paths` (nothing to do if empty or nothing is configured).
-pub async fn purge(options: &PurgeOptions, paths: Vec<String>) -> Option<PurgeReport> {
+pub(crate) async fn purge(options: &PurgeOptions, paths: Vec<String>) -> Option<PurgeReport> {
     if paths.is_empty() || !options.is_enabled() {
         return None;
     }
@@ -154,11 +149,11 @@ mod tests {
     async fn the_purge_command_gets_the_paths_and_failures_are_reported() {
         let options = PurgeOptions { command: Some("echo \"$@\"; test \"$#\" = 2".into()), ..Default::default() };
         let report = purge(&options, changed_paths(true, true)).await.unwrap();
-        assert!(report.ok());
+        assert_eq!(report.failures().count(), 0);
         assert_eq!(report.command.unwrap().detail, "/sdk/latest/* /api/sdk/sri");
         let failing = PurgeOptions { command: Some("echo nope >&2; exit 7".into()), ..Default::default() };
         let report = purge(&failing, changed_paths(false, true)).await.unwrap();
-        assert!(!report.ok());
+        assert_eq!(report.failures().count(), 1);
         assert!(report.command.unwrap().detail.contains("nope"));
         assert!(purge(&options, Vec::new()).await.is_none(), "nothing changed: nothing to purge");
     }

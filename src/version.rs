@@ -11,9 +11,9 @@ use semver::Version;
 #[error("{input:?} is not a valid version: {reason}")]
 pub struct VersionError {
     /// What was given.
-    pub input: String,
+    pub(crate) input: String,
     /// What is wrong, with a hint.
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 /// Parses a version strictly (`1.2.3`, `1.2.3-rc.1`).
@@ -39,7 +39,7 @@ pub fn parse(input: &str) -> Result<Version, VersionError> {
 }
 
 /// Whether `version` is a prerelease (`1.0.0-rc.1`).
-pub fn is_prerelease(version: &Version) -> bool {
+pub(crate) fn is_prerelease(version: &Version) -> bool {
     !version.pre.is_empty()
 }
 

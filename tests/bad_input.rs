@@ -100,7 +100,6 @@ fn cli_arguments_and_build_directories() {
             "immutable",
         ),
         case("promote with v", &["promote", "v1.0.0"], 2, "use 1.0.0"),
-        case("promote another channel", &["promote", "1.0.0", "--channel", "beta"], 2, "latest"),
         case("promote unpublished", &["promote", "9.9.9"], 2, "not published"),
         case("sri --file without version", &["sri", "--file", "a.js"], 2, "VERSION"),
         case("sri unknown version", &["sri", "4.0.0"], 2, "not in the SRI index"),

@@ -12,7 +12,8 @@ use crate::store::{self, ProbeReport, Verdict};
 
 pub(super) async fn verify(global: &GlobalArgs, args: &VerifyArgs) -> Result<Output, Error> {
     let store = open_store(global).await?;
-    let selection = if args.versions.is_empty() { Selection::All } else { Selection::Versions(args.versions.clone()) };
+    let selection =
+        if args.all || args.versions.is_empty() { Selection::All } else { Selection::Versions(args.versions.clone()) };
     let pubkey = args.pubkey.as_deref().map(crate::signing::PublicKey::from_arg).transpose()?;
     let sri_pubkeys =
         args.sri_pubkey.iter().map(|k| crate::signing::PublicKey::sri_from_arg(k)).collect::<Result<Vec<_>, _>>()?;

@@ -18,8 +18,7 @@ mod query;
 mod reference;
 mod release;
 
-pub use output::{Error, Kind, Output};
-pub use reference::completion_script;
+pub use output::{Error, Output};
 
 use crate::cli::{Cli, Command, GlobalArgs, SriArgs};
 use crate::progress::Progress;
@@ -59,7 +58,7 @@ async fn dispatch(cli: &Cli) -> Result<Output, Error> {
 }
 
 /// Opens the store named by the global options.
-pub async fn open_store(global: &GlobalArgs) -> Result<std::sync::Arc<dyn Store>, Error> {
+pub(crate) async fn open_store(global: &GlobalArgs) -> Result<std::sync::Arc<dyn Store>, Error> {
     let url = StoreUrl::parse(&global.store)?;
     url.check_local()?;
     let config = StoreConfig {

@@ -18,12 +18,12 @@ pub struct Output {
     /// Whether `text` is the data asked for (`sri`, `snippet`, `list`, …:
     /// printed even with `-q`) or a status report (`publish`, `verify`, …:
     /// `-q` silences it, the exit code says how it went).
-    pub kind: Kind,
+    pub(crate) kind: Kind,
 }
 
 /// See [`Output::kind`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// The data the command was run for.
     Data,
     /// A report of what the command did.
@@ -32,12 +32,12 @@ pub enum Kind {
 
 impl Output {
     /// A status report (silenced by `-q`).
-    pub fn status(text: String, json: Value) -> Self {
+    pub(crate) fn status(text: String, json: Value) -> Self {
         Output { text, json, kind: Kind::Status }
     }
 
     /// The data the command was run for (printed even with `-q`).
-    pub fn data(text: String, json: Value) -> Self {
+    pub(crate) fn data(text: String, json: Value) -> Self {
         Output { text, json, kind: Kind::Data }
     }
 

@@ -22,7 +22,7 @@ const BIN: &str = "sdk-cdn";
 /// ways: the loop that finds the subcommand sets `cmd="sdk__cdn__subcmd__publish"`
 /// while the `case` arms read `sdk__subcmd__cdn__subcmd__publish)`, so nothing
 /// below the top level completed. The arms are rewritten to the loop's spelling.
-pub fn completion_script(shell: clap_complete::Shell) -> String {
+pub(crate) fn completion_script(shell: clap_complete::Shell) -> String {
     let mut command = <Cli as clap::CommandFactory>::command();
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut command, BIN, &mut script);

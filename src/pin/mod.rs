@@ -26,7 +26,7 @@ use crate::signing::{
 
 /// `pin` arguments.
 #[derive(Debug, Args)]
-pub struct PinArgs {
+pub(crate) struct PinArgs {
     /// The HTML files to rewrite (or check).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
@@ -138,7 +138,7 @@ impl PinError {
 }
 
 /// Runs `pin`.
-pub async fn run(args: &PinArgs) -> Result<Output, PinError> {
+pub(crate) async fn run(args: &PinArgs) -> Result<Output, PinError> {
     // The key first: a bad key is a usage error before any network.
     let mut keys = Vec::new();
     for text in &args.pubkey {

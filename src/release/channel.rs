@@ -27,7 +27,7 @@ const POINTER: &str = "the latest pointer";
 
 /// When a version may take over `latest`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PromoteRule {
+pub(crate) enum PromoteRule {
     /// `publish`: only a stable release newer than the current one.
     IfNewer,
     /// `promote`: any sealed version; older ones and prereleases need a flag.
@@ -169,7 +169,7 @@ async fn write_pointer(
 /// With `resync`, copies every file again even when the pointer says
 /// `latest/` is synced (`promote` of the version it already serves: a
 /// `latest/` file deleted or altered by hand is put back, headers included).
-pub async fn converge(
+pub(crate) async fn converge(
     store: &dyn Store,
     latest_cache_control: &str,
     concurrency: usize,

@@ -211,9 +211,6 @@ pub enum ReleaseError {
         #[source]
         source: std::io::Error,
     },
-    /// The store cannot be used (unreachable, permissions).
-    #[error("{0}")]
-    StoreUnusable(String),
     /// A store operation failed.
     #[error(transparent)]
     Store(#[from] StoreError),

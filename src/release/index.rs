@@ -29,7 +29,7 @@ const REBUILD_CONCURRENCY: usize = 16;
 
 /// What the index looks like after [`update_index`].
 #[derive(Debug, Clone)]
-pub struct IndexState {
+pub(crate) struct IndexState {
     /// Its exact bytes in the store.
     pub bytes: Bytes,
     /// Whether this call wrote it.
@@ -120,7 +120,7 @@ pub(crate) async fn write_index(
 /// Adds `add` (a sealed version) and the synced `latest` entries to the
 /// index; writes nothing when it already says so. A missing index is
 /// rebuilt from every sealed manifest first.
-pub async fn update_index(
+pub(crate) async fn update_index(
     store: &dyn Store,
     add: Option<&VersionManifest>,
     signing: &Signing,

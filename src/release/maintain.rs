@@ -15,7 +15,7 @@ use crate::store::{PutMode, Store};
 
 /// What `reindex` did.
 #[derive(Debug, Clone, Serialize)]
-pub struct ReindexReport {
+pub(crate) struct ReindexReport {
     /// Versions in the rebuilt index.
     pub versions: Vec<Version>,
     /// The version `latest/` serves.
@@ -26,7 +26,7 @@ pub struct ReindexReport {
 
 /// Rebuilds `api/sdk/sri` from the sealed manifests and the channel pointer.
 /// A damaged or missing index is replaced; an equal one is left alone.
-pub async fn reindex(
+pub(crate) async fn reindex(
     store: &dyn Store,
     latest_cache_control: &str,
     concurrency: usize,
@@ -63,7 +63,7 @@ pub async fn reindex(
 
 /// What `discard` did.
 #[derive(Debug, Clone, Serialize)]
-pub struct DiscardReport {
+pub(crate) struct DiscardReport {
     /// The version.
     pub version: Version,
     /// Objects deleted.
@@ -80,7 +80,7 @@ pub struct DiscardReport {
 /// discard stop: the two can never both win. Files a dying publisher
 /// uploads after the deletes are left as a partial upload that a rerun of
 /// `discard` removes.
-pub async fn discard(store: &dyn Store, version: &Version, force: bool) -> Result<DiscardReport, ReleaseError> {
+pub(crate) async fn discard(store: &dyn Store, version: &Version, force: bool) -> Result<DiscardReport, ReleaseError> {
     if read_manifest(store, version).await?.is_some() {
         return Err(ReleaseError::Refused(format!(
             "{version} is published (sealed by manifests/{version}.json); published versions are immutable and are \

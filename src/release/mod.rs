@@ -13,29 +13,35 @@ mod error;
 mod index;
 mod intent;
 mod maintain;
-pub mod outputs;
-pub mod plan;
+pub(crate) mod outputs;
+pub(crate) mod plan;
 mod promote;
 mod publish;
 mod query;
 mod read;
-pub mod select;
+pub(crate) mod select;
 mod signatures;
-pub mod sri;
+pub(crate) mod sri;
 mod verify;
 mod verify_http;
 
-pub use channel::{PromoteRule, converge};
+pub(crate) use channel::converge;
 pub use error::ReleaseError;
-pub use index::update_index;
-pub use maintain::{DiscardReport, ReindexReport, discard, reindex};
-pub use plan::{LeftOutPath, Plan, PlanOptions, PlannedFile};
-pub use promote::{PromoteOptions, PromoteReport, promote};
-pub use publish::{PublishOptions, PublishOutcome, PublishReport, publish};
-pub use query::{
-    ListReport, VersionEntries, VersionState, VersionSummary, escape_html, list, snippet, sri_file, sri_index,
-    sri_version, tag_for,
+pub(crate) use index::update_index;
+pub(crate) use maintain::{DiscardReport, ReindexReport, discard, reindex};
+pub(crate) use plan::PlannedFile;
+pub use plan::{Plan, PlanOptions};
+pub(crate) use promote::{PromoteOptions, PromoteReport, promote};
+pub(crate) use publish::{PublishOptions, PublishOutcome, PublishReport, publish};
+pub(crate) use query::{
+    ListReport, VersionEntries, VersionState, escape_html, list, snippet, sri_file, sri_index, sri_version, tag_for,
 };
-pub use read::{StoredIndex, StoredPointer, read_index, read_manifest, read_pointer, sealed_versions};
-pub use signatures::Signing;
-pub use verify::{Finding, Problem, Selection, VerifyOptions, VerifyReport, verify};
+pub(crate) use read::{StoredPointer, read_index, read_manifest, read_pointer, sealed_versions};
+pub(crate) use signatures::Signing;
+pub use verify::VerifyReport;
+pub(crate) use verify::{Selection, VerifyOptions, verify};
+// The reports' fields hold these; only tests outside `release` build reports.
+#[cfg(test)]
+pub(crate) use query::VersionSummary;
+#[cfg(test)]
+pub(crate) use verify::{Finding, Problem};

@@ -17,7 +17,7 @@ use super::ReleaseError;
 
 /// The build directory, resolved, with where the tool's outputs are relative to it.
 #[derive(Debug)]
-pub struct BuildRoots {
+pub(crate) struct BuildRoots {
     /// The local manifests directory relative to the build, if it is inside it.
     pub manifests_in_build: Option<PathBuf>,
 }
@@ -26,7 +26,11 @@ impl BuildRoots {
     /// Refuses a build directory `dir` that overlaps the local store at
     /// `store_root`, or that is itself `manifests_dir`; finds where
     /// `manifests_dir` sits inside it (to be left out).
-    pub fn new(dir: &Path, store_root: Option<&Path>, manifests_dir: Option<&Path>) -> Result<Self, ReleaseError> {
+    pub(crate) fn new(
+        dir: &Path,
+        store_root: Option<&Path>,
+        manifests_dir: Option<&Path>,
+    ) -> Result<Self, ReleaseError> {
         let build = resolve(dir).map_err(|e| unresolved(dir, e))?;
         if let Some(store_root) = store_root {
             let store = resolve(store_root).map_err(|e| unresolved(store_root, e))?;
@@ -73,7 +77,7 @@ impl BuildRoots {
 /// Creates `dir` if needed and proves it is a directory this process can
 /// write, by creating and removing a file in it; run before the first store
 /// write, so an unusable `--manifests-dir` never fails a publish that is live.
-pub fn check_manifests_dir(dir: &Path) -> Result<(), ReleaseError> {
+pub(crate) fn check_manifests_dir(dir: &Path) -> Result<(), ReleaseError> {
     let unusable = |what: String| {
         refuse(
             dir,
@@ -98,7 +102,7 @@ pub fn check_manifests_dir(dir: &Path) -> Result<(), ReleaseError> {
 /// `path` made absolute and canonical; the part that does not exist yet is
 /// appended to its nearest existing ancestor's canonical path, with `..`
 /// applied lexically (no links can hide in a path that does not exist).
-pub fn resolve(path: &Path) -> io::Result<PathBuf> {
+pub(crate) fn resolve(path: &Path) -> io::Result<PathBuf> {
     let absolute = std::path::absolute(path)?;
     for ancestor in absolute.ancestors() {
         let Ok(mut resolved) = std::fs::canonicalize(ancestor) else { continue };

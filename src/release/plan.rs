@@ -28,72 +28,72 @@ use crate::store::{Body, Headers, Key, StagedFile, Staging, Store, StoreError};
 
 /// One file to publish.
 #[derive(Debug, Clone, Serialize)]
-pub struct PlannedFile {
+pub(crate) struct PlannedFile {
     /// Path relative to the build directory and to `sdk/<version>/`, `/`-separated.
-    pub path: String,
+    pub(crate) path: String,
     /// Its key in the store, `sdk/<version>/<path>` (validated while planning).
     #[serde(skip)]
-    pub key: Key,
+    pub(crate) key: Key,
     /// Where the bytes are read from.
     #[serde(skip)]
-    pub source: PathBuf,
+    pub(crate) source: PathBuf,
     /// The bytes as the store's staging area holds them (copied there while
     /// they were hashed, see [`PlanOptions::staging`]), if they were staged.
     #[serde(skip)]
-    pub staged: Option<Arc<StagedFile>>,
+    pub(crate) staged: Option<Arc<StagedFile>>,
     /// Size in bytes.
-    pub size: u64,
+    pub(crate) size: u64,
     /// SHA-384 SRI of the bytes.
-    pub integrity: Integrity,
+    pub(crate) integrity: Integrity,
     /// The `Content-Type` it will be served with.
-    pub content_type: String,
+    pub(crate) content_type: String,
     /// Its signature-based SRI headers, with `--sri-key` (computed from the
     /// same read as `integrity`, so they describe the same bytes).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub signed: Option<SignedHeaders>,
+    pub(crate) signed: Option<SignedHeaders>,
 }
 
 /// Everything a publish will do, computed before touching the store.
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
     /// The version.
-    pub version: Version,
+    pub(crate) version: Version,
     /// The build directory.
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// The files, sorted by path.
-    pub files: Vec<PlannedFile>,
+    pub(crate) files: Vec<PlannedFile>,
     /// What the build directory holds that is not published, in walk order.
-    pub left_out: Vec<LeftOutPath>,
+    pub(crate) left_out: Vec<LeftOutPath>,
 }
 
 /// A path of the build directory that is not published.
 #[derive(Debug, Clone, Serialize)]
-pub struct LeftOutPath {
+pub(crate) struct LeftOutPath {
     /// Relative to the build directory; a directory (left out with all it
     /// holds) ends in `/`.
-    pub path: String,
+    pub(crate) path: String,
     /// Why.
     #[serde(flatten)]
-    pub reason: LeftOut,
+    pub(crate) reason: LeftOut,
 }
 
 /// What decides the plan besides the directory and the version.
 #[derive(Debug)]
 pub struct PlanOptions {
     /// The store's key budget (S3 allows 1,024 bytes including any prefix).
-    pub max_key_len: usize,
+    pub(crate) max_key_len: usize,
     /// Which paths are published (hidden paths, `--exclude`, `--include`).
-    pub filter: Filter,
+    pub(crate) filter: Filter,
     /// The local store's directory: a build that is, holds or is inside it is refused.
-    pub store_root: Option<PathBuf>,
+    pub(crate) store_root: Option<PathBuf>,
     /// The local `--manifests-dir`: never part of the build.
-    pub manifests_dir: Option<PathBuf>,
+    pub(crate) manifests_dir: Option<PathBuf>,
     /// Keys that sign every file for signature-based SRI (`--sri-key`); empty: none.
-    pub sri_keys: Vec<SecretKey>,
+    pub(crate) sri_keys: Vec<SecretKey>,
     /// Where to copy each file while it is hashed, so that the publish
     /// reads every byte once ([`Store::staging`]); `None`: hash only (a
     /// dry run, a store that stages nothing, a version already sealed).
-    pub staging: Option<Arc<dyn Staging>>,
+    pub(crate) staging: Option<Arc<dyn Staging>>,
 }
 
 impl PlanOptions {
@@ -136,7 +136,7 @@ impl Plan {
     }
 
     /// The manifest this plan seals.
-    pub fn manifest(&self) -> VersionManifest {
+    pub(crate) fn manifest(&self) -> VersionManifest {
         let files: BTreeMap<String, FileEntry> = self.files.iter().map(|f| (f.path.clone(), f.entry())).collect();
         VersionManifest { version: self.version.clone(), files }
     }
@@ -145,7 +145,7 @@ impl Plan {
     /// limits beyond S3's, e.g. a local filesystem's 255-byte names): the
     /// manifest that seals the version, then each file, naming it and the
     /// limit. Part of planning: no write has happened yet.
-    pub fn check_keys(&self, store: &dyn Store) -> Result<(), ReleaseError> {
+    pub(crate) fn check_keys(&self, store: &dyn Store) -> Result<(), ReleaseError> {
         // The seal, its signature and the intent record are named after the version.
         for key in [
             layout::manifest(&self.version),
@@ -170,14 +170,14 @@ impl Plan {
     }
 
     /// Total bytes.
-    pub fn total_bytes(&self) -> u64 {
+    pub(crate) fn total_bytes(&self) -> u64 {
         self.files.iter().map(|f| f.size).sum()
     }
 }
 
 impl PlannedFile {
     /// Its entry in the manifest.
-    pub fn entry(&self) -> FileEntry {
+    pub(crate) fn entry(&self) -> FileEntry {
         FileEntry {
             integrity: self.integrity,
             size: self.size,
@@ -187,12 +187,12 @@ impl PlannedFile {
     }
 
     /// Headers for the immutable `sdk/<version>/` copy.
-    pub fn headers(&self) -> Headers {
+    pub(crate) fn headers(&self) -> Headers {
         crate::headers::versioned_file(&self.entry())
     }
 
     /// What the store writes: the staged bytes, or the source file.
-    pub fn body(&self) -> Body {
+    pub(crate) fn body(&self) -> Body {
         match &self.staged {
             Some(staged) => Body::Staged(Arc::clone(staged)),
             None => Body::File(self.source.clone()),

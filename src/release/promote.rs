@@ -10,7 +10,7 @@ use crate::store::Store;
 
 /// How to promote.
 #[derive(Debug, Clone)]
-pub struct PromoteOptions {
+pub(crate) struct PromoteOptions {
     /// Allow an older version (a rollback).
     pub allow_downgrade: bool,
     /// Allow a prerelease.
@@ -27,7 +27,7 @@ pub struct PromoteOptions {
 
 /// What a promotion did.
 #[derive(Debug, Clone, Serialize)]
-pub struct PromoteReport {
+pub(crate) struct PromoteReport {
     /// The version promoted.
     pub version: Version,
     /// The version `latest/` served before (`None`: nothing; the version itself when unchanged).
@@ -41,7 +41,7 @@ pub struct PromoteReport {
 }
 
 /// Promotes `version` to `latest`.
-pub async fn promote(
+pub(crate) async fn promote(
     store: &dyn Store,
     version: &Version,
     options: &PromoteOptions,

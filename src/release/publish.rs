@@ -34,7 +34,7 @@ use crate::store::{
 
 /// How to publish.
 #[derive(Debug, Clone)]
-pub struct PublishOptions {
+pub(crate) struct PublishOptions {
     /// Skip promotion to `latest/` even for a newer stable release.
     pub no_promote: bool,
     /// Files uploaded at once.
@@ -52,7 +52,7 @@ pub struct PublishOptions {
 /// What a publish did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum PublishOutcome {
+pub(crate) enum PublishOutcome {
     /// Uploaded and sealed now.
     Published,
     /// Already sealed with the same files; repaired what was left undone, if anything.
@@ -61,7 +61,7 @@ pub enum PublishOutcome {
 
 /// The result of a publish, printed as text or `--json`.
 #[derive(Debug, Clone, Serialize)]
-pub struct PublishReport {
+pub(crate) struct PublishReport {
     /// The version.
     pub version: Version,
     /// What happened.
@@ -106,7 +106,7 @@ pub struct PublishReport {
 /// A re-publish of a sealed version with every file in place makes the
 /// first only (plus one read of the manifest `latest/` serves, when that is
 /// another version's), and writes nothing.
-pub async fn publish(
+pub(crate) async fn publish(
     store: &dyn Store,
     plan: &Plan,
     options: &PublishOptions,

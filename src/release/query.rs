@@ -15,7 +15,7 @@ use crate::store::Store;
 /// Whether a version is complete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum VersionState {
+pub(crate) enum VersionState {
     /// Sealed: `manifests/<v>.json` exists; served and listed in the index.
     Sealed,
     /// Files uploaded but never sealed (an interrupted or refused publish).
@@ -24,7 +24,7 @@ pub enum VersionState {
 
 /// One version in `list`.
 #[derive(Debug, Clone, Serialize)]
-pub struct VersionSummary {
+pub(crate) struct VersionSummary {
     /// The version.
     pub version: Version,
     /// Sealed or partial.
@@ -35,7 +35,7 @@ pub struct VersionSummary {
 
 /// The output of `list`.
 #[derive(Debug, Clone, Serialize)]
-pub struct ListReport {
+pub(crate) struct ListReport {
     /// The store listed.
     pub store: String,
     /// The version `latest/` serves.
@@ -47,7 +47,7 @@ pub struct ListReport {
 }
 
 /// Lists sealed and partial versions.
-pub async fn list(store: &dyn Store) -> Result<ListReport, ReleaseError> {
+pub(crate) async fn list(store: &dyn Store) -> Result<ListReport, ReleaseError> {
     let sealed: BTreeSet<Version> = sealed_versions(store).await?.into_iter().collect();
     let mut uploaded = BTreeSet::new();
     for object in store.list(layout::SDK_PREFIX).await? {
@@ -71,7 +71,7 @@ pub async fn list(store: &dyn Store) -> Result<ListReport, ReleaseError> {
 }
 
 /// The index bytes exactly as customers get them.
-pub async fn sri_index(store: &dyn Store) -> Result<bytes::Bytes, ReleaseError> {
+pub(crate) async fn sri_index(store: &dyn Store) -> Result<bytes::Bytes, ReleaseError> {
     match read_index(store).await? {
         Some(stored) => Ok(stored.bytes),
         None => Err(nothing_published(store)),
@@ -84,7 +84,7 @@ fn nothing_published(store: &dyn Store) -> ReleaseError {
 
 /// The index entries of one version (`latest` or a version).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct VersionEntries {
+pub(crate) struct VersionEntries {
     /// The version asked for (`latest` resolves to the version it serves).
     pub version: String,
     /// `<dir>/<path>` → integrity.
@@ -92,7 +92,7 @@ pub struct VersionEntries {
 }
 
 /// The index entries of `dir` (`latest` or a version string).
-pub async fn sri_version(store: &dyn Store, dir: &str) -> Result<VersionEntries, ReleaseError> {
+pub(crate) async fn sri_version(store: &dyn Store, dir: &str) -> Result<VersionEntries, ReleaseError> {
     let Some(index) = read_index(store).await?.map(|stored| stored.index) else { return Err(nothing_published(store)) };
     let files = index.for_version(dir);
     if files.is_empty() {
@@ -104,7 +104,7 @@ pub async fn sri_version(store: &dyn Store, dir: &str) -> Result<VersionEntries,
 }
 
 /// The integrity of one file of `dir`.
-pub async fn sri_file(store: &dyn Store, dir: &str, file: &str) -> Result<Integrity, ReleaseError> {
+pub(crate) async fn sri_file(store: &dyn Store, dir: &str, file: &str) -> Result<Integrity, ReleaseError> {
     let entries = sri_version(store, dir).await?;
     let name = layout::index_entry(dir, file);
     entries.files.get(&name).copied().ok_or_else(|| {
@@ -119,7 +119,7 @@ pub async fn sri_file(store: &dyn Store, dir: &str, file: &str) -> Result<Integr
 /// for `.css`; any other file is refused, since no tag would load it. The URL
 /// is percent-encoded per path segment and every attribute HTML-escaped, so
 /// no file name or base URL can break out of the tag.
-pub async fn snippet(
+pub(crate) async fn snippet(
     store: &dyn Store,
     dir: &str,
     file: Option<&str>,
@@ -194,13 +194,18 @@ pub async fn snippet(
 /// The tag that loads `path` of `dir` (a version or `latest`) from
 /// `base_url` with `integrity`, or `None` for a file no tag loads (a source
 /// map, an image): what `snippet` prints, for pages that list many files.
-pub fn tag_for(base_url: &str, dir: &str, path: &str, integrity: &Integrity) -> Result<Option<String>, ReleaseError> {
+pub(crate) fn tag_for(
+    base_url: &str,
+    dir: &str,
+    path: &str,
+    integrity: &Integrity,
+) -> Result<Option<String>, ReleaseError> {
     let base = BaseUrl::parse(base_url)?;
     Ok(TagKind::of(path).ok().map(|kind| kind.tag(&base.file(dir, path), &integrity.to_string())))
 }
 
 /// `value` escaped for HTML text or a double-quoted attribute.
-pub fn escape_html(value: &str) -> String {
+pub(crate) fn escape_html(value: &str) -> String {
     html_attribute(value)
 }
 

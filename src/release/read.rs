@@ -10,7 +10,7 @@ use crate::store::Store;
 
 /// The SRI index as stored: parsed, its exact bytes, and its etag.
 #[derive(Debug, Clone)]
-pub struct StoredIndex {
+pub(crate) struct StoredIndex {
     /// The parsed index.
     pub index: SriIndex,
     /// Its exact bytes, as customers get them.
@@ -21,7 +21,7 @@ pub struct StoredIndex {
 
 /// The `latest` channel pointer as stored, with its etag.
 #[derive(Debug, Clone)]
-pub struct StoredPointer {
+pub(crate) struct StoredPointer {
     /// The parsed pointer.
     pub pointer: ChannelPointer,
     /// Its etag, for a compare-and-swap.
@@ -29,7 +29,10 @@ pub struct StoredPointer {
 }
 
 /// The sealed manifest of `version`, if it is sealed.
-pub async fn read_manifest(store: &dyn Store, version: &Version) -> Result<Option<VersionManifest>, ReleaseError> {
+pub(crate) async fn read_manifest(
+    store: &dyn Store,
+    version: &Version,
+) -> Result<Option<VersionManifest>, ReleaseError> {
     let key = layout::manifest(version);
     let Some((bytes, _)) = store.get(&key).await? else { return Ok(None) };
     let parsed: VersionManifest = manifest::parse(&key, "version manifest", &bytes)?;
@@ -38,21 +41,21 @@ pub async fn read_manifest(store: &dyn Store, version: &Version) -> Result<Optio
 }
 
 /// The `latest` pointer and its etag, if any version was ever promoted.
-pub async fn read_pointer(store: &dyn Store) -> Result<Option<StoredPointer>, ReleaseError> {
+pub(crate) async fn read_pointer(store: &dyn Store) -> Result<Option<StoredPointer>, ReleaseError> {
     let key = layout::latest_pointer();
     let Some((bytes, meta)) = store.get(&key).await? else { return Ok(None) };
     Ok(Some(StoredPointer { pointer: manifest::parse(&key, "channel pointer", &bytes)?, etag: meta.etag }))
 }
 
 /// The SRI index, its exact bytes and its etag, if it exists.
-pub async fn read_index(store: &dyn Store) -> Result<Option<StoredIndex>, ReleaseError> {
+pub(crate) async fn read_index(store: &dyn Store) -> Result<Option<StoredIndex>, ReleaseError> {
     let key = layout::index();
     let Some((bytes, meta)) = store.get(&key).await? else { return Ok(None) };
     Ok(Some(StoredIndex { index: manifest::parse(&key, "SRI index", &bytes)?, bytes, etag: meta.etag }))
 }
 
 /// Every sealed version (those with a `manifests/<version>.json`), oldest first.
-pub async fn sealed_versions(store: &dyn Store) -> Result<Vec<Version>, ReleaseError> {
+pub(crate) async fn sealed_versions(store: &dyn Store) -> Result<Vec<Version>, ReleaseError> {
     let mut versions: Vec<Version> = store
         .list(layout::MANIFESTS_PREFIX)
         .await?

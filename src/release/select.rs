@@ -27,7 +27,7 @@ use serde::Serialize;
 
 /// The filter flags of `publish`, as given.
 #[derive(Debug, Clone, Default)]
-pub struct FilterOptions {
+pub(crate) struct FilterOptions {
     /// Publish hidden paths too.
     pub include_hidden: bool,
     /// Gitignore patterns of paths to leave out.
@@ -39,7 +39,7 @@ pub struct FilterOptions {
 /// Why a path of the build directory is not published.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
-pub enum LeftOut {
+pub(crate) enum LeftOut {
     /// Matched an `--exclude` pattern.
     Excluded {
         /// The pattern, as given.
@@ -64,7 +64,7 @@ impl std::fmt::Display for LeftOut {
 
 /// The compiled filter.
 #[derive(Debug)]
-pub struct Filter {
+pub(crate) struct Filter {
     include_hidden: bool,
     exclude: Gitignore,
     include: Gitignore,
@@ -72,7 +72,7 @@ pub struct Filter {
 
 /// What happens to one path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Publish it (a directory: walk into it).
     Publish,
     /// Leave it out (a directory: with everything in it, unless
@@ -82,7 +82,7 @@ pub enum Verdict {
 
 impl Filter {
     /// Compiles the patterns; an invalid one is named in the error.
-    pub fn new(options: &FilterOptions) -> Result<Filter, String> {
+    pub(crate) fn new(options: &FilterOptions) -> Result<Filter, String> {
         Ok(Filter {
             include_hidden: options.include_hidden,
             exclude: compile(&options.exclude)?,
@@ -92,7 +92,7 @@ impl Filter {
 
     /// The verdict on `rel` (relative to the build directory, `/`-separated),
     /// before the manifests directory, which the walk checks itself.
-    pub fn verdict(&self, rel: &Path, is_dir: bool) -> Verdict {
+    pub(crate) fn verdict(&self, rel: &Path, is_dir: bool) -> Verdict {
         if self.include.matched_path_or_any_parents(rel, is_dir).is_ignore() {
             return Verdict::Publish;
         }
@@ -107,18 +107,18 @@ impl Filter {
 
     /// Whether an `--include` pattern might bring back something inside a
     /// directory that is left out (then the walk must look inside it).
-    pub fn may_readmit(&self) -> bool {
+    pub(crate) fn may_readmit(&self) -> bool {
         !self.include.is_empty()
     }
 }
 
 /// A path with a component starting with `.`.
-pub fn is_hidden(rel: &Path) -> bool {
+pub(crate) fn is_hidden(rel: &Path) -> bool {
     rel.components().any(|c| c.as_os_str().as_encoded_bytes().starts_with(b"."))
 }
 
 /// Checks one `--exclude`/`--include` pattern (for the command line parser).
-pub fn check_pattern(pattern: &str) -> Result<String, String> {
+pub(crate) fn check_pattern(pattern: &str) -> Result<String, String> {
     let matcher = compile(std::slice::from_ref(&pattern.to_string()))?;
     if matcher.num_ignores() == 0 {
         return Err(format!(

@@ -28,7 +28,7 @@ use crate::store::{Body, Key, PutMode, Store, StoreError};
 
 /// How a command that writes the index or seals a version signs.
 #[derive(Debug, Clone, Default)]
-pub struct Signing {
+pub(crate) struct Signing {
     /// The secret key; `None` writes no signatures.
     pub key: Option<Arc<SecretKey>>,
     /// Write without a key to a store whose index is signed.

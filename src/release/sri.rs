@@ -18,7 +18,7 @@ use crate::store::Store;
 
 /// The keys that sign *every* file of `manifest` (a key that signs only
 /// some cannot be pinned for the version), as `ed25519-…` tokens.
-pub fn keys_of(manifest: &VersionManifest) -> Result<BTreeSet<String>, ReleaseError> {
+pub(crate) fn keys_of(manifest: &VersionManifest) -> Result<BTreeSet<String>, ReleaseError> {
     let mut common: Option<BTreeSet<String>> = None;
     for entry in manifest.files.values() {
         let keys: BTreeSet<String> = match &entry.signed {

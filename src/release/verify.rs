@@ -22,7 +22,7 @@ use crate::store::{Key, Store};
 /// What kind of problem a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Problem {
+pub(crate) enum Problem {
     /// A file the manifest lists is not in the store.
     Missing,
     /// A file in the store that the manifest does not list.
@@ -43,7 +43,7 @@ pub enum Problem {
 
 /// One problem found, by key.
 #[derive(Debug, Clone, Serialize)]
-pub struct Finding {
+pub(crate) struct Finding {
     /// The object (or index entry) concerned.
     pub key: String,
     /// The kind of problem.
@@ -56,29 +56,29 @@ pub struct Finding {
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyReport {
     /// The store verified.
-    pub store: String,
+    pub(crate) store: String,
     /// Versions whose files were re-hashed.
-    pub versions: Vec<Version>,
+    pub(crate) versions: Vec<Version>,
     /// The version `latest/` serves (its files were re-hashed too).
-    pub latest: Option<Version>,
+    pub(crate) latest: Option<Version>,
     /// Objects re-hashed.
-    pub files_checked: usize,
+    pub(crate) files_checked: usize,
     /// Bytes re-hashed.
-    pub bytes_checked: u64,
+    pub(crate) bytes_checked: u64,
     /// Every problem found; empty means the store is sound.
-    pub findings: Vec<Finding>,
+    pub(crate) findings: Vec<Finding>,
 }
 
 impl VerifyReport {
     /// Whether nothing was found.
-    pub fn is_clean(&self) -> bool {
+    pub(crate) fn is_clean(&self) -> bool {
         self.findings.is_empty()
     }
 }
 
 /// Which versions to verify.
 #[derive(Debug, Clone)]
-pub enum Selection {
+pub(crate) enum Selection {
     /// Every sealed version, `latest/` and the whole index.
     All,
     /// These versions (and `latest/`), and their index entries.
@@ -87,7 +87,7 @@ pub enum Selection {
 
 /// How to verify.
 #[derive(Debug, Clone, Default)]
-pub struct VerifyOptions<'a> {
+pub(crate) struct VerifyOptions<'a> {
     /// Objects fetched and re-hashed at once.
     pub concurrency: usize,
     /// Also fetch every file through this CDN or origin over HTTP.
@@ -107,7 +107,7 @@ pub struct VerifyOptions<'a> {
 /// With a base URL, every file is also fetched through the CDN or origin over
 /// HTTP (with an `Origin` header) and its bytes, status, CORS, Content-Type
 /// and Cache-Control are checked: what browsers will actually get.
-pub async fn verify(
+pub(crate) async fn verify(
     store: &dyn Store,
     selection: Selection,
     options: &VerifyOptions<'_>,

@@ -40,7 +40,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// A bound, not yet serving, service.
 #[derive(Debug)]
-pub struct Server {
+pub(crate) struct Server {
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
     state: Arc<ServeState>,
@@ -49,7 +49,7 @@ pub struct Server {
 
 impl Server {
     /// Binds `options.addr` and prepares the state (nothing is read from the store yet).
-    pub async fn bind(store: Arc<dyn Store>, options: ServeOptions) -> Result<Self, ServeError> {
+    pub(crate) async fn bind(store: Arc<dyn Store>, options: ServeOptions) -> Result<Self, ServeError> {
         if options.limits.max_connections == 0 || options.limits.max_header_bytes < 8192 {
             return Err(ServeError::Options("max_connections must be positive and max_header_bytes >= 8192".into()));
         }
@@ -64,18 +64,18 @@ impl Server {
     }
 
     /// The bound address (the real port when 0 was asked for).
-    pub fn local_addr(&self) -> SocketAddr {
+    pub(crate) fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
     /// The bound `/metrics` address, when it has its own.
-    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+    pub(crate) fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// Loads the index, then serves until `shutdown` completes and in-flight
     /// requests have finished (or `shutdown_grace` ran out).
-    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+    pub(crate) async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
         let Server { listener, metrics_listener, state, limits } = self;
         // Clients that connect meanwhile wait in the backlog: they never see
         // a half-started service.
@@ -172,7 +172,7 @@ fn log_end(result: Result<(), hyper::Error>) {
 }
 
 /// Completes on SIGTERM or Ctrl-C (SIGINT).
-pub async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let interrupt = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;

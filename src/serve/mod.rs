@@ -47,7 +47,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::ServeError;
-pub use listener::{Server, shutdown_signal};
+pub(crate) use listener::{Server, shutdown_signal};
+pub use prepare::PrepareError;
 pub use routes::app;
 pub use state::{RefreshError, Refreshed, ServeState};
 
@@ -55,15 +56,15 @@ use crate::headers::INDEX_CACHE_CONTROL;
 use crate::store::Store;
 
 /// Default listening address: loopback only; expose it deliberately.
-pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
+pub(crate) const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 /// Default interval between index revalidations.
-pub const DEFAULT_REFRESH: Duration = Duration::from_secs(2);
+pub(crate) const DEFAULT_REFRESH: Duration = Duration::from_secs(2);
 /// Default cap on the size of `api/sdk/sri` the service loads: about 200,000
 /// files' entries, far beyond any real SDK history, and small enough that a
 /// load (parse + gzip + brotli) stays within seconds and tens of MiB.
-pub const DEFAULT_MAX_INDEX_BYTES: u64 = 64 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_INDEX_BYTES: u64 = 64 * 1024 * 1024;
 /// Default bound on how long ago the index was confirmed for `/readyz` to say ready.
-pub const DEFAULT_READY_MAX_AGE: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_READY_MAX_AGE: Duration = Duration::from_secs(60);
 
 /// How to run the service.
 #[derive(Debug, Clone)]
@@ -109,27 +110,27 @@ pub struct Limits {
     /// Connections served at once; further clients wait in the listen backlog.
     /// With HTTP/1 (one request at a time per connection) this also bounds
     /// requests in flight.
-    pub max_connections: u32,
+    pub(crate) max_connections: u32,
     /// Time to receive a request's headers; also how long an idle keep-alive
     /// connection is kept (hyper starts this timer whenever it waits for a head).
-    pub header_read_timeout: Duration,
+    pub(crate) header_read_timeout: Duration,
     /// Bytes of request line + headers a connection may buffer (hyper's
     /// `max_buf_size`, at least 8,192); larger requests get 431.
-    pub max_header_bytes: usize,
+    pub(crate) max_header_bytes: usize,
     /// Header fields per request; more get 431.
-    pub max_headers: usize,
+    pub(crate) max_headers: usize,
     /// Time from a request's arrival to its response head (store calls
     /// included); then 504.
-    pub request_timeout: Duration,
+    pub(crate) request_timeout: Duration,
     /// Longest wait for the next chunk of a file from the store while
     /// streaming a body; then the response is aborted.
-    pub body_idle_timeout: Duration,
+    pub(crate) body_idle_timeout: Duration,
     /// A connection is asked to close (after its current response) once it
     /// is this old, so slow or stuck clients cannot hold a slot forever.
-    pub max_connection_age: Duration,
+    pub(crate) max_connection_age: Duration,
     /// How long in-flight responses may take to finish after shutdown (or
     /// after `max_connection_age`) before their connections are dropped.
-    pub shutdown_grace: Duration,
+    pub(crate) shutdown_grace: Duration,
 }
 
 impl Default for Limits {
@@ -152,7 +153,7 @@ impl Default for Limits {
 /// Prints `listening on http://ADDR` on stderr as soon as the socket is bound
 /// (always, also with `-q`: scripts and tests read the port from it when
 /// `addr` has port 0).
-pub async fn run(store: Arc<dyn Store>, options: ServeOptions) -> Result<(), ServeError> {
+pub(crate) async fn run(store: Arc<dyn Store>, options: ServeOptions) -> Result<(), ServeError> {
     let server = Server::bind(store, options).await?;
     eprintln!("listening on http://{}", server.local_addr());
     if let Some(metrics) = server.metrics_addr() {

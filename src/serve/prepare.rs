@@ -32,7 +32,7 @@ type Job = Box<dyn FnOnce() + Send>;
 
 /// Why a job did not produce its value.
 #[derive(Debug, thiserror::Error)]
-pub(super) enum PrepareError {
+pub enum PrepareError {
     /// The OS refused a new thread (out of threads or memory).
     #[error("cannot start the {THREAD_NAME} thread: {0}; the system is out of threads or memory")]
     Spawn(std::io::Error),

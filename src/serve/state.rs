@@ -41,7 +41,7 @@ use super::ServeOptions;
 use super::error::{ApiError, ServeError};
 use super::health::Health;
 use super::metrics::{self, Metrics};
-use super::prepare::Preparer;
+use super::prepare::{PrepareError, Preparer};
 use super::snapshot::IndexSnapshot;
 use crate::layout;
 use crate::manifest::{self, SriIndex, VersionManifest};
@@ -114,6 +114,20 @@ pub enum RefreshError {
     /// during the parse, which cannot be cancelled); not started twice.
     #[error("the previous SRI index is still being prepared; not loading another one at the same time")]
     Busy,
+    /// Reading the index's bytes failed part-way (after the store answered).
+    #[error("reading api/sdk/sri failed: {source}")]
+    ReadFailed {
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The index's thread did not prepare it: it could not start, or the parse panicked.
+    #[error("preparing the index failed: {source}")]
+    PrepareFailed {
+        /// Why.
+        #[source]
+        source: PrepareError,
+    },
 }
 
 impl RefreshError {
@@ -261,7 +275,7 @@ impl ServeState {
             .take(max.saturating_add(1))
             .read_to_end(&mut bytes)
             .await
-            .map_err(|e| ReleaseError::StoreUnusable(format!("reading {key} failed: {e}")))?;
+            .map_err(|source| RefreshError::ReadFailed { source })?;
         // It grew between the `head` and this read: refused all the same.
         if bytes.len() as u64 > max {
             return Err(RefreshError::TooLarge { size: meta.size.max(bytes.len() as u64), max });
@@ -276,7 +290,7 @@ impl ServeState {
                 Ok::<_, ReleaseError>(IndexSnapshot::build(index, bytes, etag))
             })
             .await
-            .map_err(|e| ReleaseError::StoreUnusable(format!("preparing the index failed: {e}")))??;
+            .map_err(|source| RefreshError::PrepareFailed { source })??;
         let latest = snapshot.index.version.clone();
         self.set_loaded(Loaded::Index(Arc::new(snapshot)));
         self.misses.lock().unwrap_or_else(PoisonError::into_inner).clear();
@@ -409,6 +423,17 @@ mod tests {
             }
             assert_eq!(threads.len(), 1, "8 reloads ran on {} threads", threads.len());
         });
+    }
+
+    #[test]
+    fn a_failed_read_or_preparation_keeps_its_cause() {
+        use std::error::Error as _;
+        let read = RefreshError::ReadFailed { source: std::io::Error::other("connection reset") };
+        assert_eq!(read.to_string(), "reading api/sdk/sri failed: connection reset");
+        assert_eq!(read.source().map(ToString::to_string).as_deref(), Some("connection reset"));
+        let prepare = RefreshError::PrepareFailed { source: PrepareError::Panicked };
+        assert_eq!(prepare.to_string(), format!("preparing the index failed: {}", PrepareError::Panicked));
+        assert!(matches!(prepare.source().and_then(|e| e.downcast_ref()), Some(PrepareError::Panicked)));
     }
 
     #[tokio::test]

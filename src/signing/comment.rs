@@ -20,7 +20,7 @@ use crate::integrity::Integrity;
 /// The format tag; bump it if the fields change.
 const TAG: &str = "sdk-cdn/1";
 /// What `version=` says for an index with no promoted version.
-pub const NO_VERSION: &str = "none";
+pub(crate) const NO_VERSION: &str = "none";
 
 /// What a signature is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,13 +44,13 @@ impl SignedKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrustedComment {
     /// What was signed.
-    pub kind: SignedKind,
+    pub(crate) kind: SignedKind,
     /// The version it is about (the index's `version`, or [`NO_VERSION`]).
     pub version: String,
     /// SHA-384 of the signed bytes.
-    pub sha384: Integrity,
+    pub(crate) sha384: Integrity,
     /// When it was signed (Unix seconds).
-    pub time: u64,
+    pub(crate) time: u64,
 }
 
 impl fmt::Display for TrustedComment {

@@ -21,7 +21,7 @@ const PUBLIC_MODE: u32 = 0o644;
 
 /// `keygen` arguments.
 #[derive(Debug, Args)]
-pub struct KeygenArgs {
+pub(crate) struct KeygenArgs {
     /// Where to write the pair.
     #[arg(long, default_value = ".", value_name = "DIR")]
     pub dir: PathBuf,
@@ -37,7 +37,7 @@ pub struct KeygenArgs {
 }
 
 /// Generates and writes the pair; prints the public key and what to do with it.
-pub fn run_keygen(args: &KeygenArgs) -> Result<Output, SigningError> {
+pub(crate) fn run_keygen(args: &KeygenArgs) -> Result<Output, SigningError> {
     let password = std::env::var(ENV_SIGN_KEY_PASSWORD).ok().filter(|p| !p.is_empty());
     let (secret_path, public_path) =
         (args.dir.join(format!("{}.{SECRET_EXT}", args.name)), args.dir.join(format!("{}.{PUBLIC_EXT}", args.name)));

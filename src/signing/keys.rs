@@ -16,13 +16,13 @@ use base64::engine::general_purpose::STANDARD;
 use super::SigningError;
 
 /// Env var holding the path of the secret key file (same as `--sign-key`).
-pub const ENV_SIGN_KEY_FILE: &str = "SDK_CDN_SIGN_KEY_FILE";
+pub(crate) const ENV_SIGN_KEY_FILE: &str = "SDK_CDN_SIGN_KEY_FILE";
 /// Env var holding the secret key text itself (for CI secret stores).
-pub const ENV_SIGN_KEY: &str = "SDK_CDN_SIGN_KEY";
+pub(crate) const ENV_SIGN_KEY: &str = "SDK_CDN_SIGN_KEY";
 /// Env var holding the secret key's password.
-pub const ENV_SIGN_KEY_PASSWORD: &str = "SDK_CDN_SIGN_KEY_PASSWORD";
+pub(crate) const ENV_SIGN_KEY_PASSWORD: &str = "SDK_CDN_SIGN_KEY_PASSWORD";
 /// Environment variable holding the password of `--sri-key` files.
-pub const ENV_SRI_KEY_PASSWORD: &str = "SDK_CDN_SRI_KEY_PASSWORD";
+pub(crate) const ENV_SRI_KEY_PASSWORD: &str = "SDK_CDN_SRI_KEY_PASSWORD";
 
 const COMMENT_PREFIX: &str = "untrusted comment:";
 const ALG_ED25519: &[u8; 2] = b"Ed";
@@ -60,7 +60,7 @@ impl KeySource {
     /// `flag` (the `--sign-key` value, which clap may have filled from
     /// `SDK_CDN_SIGN_KEY_FILE`), else `SDK_CDN_SIGN_KEY_FILE`, else the text in
     /// `SDK_CDN_SIGN_KEY`; `None` when no key was given at all.
-    pub fn from_env_or(flag: Option<&Path>) -> Option<KeySource> {
+    pub(crate) fn from_env_or(flag: Option<&Path>) -> Option<KeySource> {
         if let Some(path) = flag {
             return Some(KeySource::File(path.to_path_buf()));
         }
@@ -72,7 +72,7 @@ impl KeySource {
     }
 
     /// Where the key came from, for messages.
-    pub fn origin(&self) -> String {
+    pub(crate) fn origin(&self) -> String {
         match self {
             KeySource::File(path) => format!("the key file {}", path.display()),
             KeySource::Text { env, .. } => format!("the key in ${env}"),
@@ -145,7 +145,7 @@ impl SecretKey {
 
     /// [`SecretKey::load`] from `--sign-key`/the environment, with the
     /// password from `SDK_CDN_SIGN_KEY_PASSWORD`.
-    pub fn load_from_env(flag: Option<&Path>) -> Result<SecretKey, SigningError> {
+    pub(crate) fn load_from_env(flag: Option<&Path>) -> Result<SecretKey, SigningError> {
         let source = KeySource::from_env_or(flag).ok_or(SigningError::NoKey)?;
         let password = std::env::var(ENV_SIGN_KEY_PASSWORD).ok().filter(|p| !p.is_empty());
         SecretKey::load(&source, password.as_deref())
@@ -153,7 +153,7 @@ impl SecretKey {
 
     /// [`SecretKey::load`] of an `--sri-key` file, with the password from
     /// `SDK_CDN_SRI_KEY_PASSWORD` (and errors that name that variable).
-    pub fn load_sri_key(path: &Path) -> Result<SecretKey, SigningError> {
+    pub(crate) fn load_sri_key(path: &Path) -> Result<SecretKey, SigningError> {
         let password = std::env::var(ENV_SRI_KEY_PASSWORD).ok().filter(|p| !p.is_empty());
         SecretKey::load(&KeySource::File(path.to_path_buf()), password.as_deref()).map_err(|e| match e {
             SigningError::PasswordNeeded { origin, .. } => {
@@ -191,14 +191,14 @@ impl PublicKey {
 
     /// A command-line value: a `.pub` file if one exists at that path,
     /// otherwise the base64 key itself.
-    pub fn from_arg(value: &str) -> Result<PublicKey, SigningError> {
+    pub(crate) fn from_arg(value: &str) -> Result<PublicKey, SigningError> {
         let path = Path::new(value);
         if path.is_file() { PublicKey::load(path) } else { PublicKey::parse(value, "--pubkey") }
     }
 
     /// Parses the base64 key (`RW…`) or the text of a `.pub` file; `origin`
     /// names where it came from in errors.
-    pub fn parse(text: &str, origin: &str) -> Result<PublicKey, SigningError> {
+    pub(crate) fn parse(text: &str, origin: &str) -> Result<PublicKey, SigningError> {
         let not_key = |detail: &str| SigningError::NotAPublicKey { origin: origin.into(), detail: detail.into() };
         let b64 = key_line(text).ok_or_else(|| not_key("no base64 key line"))?;
         let bytes = STANDARD.decode(b64).map_err(|_| not_key("not base64"))?;
@@ -222,7 +222,7 @@ impl PublicKey {
     }
 
     /// The key id as minisign prints it (16 upper-case hex digits).
-    pub fn key_id(&self) -> String {
+    pub(crate) fn key_id(&self) -> String {
         key_id_hex(self.inner.keynum())
     }
 
@@ -235,7 +235,7 @@ impl PublicKey {
 
     /// A raw Ed25519 key for signature-based SRI from a command-line value:
     /// the `ed25519-<base64>` token a page names, a `.pub` file, or `RW…`.
-    pub fn sri_from_arg(value: &str) -> Result<[u8; 32], SigningError> {
+    pub(crate) fn sri_from_arg(value: &str) -> Result<[u8; 32], SigningError> {
         if let Some(b64) = value.strip_prefix("ed25519-") {
             // Forgiving, as browsers are: padded or not.
             let raw = STANDARD.decode(b64).or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(b64));
@@ -254,7 +254,7 @@ impl PublicKey {
     }
 
     /// The `.pub` file text.
-    pub fn to_file_text(&self) -> String {
+    pub(crate) fn to_file_text(&self) -> String {
         format!("{COMMENT_PREFIX} minisign public key {}\n{}\n", self.key_id(), self.to_base64())
     }
 }

@@ -19,12 +19,12 @@ use super::{PublicKey, SecretKey, SignedKind, SigningError, TrustedComment};
 use crate::integrity::Integrity;
 
 /// What a detached signature's name adds to the signed object's name.
-pub const SIGNATURE_SUFFIX: &str = ".minisig";
+pub(crate) const SIGNATURE_SUFFIX: &str = ".minisig";
 /// Folder (beside the index) of the content-addressed, immutable copies.
 const SIGNATURES_DIR: &str = "sigs";
 
 /// Where the signature of the object at `key` lives: `api/sdk/sri.minisig`.
-pub fn index_signature_key(key: &str) -> String {
+pub(crate) fn index_signature_key(key: &str) -> String {
     format!("{key}{SIGNATURE_SUFFIX}")
 }
 
@@ -41,7 +41,7 @@ pub fn content_addressed_signature_key(key: &str, bytes: &[u8]) -> String {
 
 /// The folder of the content-addressed signatures of the object at `key`:
 /// `api/sdk/sigs/` for `api/sdk/sri`.
-pub fn signatures_dir(key: &str) -> String {
+pub(crate) fn signatures_dir(key: &str) -> String {
     match key.rsplit_once('/') {
         Some((dir, _)) => format!("{dir}/{SIGNATURES_DIR}/"),
         None => format!("{SIGNATURES_DIR}/"),
@@ -49,7 +49,7 @@ pub fn signatures_dir(key: &str) -> String {
 }
 
 /// Signs `bytes` with `comment` as the trusted comment; returns the `.minisig` text.
-pub fn sign(key: &SecretKey, bytes: &[u8], comment: &TrustedComment) -> Result<String, SigningError> {
+pub(crate) fn sign(key: &SecretKey, bytes: &[u8], comment: &TrustedComment) -> Result<String, SigningError> {
     let untrusted = format!("signature from sdk-cdn key {}", key.public.key_id());
     let signature = minisign::sign(
         Some(&key.public.inner),

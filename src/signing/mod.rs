@@ -39,17 +39,12 @@ mod keys;
 mod minisig;
 mod sri_headers;
 
-pub use comment::{NO_VERSION, SignedKind, TrustedComment};
+pub(crate) use comment::NO_VERSION;
+pub use comment::{SignedKind, TrustedComment};
 pub use error::SigningError;
-pub use keygen::{KeygenArgs, run_keygen};
-pub use keys::{
-    ENV_SIGN_KEY, ENV_SIGN_KEY_FILE, ENV_SIGN_KEY_PASSWORD, ENV_SRI_KEY_PASSWORD, KeySource, PublicKey, SecretKey,
-};
-pub use minisig::{
-    SIGNATURE_SUFFIX, content_addressed_signature_key, index_signature_key, sign, sign_index, sign_manifest,
-    signatures_dir, verify_signature,
-};
-pub use sri_headers::{
-    MAX_SRI_KEYS, SIGNATURE, SIGNATURE_INPUT, Sha512Digest, SignedHeaders, UNENCODED_DIGEST, sha512_of, sri_headers,
-    sri_key_ids, verify_sri_headers,
-};
+pub(crate) use keygen::{KeygenArgs, run_keygen};
+pub use keys::{KeySource, PublicKey, SecretKey};
+pub(crate) use minisig::{SIGNATURE_SUFFIX, index_signature_key, signatures_dir};
+pub use minisig::{content_addressed_signature_key, sign_index, sign_manifest, verify_signature};
+pub(crate) use sri_headers::MAX_SRI_KEYS;
+pub use sri_headers::{SignedHeaders, sha512_of, sri_headers, sri_key_ids, verify_sri_headers};

@@ -36,18 +36,18 @@ use sha2::{Digest, Sha512};
 use super::{SecretKey, SigningError};
 
 /// `Unencoded-Digest` header name (lower-case, as HTTP/2 sends it).
-pub const UNENCODED_DIGEST: &str = "unencoded-digest";
+pub(crate) const UNENCODED_DIGEST: &str = "unencoded-digest";
 /// `Signature-Input` header name.
-pub const SIGNATURE_INPUT: &str = "signature-input";
+pub(crate) const SIGNATURE_INPUT: &str = "signature-input";
 /// `Signature` header name.
-pub const SIGNATURE: &str = "signature";
+pub(crate) const SIGNATURE: &str = "signature";
 /// The `tag` parameter the browser requires.
 const TAG: &str = "ed25519-integrity";
 /// The most keys that sign one body: the old and the new key of a rotation,
 /// with room for an emergency key. S3 keeps at most 2 KB of user metadata.
-pub const MAX_SRI_KEYS: usize = 4;
+pub(crate) const MAX_SRI_KEYS: usize = 4;
 /// A SHA-512 digest.
-pub type Sha512Digest = [u8; 64];
+pub(crate) type Sha512Digest = [u8; 64];
 
 /// The three header values for one body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,7 +66,7 @@ pub struct SignedHeaders {
 
 impl SignedHeaders {
     /// (header name, value) pairs, for a store's metadata or a response.
-    pub fn pairs(&self) -> [(&'static str, &str); 3] {
+    pub(crate) fn pairs(&self) -> [(&'static str, &str); 3] {
         [
             (UNENCODED_DIGEST, &self.unencoded_digest),
             (SIGNATURE_INPUT, &self.signature_input),

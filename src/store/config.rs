@@ -8,7 +8,7 @@ use std::time::Duration;
 
 /// Connection settings for any store; each backend reads what applies to it.
 #[derive(Debug, Clone, Default)]
-pub struct StoreConfig {
+pub(crate) struct StoreConfig {
     /// Custom endpoint for S3-compatible stores (`--endpoint-url`).
     pub endpoint_url: Option<String>,
     /// Path-style addressing (`--path-style`), needed by most self-hosted stores.
@@ -20,7 +20,7 @@ pub struct StoreConfig {
 /// Bounds on every store request, so that an endpoint that accepts
 /// connections and never answers ends in an error, not a wait without end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeouts {
+pub(crate) struct Timeouts {
     /// Establishing a connection.
     pub connect: Duration,
     /// One request, retries included (`--timeout`). File transfers get

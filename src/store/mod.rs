@@ -28,14 +28,15 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::io::AsyncRead;
 
-pub use config::{StoreConfig, Timeouts};
+pub(crate) use config::{StoreConfig, Timeouts};
 pub use key::{Key, KeyError};
 pub use local::LocalStore;
 pub use probe::{Check, ProbeReport, Verdict, probe_conditional_writes};
 pub(crate) use probe::{probe_writes_at_once, remove_probe};
 pub use s3::S3Store;
-pub use staged::{StagedFile, Staging, TempDirStaging};
-pub use url::{StoreUrl, StoreUrlError};
+pub use staged::{StagedFile, Staging};
+pub(crate) use url::StoreUrl;
+pub use url::StoreUrlError;
 
 /// How a write treats an object that may already exist under the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,7 +110,7 @@ pub struct StaleTemp {
 }
 
 /// A streaming reader over an object's bytes.
-pub type ObjectReader = Pin<Box<dyn AsyncRead + Send>>;
+pub(crate) type ObjectReader = Pin<Box<dyn AsyncRead + Send>>;
 
 /// Errors from any backend, each naming the condition and the key.
 #[derive(Debug, thiserror::Error)]
@@ -269,7 +270,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 }
 
 /// Opens the store a URL names; each backend reads its part of `config`.
-pub async fn open(url: &StoreUrl, config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
+pub(crate) async fn open(url: &StoreUrl, config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match url {
         StoreUrl::Local(path) => Arc::new(LocalStore::new(path.clone())),
         StoreUrl::S3 { bucket, prefix } => Arc::new(S3Store::connect(bucket, prefix, config).await?),

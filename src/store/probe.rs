@@ -24,9 +24,9 @@ pub struct Check {
     /// What was checked (`list`, `write`, `create-only`, …).
     pub name: &'static str,
     /// Whether it passed.
-    pub ok: bool,
+    pub(crate) ok: bool,
     /// What happened, and what to fix when it failed.
-    pub detail: String,
+    pub(crate) detail: String,
 }
 
 /// The overall outcome of a probe.
@@ -45,11 +45,11 @@ pub enum Verdict {
 #[derive(Debug, Clone, Serialize)]
 pub struct ProbeReport {
     /// The store probed.
-    pub store: String,
+    pub(crate) store: String,
     /// The verdict.
     pub verdict: Verdict,
     /// The checks, in the order they ran; the first failure ends the run.
-    pub checks: Vec<Check>,
+    pub(crate) checks: Vec<Check>,
 }
 
 impl ProbeReport {

@@ -8,7 +8,7 @@
 //! into place (or sending it), and whatever is left (a refused plan, a
 //! failed upload, a publish that stopped early) is removed when the last
 //! reference drops. A killed process leaves it to the local store's sweep
-//! (its temp names carry the writer's pid) or to the OS's temp directory.
+//! (its temp names carry the writer's pid).
 
 use std::fmt;
 use std::fs;
@@ -36,28 +36,28 @@ impl StagedFile {
 
     /// The SHA-512 of exactly these bytes, when staging was asked for it
     /// (signature-based SRI signs it).
-    pub fn sha512(&self) -> Option<[u8; 64]> {
+    pub(crate) fn sha512(&self) -> Option<[u8; 64]> {
         self.sha512
     }
 
     /// Where the bytes are.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// The integrity of exactly these bytes.
-    pub fn integrity(&self) -> Integrity {
+    pub(crate) fn integrity(&self) -> Integrity {
         self.integrity
     }
 
     /// Size in bytes.
-    pub fn size(&self) -> u64 {
+    pub(crate) fn size(&self) -> u64 {
         self.size
     }
 
     /// Removes the temp file now (its bytes were linked into place, or are
     /// no longer needed); a second call, or the drop, does nothing.
-    pub fn remove(&self) {
+    pub(crate) fn remove(&self) {
         if !self.removed.swap(true, Ordering::Relaxed) {
             let _ = fs::remove_file(&self.path);
         }
@@ -81,24 +81,24 @@ pub trait Staging: Send + Sync + fmt::Debug {
     fn stage(&self, reader: &mut dyn Read, buf: &mut [u8], sha512: bool) -> io::Result<StagedFile>;
 }
 
-/// Staging in the OS's temp directory (private files), for stores that send
-/// the bytes elsewhere (S3): the upload then reads the staged copy.
-#[derive(Debug, Default)]
-pub struct TempDirStaging;
-
-impl Staging for TempDirStaging {
-    fn stage(&self, reader: &mut dyn Read, buf: &mut [u8], sha512: bool) -> io::Result<StagedFile> {
-        let mut file = tempfile::Builder::new().prefix("sdk-cdn-upload-").tempfile()?;
-        let digests = Integrity::of_copy_with(reader, file.as_file_mut(), buf, sha512)?;
-        // Kept until the StagedFile drops (it removes the file then).
-        let path = file.into_temp_path().keep().map_err(|e| e.error)?;
-        Ok(StagedFile::new(path, digests))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Staging in the OS's temp directory (no store stages there: S3 reads
+    /// the build's own files, so a release never sits in TMPDIR at once).
+    #[derive(Debug)]
+    struct TempDirStaging;
+
+    impl Staging for TempDirStaging {
+        fn stage(&self, reader: &mut dyn Read, buf: &mut [u8], sha512: bool) -> io::Result<StagedFile> {
+            let mut file = tempfile::Builder::new().prefix("sdk-cdn-upload-").tempfile()?;
+            let digests = Integrity::of_copy_with(reader, file.as_file_mut(), buf, sha512)?;
+            // Kept until the StagedFile drops (it removes the file then).
+            let path = file.into_temp_path().keep().map_err(|e| e.error)?;
+            Ok(StagedFile::new(path, digests))
+        }
+    }
 
     #[test]
     fn a_staged_file_holds_the_hashed_bytes_and_is_removed_on_drop() {

@@ -18,7 +18,7 @@ use super::Key;
 
 /// Where the store lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreUrl {
+pub(crate) enum StoreUrl {
     /// A local directory (`./cdn`, `/abs/dir`, `file:///abs/dir`).
     Local(PathBuf),
     /// An S3 bucket, optionally under a key prefix (without trailing `/`).
@@ -35,14 +35,14 @@ pub enum StoreUrl {
 #[error("invalid store URL {url:?}: {reason}")]
 pub struct StoreUrlError {
     /// The URL given.
-    pub url: String,
+    pub(crate) url: String,
     /// What is wrong and what to write instead.
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 impl StoreUrl {
     /// Parses a store URL.
-    pub fn parse(url: &str) -> Result<Self, StoreUrlError> {
+    pub(crate) fn parse(url: &str) -> Result<Self, StoreUrlError> {
         let fail = |reason: String| StoreUrlError { url: url.to_string(), reason };
         if url.is_empty() {
             return Err(fail("it is empty; use a directory such as ./cdn or s3://bucket/prefix".into()));
@@ -78,7 +78,7 @@ impl StoreUrl {
     }
 
     /// The directory of a local store, `None` for S3.
-    pub fn local_root(&self) -> Option<&Path> {
+    pub(crate) fn local_root(&self) -> Option<&Path> {
         match self {
             StoreUrl::Local(path) => Some(path),
             StoreUrl::S3 { .. } => None,
@@ -89,7 +89,7 @@ impl StoreUrl {
     /// that resolves (through `..` or symbolic links) to the filesystem
     /// root. A path that does not exist yet is fine: the first publish
     /// creates it. Looks at the disk but writes nothing.
-    pub fn check_local(&self) -> Result<(), StoreUrlError> {
+    pub(crate) fn check_local(&self) -> Result<(), StoreUrlError> {
         let Some(path) = self.local_root() else { return Ok(()) };
         let fail = |reason: String| StoreUrlError { url: path.display().to_string(), reason };
         match std::fs::metadata(path) {
