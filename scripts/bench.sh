@@ -391,11 +391,34 @@ publish_versions() {
   done
 }
 
+# The real SDK's shape: COUNT releases of 3 files published into store DIR
+# (60 releases make an index of about 18 KB).
+publish_sdk_releases() {
+  local store=$1 count=$2 v
+  mkdir -p "$W/sdk3"
+  echo "body{}" > "$W/sdk3/haloagents.css"
+  echo '{"version":3}' > "$W/sdk3/haloagents.umd.js.map"
+  for v in $(seq 0 $((count - 1))); do
+    echo "window.HaloAgents={v:'1.$v.0'};" > "$W/sdk3/haloagents.umd.js"
+    "$SDK" --store "$store" -q publish "$W/sdk3" --version "1.$v.0" --manifests-dir "$W/m" >/dev/null
+  done
+}
+
+# Issue 16 target 4: `serve` against nginx on two indexes, the realistic one
+# (60 releases of the 3-file SDK) and a large one (one release of
+# $SMALL_N files), nginx and ours alternating round by round.
 section_serve() {
-  log "serve: /api/sdk/sri against nginx serving the same bytes, wrk ${SERVE_SECS}s x $ROUNDS rounds"
-  local store=$OUT/serve
-  publish_versions "$store" 20
-  local ngx=$W/nginx port_ngx
+  log "serve: /api/sdk/sri against nginx serving the same bytes, wrk ${SERVE_SECS}s x $ROUNDS rounds, two indexes"
+  publish_sdk_releases "$OUT/serve-sdk" 60
+  "$SDK" --store "$OUT/serve-large" -q publish "$IN/small" --version 1.0.0 --manifests-dir "$W/m" >/dev/null
+  serve_against_nginx sdk "$OUT/serve-sdk"
+  serve_against_nginx large "$OUT/serve-large"
+}
+
+# serve_against_nginx SHAPE STORE: one index, ours and nginx.
+serve_against_nginx() {
+  local shape=$1 store=$2
+  local ngx=$W/nginx-$shape port_ngx
   port_ngx=$(free_port)
   mkdir -p "$ngx/root/api/sdk" "$ngx/logs"
   cp "$store/api/sdk/sri" "$ngx/root/api/sdk/sri"
@@ -423,12 +446,12 @@ http {
   }
 }
 EOF
-  nginx -c "$ngx/nginx.conf" -p "$ngx" & PIDS+=($!)
-  "$SDK" --store "$store" serve --addr 127.0.0.1:0 2> "$W/serve.err" & local spid=$!; PIDS+=("$spid")
+  nginx -c "$ngx/nginx.conf" -p "$ngx" & local npid=$!; PIDS+=("$npid")
+  "$SDK" --store "$store" serve --addr 127.0.0.1:0 2> "$W/serve-$shape.err" & local spid=$!; PIDS+=("$spid")
   local i
-  for i in $(seq 100); do grep -q listening "$W/serve.err" 2>/dev/null && break; sleep 0.05; done
+  for i in $(seq 100); do grep -q listening "$W/serve-$shape.err" 2>/dev/null && break; sleep 0.05; done
   local ours_url ngx_url
-  ours_url="$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$W/serve.err" | head -1)/api/sdk/sri"
+  ours_url="$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$W/serve-$shape.err" | head -1)/api/sdk/sri"
   ngx_url="http://127.0.0.1:$port_ngx/api/sdk/sri"
   for i in $(seq 50); do curl -fsS -o /dev/null "$ngx_url" 2>/dev/null && break; sleep 0.1; done
   cmp <(curl -fsS "$ours_url") <(curl -fsS "$ngx_url") || die "nginx and sdk-cdn serve different bytes"
@@ -447,8 +470,8 @@ for _ in range(10_000):
     assert r.status == 200
 EOF
   rss1=$(rss)
-  record serve rss-before-10k-requests 1 "" "$rss0"
-  record serve rss-after-10k-requests 1 "" "$rss1"
+  record serve "rss-before-10k-requests-$shape" 1 "" "$rss0"
+  record serve "rss-after-10k-requests-$shape" 1 "" "$rss1"
   local r label url out
   for r in $(seq 1 "$ROUNDS"); do
     for label in nginx ours; do
@@ -457,11 +480,12 @@ EOF
       local rps p99
       rps=$(awk '/Requests\/sec/ { print $2 }' <<<"$out")
       p99=$(awk '$1 == "99%" { v = $2; if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000 } else if (v ~ /ms$/) { sub(/ms$/, "", v) } else if (v ~ /s$/) { sub(/s$/, "", v); v *= 1000 }; print v }' <<<"$out")
-      record serve "$label-rps" "$r" "$rps" "p99_ms=$p99 bytes=$bytes"
+      record serve "$label-rps-$shape" "$r" "$rps" "p99_ms=$p99 bytes=$bytes"
     done
   done
-  record serve rss-after-wrk 1 "" "$(rss)"
-  kill "$spid"
+  record serve "rss-after-wrk-$shape" 1 "" "$(rss)"
+  kill "$spid" "$npid" 2>/dev/null || true
+  wait "$spid" "$npid" 2>/dev/null || true
 }
 
 section_growth() {
@@ -622,13 +646,14 @@ if build:
 for label in sorted({r["label"] for r in rows if r["section"] == "noop"}):
     req, t = med("noop", label, "requests"), med("noop", label)
     line(f"no-op re-publish: {label}", f"{s(t)}" + (f", {req:.0f} requests" if req is not None else ""), "–", None, "O(1) requests", None)
-rps_o, rps_n = med("serve", "ours-rps"), med("serve", "nginx-rps")
-if rps_o:
+for shape, what in (("sdk", "60 releases of the 3-file SDK"), ("large", f"one release of {small} files")):
+    rps_o, rps_n = med("serve", f"ours-rps-{shape}"), med("serve", f"nginx-rps-{shape}")
+    if not rps_o: continue
     r = ratio(rps_o, rps_n)
-    line(f"serve /api/sdk/sri ({extra('serve', 'ours-rps', 'bytes'):.0f} bytes), requests/s (ours ÷ nginx)", f"{rps_o:.0f}/s", f"{rps_n:.0f}/s", r, "≥ 1×", r >= 1)
-    line("serve p99 latency (wrk -t2 -c64)", f"{extra('serve', 'ours-rps', 'p99_ms'):.2f} ms", f"{extra('serve', 'nginx-rps', 'p99_ms'):.2f} ms", None, "(report)", None)
+    line(f"serve /api/sdk/sri, {what} ({extra('serve', f'ours-rps-{shape}', 'bytes'):.0f} bytes), requests/s (ours ÷ nginx)", f"{rps_o:.0f}/s", f"{rps_n:.0f}/s", r, "≥ 1×", r >= 1)
+    line("… p99 latency (wrk -t2 -c64)", f"{extra('serve', f'ours-rps-{shape}', 'p99_ms'):.2f} ms", f"{extra('serve', f'nginx-rps-{shape}', 'p99_ms'):.2f} ms", None, "(report)", None)
     rss = {r["label"]: r["extra"] for r in rows if r["section"] == "serve" and r["label"].startswith("rss")}
-    line("serve RSS before / after 10k requests / after all wrk runs", " / ".join(f"{int(rss.get(k, 0)) / 1024:.1f} MiB" for k in ("rss-before-10k-requests", "rss-after-10k-requests", "rss-after-wrk")), "–", None, "flat", None)
+    line("… RSS before / after 10k requests / after all wrk runs", " / ".join(f"{int(rss.get(k + '-' + shape, 0)) / 1024:.1f} MiB" for k in ("rss-before-10k-requests", "rss-after-10k-requests", "rss-after-wrk")), "–", None, "flat", None)
 g, e = med("growth", f"publish-into-{growth_v}-versions"), med("growth", "publish-into-empty")
 if g:
     r = ratio(g, e); line(f"publish 20 files into {growth_v} versions vs empty store (ours ÷ empty)", s(g), s(e), r, "≈ 1×", None)
