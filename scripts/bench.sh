@@ -378,29 +378,19 @@ section_noop() {
   rm -rf "$OUT/noop"
 }
 
-# versions DIR COUNT: COUNT small versions (20 files) published into store DIR.
+# publish_versions DIR COUNT [CHUNKS]: COUNT versions of the SDK's 3 files
+# plus CHUNKS chunk files (default 17: 20 files) published into store DIR.
+# 60 versions without chunks (the real SDK) make an index of about 18 KB.
 publish_versions() {
-  local store=$1 count=$2 v
-  mkdir -p "$W/ver/chunks"
-  for v in $(seq 1 17); do head -c 3000 /dev/urandom | base64 > "$W/ver/chunks/chunk-$v.js"; done
-  echo "body{}" > "$W/ver/haloagents.css"
-  echo '{"version":3}' > "$W/ver/haloagents.umd.js.map"
+  local store=$1 count=$2 chunks=${3:-17} v
+  local dir=$W/ver-$chunks
+  mkdir -p "$dir/chunks"
+  for v in $(seq 1 "$chunks"); do head -c 3000 /dev/urandom | base64 > "$dir/chunks/chunk-$v.js"; done
+  echo "body{}" > "$dir/haloagents.css"
+  echo '{"version":3}' > "$dir/haloagents.umd.js.map"
   for v in $(seq 0 $((count - 1))); do
-    echo "window.HaloAgents={v:'1.$v.0'};" > "$W/ver/haloagents.umd.js"
-    "$SDK" --store "$store" -q publish "$W/ver" --version "1.$v.0" --manifests-dir "$W/m" >/dev/null
-  done
-}
-
-# The real SDK's shape: COUNT releases of 3 files published into store DIR
-# (60 releases make an index of about 18 KB).
-publish_sdk_releases() {
-  local store=$1 count=$2 v
-  mkdir -p "$W/sdk3"
-  echo "body{}" > "$W/sdk3/haloagents.css"
-  echo '{"version":3}' > "$W/sdk3/haloagents.umd.js.map"
-  for v in $(seq 0 $((count - 1))); do
-    echo "window.HaloAgents={v:'1.$v.0'};" > "$W/sdk3/haloagents.umd.js"
-    "$SDK" --store "$store" -q publish "$W/sdk3" --version "1.$v.0" --manifests-dir "$W/m" >/dev/null
+    echo "window.HaloAgents={v:'1.$v.0'};" > "$dir/haloagents.umd.js"
+    "$SDK" --store "$store" -q publish "$dir" --version "1.$v.0" --manifests-dir "$W/m" >/dev/null
   done
 }
 
@@ -409,7 +399,7 @@ publish_sdk_releases() {
 # $SMALL_N files), nginx and ours alternating round by round.
 section_serve() {
   log "serve: /api/sdk/sri against nginx serving the same bytes, wrk ${SERVE_SECS}s x $ROUNDS rounds, two indexes"
-  publish_sdk_releases "$OUT/serve-sdk" 60
+  publish_versions "$OUT/serve-sdk" 60 0
   "$SDK" --store "$OUT/serve-large" -q publish "$IN/small" --version 1.0.0 --manifests-dir "$W/m" >/dev/null
   serve_against_nginx sdk "$OUT/serve-sdk"
   serve_against_nginx large "$OUT/serve-large"
