@@ -40,6 +40,9 @@ const SERVICE: &str = "cloudfront";
 const ATTEMPTS: u32 = 3;
 /// Give up on one attempt (connect, send, whole response) after this long.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Give up connecting after this long (the AWS SDK's default): a
+/// black-holed endpoint costs seconds per attempt, not the whole attempt.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
 /// Larger than any answer CloudFront sends to `CreateInvalidation`.
 const MAX_RESPONSE: usize = 1024 * 1024;
 
@@ -175,12 +178,15 @@ fn endpoint(config: &SdkConfig) -> String {
 }
 
 fn https_client() -> Result<HttpsClient, Failure> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_native_roots()
         .map_err(|e| Failure::new("TlsRoots", format!("cannot load the system's TLS trust roots: {e}")))?
         .https_or_http()
         .enable_http1()
-        .build();
+        .wrap_connector(http);
     Ok(Client::builder(TokioExecutor::new()).build(connector))
 }
 
