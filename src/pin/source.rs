@@ -8,16 +8,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 
 /// Give up on one fetch (connect, headers and body) after this long.
 pub(crate) const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Larger than any index or signature we write; bounds memory on a hostile server.
 const MAX_BODY: usize = 64 * 1024 * 1024;
 
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
+type HttpsClient = crate::https::HttpsClient<Empty<Bytes>>;
 
 /// An index location: a URL or a file.
 pub(crate) enum Source {
@@ -39,13 +36,8 @@ impl Source {
         if !is_url(location) {
             return Ok(Source::File);
         }
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|e| format!("no TLS trust roots on this machine: {e}"))?
-            .https_or_http()
-            .enable_http1()
-            .build();
-        Ok(Source::Http(Box::new(Client::builder(TokioExecutor::new()).build(connector))))
+        let client = crate::https::client(None).map_err(|e| format!("no TLS trust roots on this machine: {e}"))?;
+        Ok(Source::Http(Box::new(client)))
     }
 
     /// Fetches `location`; `Err` for anything that is neither the bytes nor a clean miss.

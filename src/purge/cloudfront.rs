@@ -24,9 +24,6 @@ use aws_types::SdkConfig;
 use aws_types::service_config::ServiceConfigKey;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 
 /// CloudFront's API version, in every request path and the XML namespace.
 const API_VERSION: &str = "2020-05-31";
@@ -46,7 +43,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(3100);
 /// Larger than any answer CloudFront sends to `CreateInvalidation`.
 const MAX_RESPONSE: usize = 1024 * 1024;
 
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+type HttpsClient = crate::https::HttpsClient<Full<Bytes>>;
 
 /// Why an invalidation was not created: CloudFront's error code (or what
 /// kind of failure it was) and its message.
@@ -178,16 +175,8 @@ fn endpoint(config: &SdkConfig) -> String {
 }
 
 fn https_client() -> Result<HttpsClient, Failure> {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_native_roots()
-        .map_err(|e| Failure::new("TlsRoots", format!("cannot load the system's TLS trust roots: {e}")))?
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new()).build(connector))
+    crate::https::client(Some(CONNECT_TIMEOUT))
+        .map_err(|e| Failure::new("TlsRoots", format!("cannot load the system's TLS trust roots: {e}")))
 }
 
 /// An error and its causes, outermost first: hyper's "client error

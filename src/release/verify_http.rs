@@ -9,9 +9,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use sha2::{Digest, Sha384, Sha512};
 
 use super::ReleaseError;
@@ -26,7 +23,7 @@ const ORIGIN: &str = "https://sdk-cdn-verify.example";
 /// Give up on one request after this long.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
+type HttpsClient = crate::https::HttpsClient<Empty<Bytes>>;
 
 /// An HTTP(S) client aimed at one CDN base URL.
 pub(super) struct CdnCheck {
@@ -38,13 +35,8 @@ impl CdnCheck {
     /// Checks `base_url` and builds the client (system trust roots).
     pub(super) fn new(base_url: &str) -> Result<Self, ReleaseError> {
         let base = BaseUrl::parse(base_url)?;
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|source| ReleaseError::TlsRoots { source })?
-            .https_or_http()
-            .enable_http1()
-            .build();
-        Ok(CdnCheck { client: Client::builder(TokioExecutor::new()).build(connector), base })
+        let client = crate::https::client(None).map_err(|source| ReleaseError::TlsRoots { source })?;
+        Ok(CdnCheck { client, base })
     }
 
     /// Fetches every file of `manifest` under `sdk/<dir>/` and records what is wrong.
