@@ -71,11 +71,11 @@ pub(super) fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
 /// The best coding among those `available` (in our order of preference)
 /// that the client's `Accept-Encoding` allows; identity when none is.
 pub(super) fn choose_coding(headers: &HeaderMap, available: &[Coding]) -> Coding {
-    let mut offers: Vec<(String, f32)> = Vec::new();
+    let mut offers: Vec<(&str, f32)> = Vec::new();
     for value in headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()) {
         for item in value.split(',') {
             let mut parts = item.split(';');
-            let name = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+            let name = parts.next().unwrap_or_default().trim();
             if name.is_empty() {
                 continue;
             }
@@ -87,8 +87,10 @@ pub(super) fn choose_coding(headers: &HeaderMap, available: &[Coding]) -> Coding
         }
     }
     let quality = |token: &str| {
-        let exact = offers.iter().find(|(n, _)| n == token || (token == "gzip" && n == "x-gzip"));
-        exact.or_else(|| offers.iter().find(|(n, _)| n == "*")).map_or(0.0, |(_, q)| *q)
+        let exact = offers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(token) || (token == "gzip" && n.eq_ignore_ascii_case("x-gzip")));
+        exact.or_else(|| offers.iter().find(|(n, _)| *n == "*")).map_or(0.0, |(_, q)| *q)
     };
     let mut best = (Coding::Identity, 0.0_f32);
     for &coding in available {
@@ -121,6 +123,8 @@ mod tests {
         assert_eq!(pick(&["gzip, deflate, br, zstd"]), Coding::Brotli);
         assert_eq!(pick(&["gzip"]), Coding::Gzip);
         assert_eq!(pick(&["x-gzip"]), Coding::Gzip);
+        assert_eq!(pick(&["GZip, X-GZIP;q=0.1"]), Coding::Gzip, "codings are case-insensitive");
+        assert_eq!(pick(&["BR"]), Coding::Brotli);
         assert_eq!(pick(&["gzip;q=1.0, br;q=0.5"]), Coding::Gzip);
         assert_eq!(pick(&["br;q=0, gzip"]), Coding::Gzip);
         assert_eq!(pick(&["*"]), Coding::Brotli);

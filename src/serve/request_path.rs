@@ -63,15 +63,25 @@ impl FileTarget {
 
 /// Gate 1: refuses raw paths that smuggle separators or control characters.
 pub(super) fn check_raw(raw: &str) -> Result<(), ApiError> {
+    if !raw.contains('%') {
+        // Nothing is encoded (every request for the index): the path is its
+        // own decoding, and none of the forbidden encodings can be in it.
+        return plain_path(raw);
+    }
     let lower = raw.to_ascii_lowercase();
     if FORBIDDEN_ENCODINGS.iter().any(|e| lower.contains(e)) {
         return Err(ApiError::bad_request("encoded '/', '\\' and NUL are not allowed in request paths"));
     }
-    if raw.contains('\\') {
+    plain_path(&decode(raw)?)
+}
+
+/// No backslash and no control character (in a path with nothing encoded,
+/// or once decoded: a raw backslash stays one, `%5c` was refused above).
+fn plain_path(path: &str) -> Result<(), ApiError> {
+    if path.contains('\\') {
         return Err(ApiError::bad_request("backslashes are not allowed in request paths"));
     }
-    let decoded = decode(raw)?;
-    if decoded.chars().any(char::is_control) {
+    if path.chars().any(char::is_control) {
         return Err(ApiError::bad_request("control characters are not allowed in request paths"));
     }
     Ok(())
@@ -144,11 +154,22 @@ mod tests {
 
     #[test]
     fn smuggled_separators_and_controls_are_refused_before_decoding() {
-        for raw in ["/sdk/0.1.0%2fa.js", "/sdk/0.1.0/a%2F..%2Fb", "/sdk/0.1.0/a%5cb", "/sdk/a\\b", "/sdk/a%00", "/x%0a"]
-        {
+        // With and without anything percent-encoded (the two paths through `check_raw`).
+        for raw in [
+            "/sdk/0.1.0%2fa.js",
+            "/sdk/0.1.0/a%2F..%2Fb",
+            "/sdk/0.1.0/a%5cb",
+            "/sdk/a\\b",
+            "/sdk/a\\b%20",
+            "/sdk/a%00",
+            "/x%0a",
+            "/x\tb",
+            "/x\u{7f}%20",
+        ] {
             assert_eq!(check_raw(raw).unwrap_err().status, 400, "{raw}");
         }
         assert_eq!(check_raw("/sdk/0.1.0/%ff").unwrap_err().status, 400);
         check_raw("/sdk/0.1.0/a%20b.js").unwrap();
+        check_raw("/api/sdk/sri").unwrap();
     }
 }

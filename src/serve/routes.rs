@@ -2,21 +2,28 @@
 //! goes through. Tests call [`app`] with `tower::ServiceExt::oneshot`; the
 //! listener serves the same value on a socket.
 //!
-//! Middleware, outermost first:
-//! 1. `observe`: a request id (the client's `X-Request-Id` if sane, else a
+//! Every request goes through one middleware, [`front`], which does in order:
+//! 1. observe: a request id (the client's `X-Request-Id` if sane, else a
 //!    new one; echoed in the response), the metrics of every request by
 //!    route *template*, and one access line at `info` (`-v`).
-//! 2. `finish`: every error becomes JSON `{"error", "status"}` (including
+//! 2. guard: no request body; no raw path that smuggles separators.
+//! 3. preflight: `OPTIONS` on any route is a CORS preflight, answered 204
+//!    here (browsers send one before a cross-origin `fetch` with custom
+//!    headers; without it they never make the real request).
+//! 4. the route. Routes that call the store also have a `deadline`: a
+//!    response head within `request_timeout`, or 504. Routes answered from
+//!    memory (the index, health, metrics, the versions page) cannot wait
+//!    on anything, so they pay for no timer.
+//! 5. finish: every error becomes JSON `{"error", "status"}` (including
 //!    axum's own 404/405, whose `Allow` header is kept), and every response
 //!    gets `Access-Control-Allow-Origin: *`, `X-Content-Type-Options:
 //!    nosniff` and `Cross-Origin-Resource-Policy: cross-origin`. Everything
 //!    served is public, read-only and meant for cross-origin `<script>`
 //!    tags, so one policy for all routes is simpler than one per route.
-//! 3. `deadline`: a response head within `request_timeout`, or 504.
-//! 4. `guard`: no request body; no raw path that smuggles separators.
-//! 5. `preflight`: `OPTIONS` on any route is a CORS preflight, answered 204
-//!    here (browsers send one before a cross-origin `fetch` with custom
-//!    headers; without it they never make the real request).
+//!
+//! One middleware rather than one layer per step: each axum layer boxes a
+//! future and clones the service below it on every request, which cost a
+//! fifth of the index's throughput (BENCHMARKS.md, "serve").
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -28,7 +35,7 @@ use axum::Router;
 use axum::body::{Body, HttpBody};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::middleware::{Next, from_fn, from_fn_with_state, map_response};
+use axum::middleware::{Next, from_fn_with_state, map_response};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
@@ -90,30 +97,27 @@ const MAX_PREFLIGHT_HEADERS: usize = 32;
 /// The service for `state`, with `/metrics` unless it is served on its own address.
 pub fn app(state: Arc<ServeState>) -> Router {
     let timeout = state.request_timeout;
-    let mut router = Router::new()
-        .route(INDEX_PATH, get(index_api::index))
+    // Routes that call the store, each under the deadline.
+    let from_store = Router::new()
         .route(VERSION_PATH, get(index_api::version))
         .route(FILES_PATH, get(files::file))
+        .route(INDEX_SIGNATURE_PATH, get(signatures::index_signature))
+        .route(SIGNATURE_COPY_PATH, get(signatures::signature_copy))
+        .route(MANIFEST_PATH, get(signatures::manifest))
+        .route_layer(from_fn_with_state(timeout, deadline));
+    let mut router = Router::new()
+        .route(INDEX_PATH, get(index_api::index))
         .route(PAGE_PATH, get(versions::page))
         .route(SDK_PAGE_PATH, get(versions::page))
         .route(versions::SCRIPT_PATH, get(versions::script))
         .route(versions::STYLE_PATH, get(versions::style))
-        .route(INDEX_SIGNATURE_PATH, get(signatures::index_signature))
-        .route(SIGNATURE_COPY_PATH, get(signatures::signature_copy))
-        .route(MANIFEST_PATH, get(signatures::manifest))
         .route(HEALTH_PATH, get(health::healthz))
-        .route(READY_PATH, get(health::readyz));
+        .route(READY_PATH, get(health::readyz))
+        .merge(from_store);
     if state.metrics_on_main {
         router = router.route(METRICS_PATH, get(metrics::metrics));
     }
-    router
-        .fallback(not_found)
-        .layer(from_fn(preflight))
-        .layer(from_fn(guard))
-        .layer(from_fn_with_state(timeout, deadline))
-        .layer(map_response(finish))
-        .layer(from_fn_with_state(Arc::clone(&state), observe))
-        .with_state(state)
+    router.fallback(not_found).layer(from_fn_with_state(Arc::clone(&state), front)).with_state(state)
 }
 
 /// `/metrics` alone, for `--metrics-addr`.
@@ -121,7 +125,7 @@ pub(super) fn metrics_app(state: Arc<ServeState>) -> Router {
     Router::new()
         .route(METRICS_PATH, get(metrics::metrics))
         .fallback(|| async { ApiError::not_found("this address serves /metrics only") })
-        .layer(map_response(finish))
+        .layer(map_response(|response| async { finish(response) }))
         .with_state(state)
 }
 
@@ -140,18 +144,25 @@ impl Drop for InFlight<'_> {
     }
 }
 
-async fn observe(State(state): State<Arc<ServeState>>, request: Request, next: Next) -> Response {
+async fn front(State(state): State<Arc<ServeState>>, request: Request, next: Next) -> Response {
     let route = route_of(&request);
     let id = request_id(request.headers());
     let method = request.method().clone();
     // The path only for the log line, and only when it is written.
     let path = tracing::enabled!(tracing::Level::INFO).then(|| request.uri().path().to_string());
     let started = Instant::now();
-    let mut response = {
+    let response = {
         state.metrics.requests_in_flight().inc();
         let _in_flight = InFlight(state.metrics.requests_in_flight());
-        next.run(request).await
+        if let Err(refused) = guard(&request) {
+            refused.into_response()
+        } else if request.method() == Method::OPTIONS && route != UNMATCHED {
+            preflight(request.headers())
+        } else {
+            next.run(request).await
+        }
     };
+    let mut response = finish(response);
     let took = started.elapsed();
     let status = response.status().as_u16();
     let bytes = if method == Method::HEAD || response.status() == StatusCode::NOT_MODIFIED {
@@ -201,14 +212,13 @@ fn new_request_id() -> HeaderValue {
     static PROCESS: LazyLock<u64> = LazyLock::new(|| RandomState::new().hash_one(std::process::id()));
     static NEXT: AtomicU64 = AtomicU64::new(1);
     let id = format!("{:016x}-{}", *PROCESS, NEXT.fetch_add(1, Ordering::Relaxed));
-    // Hex digits, a dash and decimal digits: always a valid header value.
-    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+    // Hex digits, a dash and decimal digits: always a valid header value
+    // (taken over as it is, not copied).
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(id)).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
-async fn preflight(request: Request, next: Next) -> Response {
-    if request.method() != Method::OPTIONS || route_of(&request) == UNMATCHED {
-        return next.run(request).await;
-    }
+/// The answer to a CORS preflight (`OPTIONS` on a route).
+fn preflight(headers: &HeaderMap) -> Response {
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::NO_CONTENT;
     let out = response.headers_mut();
@@ -217,7 +227,7 @@ async fn preflight(request: Request, next: Next) -> Response {
     out.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static(PREFLIGHT_MAX_AGE));
     // The answer depends on the request's header list: caches must key on it.
     out.insert(header::VARY, HeaderValue::from_static("Access-Control-Request-Headers"));
-    if let Some(allowed) = allowed_headers(request.headers()) {
+    if let Some(allowed) = allowed_headers(headers) {
         out.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, allowed);
     }
     response
@@ -240,7 +250,7 @@ fn allowed_headers(headers: &HeaderMap) -> Option<HeaderValue> {
     HeaderValue::from_str(&names.join(", ")).ok()
 }
 
-async fn finish(response: Response) -> Response {
+fn finish(response: Response) -> Response {
     let mut response = if is_plain_error(&response) { as_json_error(response) } else { response };
     let out = response.headers_mut();
     out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
@@ -256,16 +266,15 @@ async fn deadline(State(limit): State<Duration>, request: Request, next: Next) -
     }
 }
 
-async fn guard(request: Request, next: Next) -> Response {
-    if let Err(e) = request_path::check_raw(request.uri().path()) {
-        return e.into_response();
-    }
+/// Refuses requests with a body or a raw path that smuggles separators.
+fn guard(request: &Request) -> Result<(), ApiError> {
+    request_path::check_raw(request.uri().path())?;
     let headers = request.headers();
     let declared = headers.get(header::CONTENT_LENGTH).map(|v| v.as_bytes() != b"0");
     if headers.contains_key(header::TRANSFER_ENCODING) || declared == Some(true) {
-        return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "this service accepts no request bodies").into_response();
+        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "this service accepts no request bodies"));
     }
-    next.run(request).await
+    Ok(())
 }
 
 /// An error response that did not come from [`ApiError`] (axum's 404/405).
@@ -317,6 +326,46 @@ mod tests {
         let fresh = request_id(&headers);
         assert_ne!(fresh, "has space");
         assert_ne!(request_id(&HeaderMap::new()), fresh, "ids are unique");
+    }
+
+    /// Routes that call the store keep their deadline now that the memory
+    /// routes have none: a store that accepts and never answers costs a
+    /// client `request_timeout`, then a JSON 504 with the public headers.
+    #[tokio::test]
+    async fn routes_that_call_a_silent_store_answer_504_at_the_deadline() {
+        use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+        use tower::ServiceExt;
+
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = silent.local_addr().unwrap();
+        let held = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = silent.accept().await {
+                held.push(socket);
+            }
+        });
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(format!("http://{addr}"))
+            .force_path_style(true)
+            .credentials_provider(Credentials::new("k", "s", None, None, "test"))
+            .build();
+        let store = Arc::new(crate::store::S3Store::from_client(aws_sdk_s3::Client::from_conf(config), "b", ""));
+        let mut options = super::super::ServeOptions::default();
+        options.limits.request_timeout = Duration::from_millis(300);
+        let app = app(ServeState::new(store, &options).unwrap());
+        for target in ["/sdk/1.0.0/a.js", "/api/sdk/sri/1.0.0", "/api/sdk/sri.minisig", "/api/sdk/manifests/1.0.0.json"]
+        {
+            let request = Request::builder().uri(target).body(Body::empty()).unwrap();
+            // Bounded, so that a route without its deadline fails instead of hanging.
+            let answered = tokio::time::timeout(Duration::from_secs(20), app.clone().oneshot(request)).await;
+            let response = answered.unwrap_or_else(|_| panic!("{target}: no answer; the deadline is missing")).unwrap();
+            assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT, "{target}");
+            assert_eq!(response.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*", "{target}");
+            assert!(response.headers().contains_key(REQUEST_ID), "{target}");
+        }
+        held.abort();
     }
 
     #[test]
