@@ -10,12 +10,6 @@ use sdk_cdn::commands::{self, Error};
 use sdk_cdn::release::ReleaseError;
 use sdk_cdn::store::{StoreError, Verdict};
 
-/// mimalloc instead of glibc's malloc: `serve` allocates a few small
-/// buffers per request on two threads, and glibc's arenas and fastbin
-/// consolidation were a sixth of its profile (BENCHMARKS.md, "serve").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Exit codes (documented in `--help` and the README).
 const OK: u8 = 0;
 const STORE_FAILURE: u8 = 1;
