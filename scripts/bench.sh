@@ -480,16 +480,16 @@ EOF
 
 section_growth() {
   log "growth: publishing into a store of $GROWTH_V versions x 20 files vs an empty one"
-  local store=$OUT/growth t0 t1
+  local store=$OUT/growth dir=$W/ver-17 t0 t1
   t0=$EPOCHREALTIME
-  publish_versions "$store" "$GROWTH_V"
+  publish_versions "$store" "$GROWTH_V" 17  # the SDK's files are in $dir
   t1=$EPOCHREALTIME
   record growth "build-$GROWTH_V-versions" 1 "$(sub "$t1" "$t0")" "index_bytes=$(stat -c %s "$store/api/sdk/sri")"
   local r
   for r in $(seq 1 "$ROUNDS"); do
-    echo "window.HaloAgents={v:'9.$r.0'};" > "$W/ver/haloagents.umd.js"
-    sync; measure growth "publish-into-$GROWTH_V-versions" "$r" "$SDK" --store "$store" -q publish "$W/ver" --version "9.$r.0" --manifests-dir "$W/m"
-    sync; measure growth publish-into-empty "$r" "$SDK" --store "$OUT/empty-$r" -q publish "$W/ver" --version "9.$r.0" --manifests-dir "$W/m"
+    echo "window.HaloAgents={v:'9.$r.0'};" > "$dir/haloagents.umd.js"
+    sync; measure growth "publish-into-$GROWTH_V-versions" "$r" "$SDK" --store "$store" -q publish "$dir" --version "9.$r.0" --manifests-dir "$W/m"
+    sync; measure growth publish-into-empty "$r" "$SDK" --store "$OUT/empty-$r" -q publish "$dir" --version "9.$r.0" --manifests-dir "$W/m"
   done
   record growth index-bytes-after 1 "" "$(stat -c %s "$store/api/sdk/sri")"
   rm -rf "${OUT:?}"/*
