@@ -12,8 +12,8 @@
 //!    headers; without it they never make the real request).
 //! 4. the route. Routes that call the store also have a `deadline`: a
 //!    response head within `request_timeout`, or 504. Routes answered from
-//!    memory (the index, health, metrics, the versions page) cannot wait
-//!    on anything, so they pay for no timer.
+//!    memory (the index, health, metrics, the page's script and style)
+//!    cannot wait on anything, so they pay for no timer.
 //! 5. finish: every error becomes JSON `{"error", "status"}` (including
 //!    axum's own 404/405, whose `Allow` header is kept), and every response
 //!    gets `Access-Control-Allow-Origin: *`, `X-Content-Type-Options:
@@ -104,11 +104,12 @@ pub fn app(state: Arc<ServeState>) -> Router {
         .route(INDEX_SIGNATURE_PATH, get(signatures::index_signature))
         .route(SIGNATURE_COPY_PATH, get(signatures::signature_copy))
         .route(MANIFEST_PATH, get(signatures::manifest))
+        // The versions page reads the sealed manifests it has not cached yet.
+        .route(PAGE_PATH, get(versions::page))
+        .route(SDK_PAGE_PATH, get(versions::page))
         .route_layer(from_fn_with_state(timeout, deadline));
     let mut router = Router::new()
         .route(INDEX_PATH, get(index_api::index))
-        .route(PAGE_PATH, get(versions::page))
-        .route(SDK_PAGE_PATH, get(versions::page))
         .route(versions::SCRIPT_PATH, get(versions::script))
         .route(versions::STYLE_PATH, get(versions::style))
         .route(HEALTH_PATH, get(health::healthz))
