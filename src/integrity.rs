@@ -202,7 +202,8 @@ fn overlapped(
         // A chunk and how many of its bytes were read.
         let (to_hash, hash_queue) = sync_channel::<(Vec<u8>, usize)>(OVERLAP_CHUNKS);
         let (to_fill, free) = sync_channel::<Vec<u8>>(OVERLAP_CHUNKS);
-        let hasher = scope.spawn(move || {
+        // A thread the system cannot give is an error like a failed read, not a panic.
+        let hasher = std::thread::Builder::new().name("sdk-cdn-hash".into()).spawn_scoped(scope, move || {
             let mut hashers = hashers;
             for (chunk, n) in hash_queue {
                 hashers.update(&chunk[..n]);
@@ -210,7 +211,7 @@ fn overlapped(
                 let _ = to_fill.send(chunk);
             }
             hashers
-        });
+        })?;
         let copied = (|| -> std::io::Result<u64> {
             let mut size = 0u64;
             let mut spare = (0..OVERLAP_CHUNKS).map(|_| vec![0u8; OVERLAP_CHUNK]).collect::<Vec<_>>();

@@ -70,7 +70,9 @@ fn assert_metadata_tells_the_truth(backend: &Backend, prefix: &str) {
 // hashing it: what it stores is what was hashed, whatever the build
 // directory holds later, and the upload reads no byte of the build again.
 backend_test!(a_staging_store_publishes_the_bytes_it_hashed_whatever_changes_later, |backend| {
-    let big: Vec<u8> = (0..3 * 1024 * 1024).map(|i: u32| (i % 251) as u8).collect();
+    // 10 MiB: past 8 MiB a copy hashes on a second thread (`overlapped` in
+    // src/integrity.rs), so that path is covered too.
+    let big: Vec<u8> = (0..10 * 1024 * 1024).map(|i: u32| (i % 251) as u8).collect();
     assert_eq!(backend.store().staging().is_some(), matches!(backend, Backend::Local(_)), "the local store stages");
     if backend.store().staging().is_none() {
         return;
