@@ -95,10 +95,14 @@ const LATENCY_BUCKETS: usize = 16;
 const FIRST_BUCKET: f64 = 0.0005;
 
 impl Latency {
+    /// The upper bound of bucket `i`, in seconds (`+Inf` for the last).
+    fn bound(i: usize) -> f64 {
+        if i < LATENCY_BUCKETS { FIRST_BUCKET * f64::from(1u32 << i) } else { f64::INFINITY }
+    }
+
     fn observe(&self, took: Duration) {
         let seconds = took.as_secs_f64();
-        let bucket =
-            (0..LATENCY_BUCKETS).find(|&i| seconds <= FIRST_BUCKET * f64::from(1u32 << i)).unwrap_or(LATENCY_BUCKETS);
+        let bucket = (0..LATENCY_BUCKETS).find(|&i| seconds <= Self::bound(i)).unwrap_or(LATENCY_BUCKETS);
         self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
         self.sum_nanos.fetch_add(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
@@ -110,15 +114,8 @@ impl TypedMetric for Latency {
 
 impl EncodeMetric for Latency {
     fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
-        let buckets: Vec<(f64, u64)> = self
-            .buckets
-            .iter()
-            .enumerate()
-            .map(|(i, n)| {
-                let bound = if i < LATENCY_BUCKETS { FIRST_BUCKET * f64::from(1u32 << i) } else { f64::INFINITY };
-                (bound, n.load(Ordering::Relaxed))
-            })
-            .collect();
+        let buckets: Vec<(f64, u64)> =
+            self.buckets.iter().enumerate().map(|(i, n)| (Self::bound(i), n.load(Ordering::Relaxed))).collect();
         // The count is the buckets' sum, so `+Inf` and `_count` always agree.
         let count = buckets.iter().map(|(_, n)| n).sum();
         let sum = Duration::from_nanos(self.sum_nanos.load(Ordering::Relaxed)).as_secs_f64();
@@ -126,7 +123,7 @@ impl EncodeMetric for Latency {
     }
 
     fn metric_type(&self) -> MetricType {
-        MetricType::Histogram
+        Self::TYPE
     }
 }
 
