@@ -198,10 +198,15 @@ fn overlapped(
     hashers: Hashers,
 ) -> std::io::Result<(Hashers, u64)> {
     use std::sync::mpsc::sync_channel;
+    let stopped = || std::io::Error::other("the hashing thread stopped");
     std::thread::scope(|scope| {
         // A chunk and how many of its bytes were read.
         let (to_hash, hash_queue) = sync_channel::<(Vec<u8>, usize)>(OVERLAP_CHUNKS);
+        // Chunks ready to be filled: all of them at first, then each one the hasher is done with.
         let (to_fill, free) = sync_channel::<Vec<u8>>(OVERLAP_CHUNKS);
+        for _ in 0..OVERLAP_CHUNKS {
+            to_fill.send(vec![0u8; OVERLAP_CHUNK]).map_err(|_| stopped())?;
+        }
         // A thread the system cannot give is an error like a failed read, not a panic.
         let hasher = std::thread::Builder::new().name("sdk-cdn-hash".into()).spawn_scoped(scope, move || {
             let mut hashers = hashers;
@@ -214,19 +219,15 @@ fn overlapped(
         })?;
         let copied = (|| -> std::io::Result<u64> {
             let mut size = 0u64;
-            let mut spare = (0..OVERLAP_CHUNKS).map(|_| vec![0u8; OVERLAP_CHUNK]).collect::<Vec<_>>();
             loop {
-                let mut chunk = match spare.pop() {
-                    Some(chunk) => chunk,
-                    None => free.recv().map_err(|_| std::io::Error::other("the hashing thread stopped"))?,
-                };
+                let mut chunk = free.recv().map_err(|_| stopped())?;
                 let n = read_some(reader, &mut chunk)?;
                 if n == 0 {
                     return Ok(size);
                 }
                 out.write_all(&chunk[..n])?;
                 size += n as u64;
-                to_hash.send((chunk, n)).map_err(|_| std::io::Error::other("the hashing thread stopped"))?;
+                to_hash.send((chunk, n)).map_err(|_| stopped())?;
             }
         })();
         // Closing the queue ends the hasher once it has hashed what was sent.
