@@ -378,12 +378,16 @@ section_noop() {
   rm -rf "$OUT/noop"
 }
 
+# versions_dir CHUNKS: where publish_versions keeps the SDK it publishes
+# (the last version's files stay there).
+versions_dir() { echo "$W/ver-$1"; }
+
 # publish_versions DIR COUNT [CHUNKS]: COUNT versions of the SDK's 3 files
 # plus CHUNKS chunk files (default 17: 20 files) published into store DIR.
 # 60 versions without chunks (the real SDK) make an index of about 18 KB.
 publish_versions() {
   local store=$1 count=$2 chunks=${3:-17} v
-  local dir=$W/ver-$chunks
+  local dir; dir=$(versions_dir "$chunks")
   mkdir -p "$dir/chunks"
   for v in $(seq 1 "$chunks"); do head -c 3000 /dev/urandom | base64 > "$dir/chunks/chunk-$v.js"; done
   echo "body{}" > "$dir/haloagents.css"
@@ -480,9 +484,10 @@ EOF
 
 section_growth() {
   log "growth: publishing into a store of $GROWTH_V versions x 20 files vs an empty one"
-  local store=$OUT/growth dir=$W/ver-17 t0 t1
+  local store=$OUT/growth dir t0 t1
+  dir=$(versions_dir 17)
   t0=$EPOCHREALTIME
-  publish_versions "$store" "$GROWTH_V" 17  # the SDK's files are in $dir
+  publish_versions "$store" "$GROWTH_V" 17
   t1=$EPOCHREALTIME
   record growth "build-$GROWTH_V-versions" 1 "$(sub "$t1" "$t0")" "index_bytes=$(stat -c %s "$store/api/sdk/sri")"
   local r
