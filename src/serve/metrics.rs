@@ -9,7 +9,7 @@
 //! (`latest`, size) are computed when scraped, so they cannot go stale.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -74,6 +74,25 @@ pub(super) struct Metrics {
     index_bytes: Gauge,
     refreshes: Family<OutcomeLabels, Counter>,
     latest: Family<VersionLabels, Gauge>,
+    /// Each route's series, looked up in the families once.
+    routes: [OnceLock<(&'static str, RouteSeries)>; ROUTE_SLOTS],
+}
+
+/// Routes whose series are kept at hand (the service has 14 route labels;
+/// any beyond are looked up in the families each time).
+const ROUTE_SLOTS: usize = 16;
+
+/// One route's series, taken from the families on first use and kept:
+/// `Family::get_or_create` takes the family's lock and hashes the labels,
+/// and every request made three such calls. The handles share their
+/// counts with the families' (the families are never cleared), so
+/// `/metrics` renders the same either way.
+#[derive(Debug, Default)]
+struct RouteSeries {
+    latency: OnceLock<Latency>,
+    bytes_sent: OnceLock<Counter>,
+    /// `requests` for GET 200, GET 304, HEAD 200 and HEAD 304: nearly every request.
+    common: [OnceLock<Counter>; 4],
 }
 
 /// Request latency by bucket, updated with atomics only.
@@ -82,8 +101,14 @@ pub(super) struct Metrics {
 /// every request of both worker threads observing, that mutex was
 /// contended (7,205 futex calls in two seconds of load against 616 for a
 /// bare hyper server). Buckets: 0.5 ms to ~16 s, doubling, then `+Inf`.
+///
+/// A handle: clones share the counts (as prometheus-client's `Counter`
+/// does), so a route's series can be kept beside its family.
+#[derive(Debug, Default, Clone)]
+struct Latency(Arc<LatencyCounts>);
+
 #[derive(Debug, Default)]
-struct Latency {
+struct LatencyCounts {
     /// Observations per bucket (not cumulative); the last one is `+Inf`.
     buckets: [AtomicU64; LATENCY_BUCKETS + 1],
     sum_nanos: AtomicU64,
@@ -103,8 +128,8 @@ impl Latency {
     fn observe(&self, took: Duration) {
         let seconds = took.as_secs_f64();
         let bucket = (0..LATENCY_BUCKETS).find(|&i| seconds <= Self::bound(i)).unwrap_or(LATENCY_BUCKETS);
-        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        self.sum_nanos.fetch_add(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.0.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.0.sum_nanos.fetch_add(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 }
 
@@ -115,10 +140,10 @@ impl TypedMetric for Latency {
 impl EncodeMetric for Latency {
     fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
         let buckets: Vec<(f64, u64)> =
-            self.buckets.iter().enumerate().map(|(i, n)| (Self::bound(i), n.load(Ordering::Relaxed))).collect();
+            self.0.buckets.iter().enumerate().map(|(i, n)| (Self::bound(i), n.load(Ordering::Relaxed))).collect();
         // The count is the buckets' sum, so `+Inf` and `_count` always agree.
         let count = buckets.iter().map(|(_, n)| n).sum();
-        let sum = Duration::from_nanos(self.sum_nanos.load(Ordering::Relaxed)).as_secs_f64();
+        let sum = Duration::from_nanos(self.0.sum_nanos.load(Ordering::Relaxed)).as_secs_f64();
         encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
     }
 
@@ -140,6 +165,7 @@ impl Metrics {
             index_bytes: Gauge::default(),
             refreshes: Family::default(),
             latest: Family::default(),
+            routes: Default::default(),
         };
         let mut registry = metrics.registry;
         registry.register(
@@ -185,10 +211,36 @@ impl Metrics {
 
     /// One answered request.
     pub(super) fn request(&self, route: &'static str, method: &Method, status: u16, took: Duration, body_bytes: u64) {
-        self.requests.get_or_create(&RequestLabels { route, method: method_label(method), status }).inc();
+        let labels = RequestLabels { route, method: method_label(method), status };
+        let Some(series) = self.series(route) else {
+            self.requests.get_or_create(&labels).inc();
+            let route = RouteLabels { route };
+            self.latency.get_or_create(&route).observe(took);
+            self.bytes_sent.get_or_create(&route).inc_by(body_bytes);
+            return;
+        };
+        let common = match (labels.method, status) {
+            ("GET", 200) => Some(0),
+            ("GET", 304) => Some(1),
+            ("HEAD", 200) => Some(2),
+            ("HEAD", 304) => Some(3),
+            _ => None,
+        };
+        match common {
+            Some(i) => kept(&series.common[i], &self.requests, &labels).inc(),
+            None => self.requests.get_or_create(&labels).inc(),
+        };
         let route = RouteLabels { route };
-        self.latency.get_or_create(&route).observe(took);
-        self.bytes_sent.get_or_create(&route).inc_by(body_bytes);
+        kept(&series.latency, &self.latency, &route).observe(took);
+        kept(&series.bytes_sent, &self.bytes_sent, &route).inc_by(body_bytes);
+    }
+
+    /// `route`'s kept series: its slot, or the first free one; `None` once all are taken by other routes.
+    fn series(&self, route: &'static str) -> Option<&RouteSeries> {
+        self.routes.iter().find_map(|slot| {
+            let (claimed, series) = slot.get_or_init(|| (route, RouteSeries::default()));
+            (*claimed == route).then_some(series)
+        })
     }
 
     pub(super) fn refreshed(&self, ok: bool) {
@@ -234,6 +286,15 @@ pub(super) async fn metrics(State(state): State<Arc<ServeState>>) -> Response {
 }
 
 /// Methods as a closed set of label values.
+/// `slot`'s handle, taken from `family` the first time.
+fn kept<'a, L, M>(slot: &'a OnceLock<M>, family: &Family<L, M>, labels: &L) -> &'a M
+where
+    L: Clone + std::hash::Hash + Eq,
+    M: Clone + Default,
+{
+    slot.get_or_init(|| family.get_or_create(labels).clone())
+}
+
 fn method_label(method: &Method) -> &'static str {
     match *method {
         Method::GET => "GET",
@@ -262,6 +323,36 @@ mod tests {
         assert!(text.contains("sdk_cdn_index_age_seconds NaN"), "{text}");
         assert!(text.contains(r#"sdk_cdn_latest_version{version="none"} 1"#), "{text}");
         assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    /// Each route's series are kept beside the families after their first
+    /// use; what is counted through them must be what `/metrics` renders,
+    /// also for more routes than there are slots.
+    #[test]
+    fn kept_series_count_into_the_rendered_families() {
+        let metrics = Metrics::new();
+        let routes: Vec<&'static str> =
+            (0..ROUTE_SLOTS + 3).map(|n| &*Box::leak(format!("/route{n}").into_boxed_str())).collect();
+        for _ in 0..3 {
+            for route in &routes {
+                metrics.request(route, &Method::HEAD, 304, Duration::from_millis(1), 7);
+                metrics.request(route, &Method::GET, 404, Duration::from_secs(1), 5);
+            }
+        }
+        let text = metrics.render(&Health::default(), &Loaded::Nothing);
+        for route in [routes[0], routes[ROUTE_SLOTS + 2]] {
+            let line = |l: &str| text.lines().any(|line| line == l);
+            assert!(
+                line(&format!(r#"sdk_cdn_http_requests_total{{route="{route}",method="HEAD",status="304"}} 3"#)),
+                "{text}"
+            );
+            assert!(
+                line(&format!(r#"sdk_cdn_http_requests_total{{route="{route}",method="GET",status="404"}} 3"#)),
+                "{text}"
+            );
+            assert!(line(&format!(r#"sdk_cdn_http_request_duration_seconds_count{{route="{route}"}} 6"#)), "{text}");
+            assert!(line(&format!(r#"sdk_cdn_http_response_body_bytes_total{{route="{route}"}} 36"#)), "{text}");
+        }
     }
 
     /// Our lock-free latency histogram renders exactly as the library's
