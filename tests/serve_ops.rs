@@ -23,9 +23,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::http::{Method, StatusCode};
-use sdk_cdn::serve::{self, RefreshError, Refreshed, ServeOptions, ServeState};
+use sdk_cdn::serve::{self, App, RefreshError, Refreshed, ServeOptions, ServeState};
 use sdk_cdn::store::{Key, Store};
 use serde_json::Value;
 use support::app::send;
@@ -45,7 +44,7 @@ const DEADLINE: Duration = Duration::from_secs(30);
 const ROUTES: [&str; 7] =
     ["/api/sdk/sri", "/api/sdk/sri/{version}", "/sdk/{*path}", "/healthz", "/readyz", "/metrics", "unmatched"];
 
-fn service(store: &Arc<dyn Store>, options: &ServeOptions) -> (Arc<ServeState>, Router) {
+fn service(store: &Arc<dyn Store>, options: &ServeOptions) -> (Arc<ServeState>, App) {
     let state = ServeState::new(Arc::clone(store), options).unwrap();
     (Arc::clone(&state), serve::app(state))
 }

@@ -30,18 +30,22 @@ use crate::release::VersionEntries;
 /// routes.rs.
 const RESPONSE_HEADERS: usize = 12;
 
-/// `GET|HEAD /api/sdk/sri`.
-///
-/// Takes the request whole to read its method and headers in place: the
-/// `Method` and `HeaderMap` extractors copy them, on the busiest route.
+/// `GET|HEAD /api/sdk/sri` through the router: only `OPTIONS` and other
+/// methods take the router (see `App` in routes.rs); the answer is
+/// [`index_response`]'s either way.
 pub(super) async fn index(State(state): State<Arc<ServeState>>, request: Request) -> Result<Response, ApiError> {
-    let headers = request.headers();
-    let snapshot = require_index(&state)?;
+    index_response(&state, request.method(), request.headers())
+}
+
+/// The answer to `GET|HEAD /api/sdk/sri`: the representation the client
+/// accepts, or 304 when it has it.
+pub(super) fn index_response(state: &ServeState, method: &Method, headers: &HeaderMap) -> Result<Response, ApiError> {
+    let snapshot = require_index(state)?;
     let representation = snapshot.representation(choose_coding(headers, snapshot.codings()));
     let mut response = if not_modified(headers, &representation.etag) {
         not_modified_response()
     } else {
-        let mut response = body_response(request.method(), representation.bytes.clone());
+        let mut response = body_response(method, representation.bytes.clone(), representation.length_header.clone());
         if let Some(token) = representation.coding.token() {
             response.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static(token));
         }
@@ -90,8 +94,12 @@ pub(super) async fn version(
     };
     let bytes = bytes::Bytes::from(manifest::to_bytes(&entries));
     let etag = entity_tag(&bytes);
-    let mut response =
-        if not_modified(&headers, &etag) { not_modified_response() } else { body_response(&method, bytes) };
+    let mut response = if not_modified(&headers, &etag) {
+        not_modified_response()
+    } else {
+        let length = HeaderValue::from(bytes.len());
+        body_response(&method, bytes, length)
+    };
     let cache_control = match dir {
         Dir::Latest => state.index_cache_control.clone(),
         Dir::Version(_) => HeaderValue::from_static(IMMUTABLE_CACHE_CONTROL),
@@ -120,9 +128,8 @@ fn require_index(state: &ServeState) -> Result<Arc<IndexSnapshot>, ApiError> {
     }
 }
 
-/// A JSON body (empty for HEAD, with the length the GET would have).
-fn body_response(method: &Method, bytes: bytes::Bytes) -> Response {
-    let length = HeaderValue::from(bytes.len());
+/// A JSON body (empty for HEAD, with `length`, the length the GET has).
+fn body_response(method: &Method, bytes: bytes::Bytes, length: HeaderValue) -> Response {
     let body = if method == Method::HEAD { Body::empty() } else { Body::from(bytes) };
     let mut response = Response::new(body);
     // Room for every header this route and `front` add, allocated once

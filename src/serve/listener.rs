@@ -24,7 +24,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -32,7 +31,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
 use super::routes::metrics_app;
-use super::{Limits, ServeError, ServeOptions, ServeState, app};
+use super::{App, Limits, ServeError, ServeOptions, ServeState, app};
 use crate::store::Store;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
@@ -142,7 +141,7 @@ impl Server {
 
 /// Serves one connection until the client leaves, it grows too old, or the
 /// server stops; the last two let the in-flight response finish first.
-async fn connection(stream: TcpStream, app: Router, limits: &Limits, mut stopping: watch::Receiver<bool>) {
+async fn connection(stream: TcpStream, app: App, limits: &Limits, mut stopping: watch::Receiver<bool>) {
     let _ = stream.set_nodelay(true);
     let mut builder = http1::Builder::new();
     builder

@@ -49,7 +49,7 @@ use std::time::Duration;
 pub use error::ServeError;
 pub(crate) use listener::{Server, shutdown_signal};
 pub use prepare::PrepareError;
-pub use routes::app;
+pub use routes::{App, app};
 pub use state::{RefreshError, Refreshed, ServeState};
 
 use crate::headers::INDEX_CACHE_CONTROL;

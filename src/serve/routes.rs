@@ -26,9 +26,13 @@
 //! fifth of the index's throughput (BENCHMARKS.md, "serve").
 
 use std::collections::hash_map::RandomState;
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::future::{Ready, ready};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -37,7 +41,11 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state, map_response};
 use axum::response::{IntoResponse, Response};
+use axum::routing::future::RouteFuture;
 use axum::routing::get;
+use futures::future::Either;
+use prometheus_client::metrics::gauge::Gauge;
+use tower_service::Service;
 
 use super::error::ApiError;
 use super::state::ServeState;
@@ -95,7 +103,7 @@ const PREFLIGHT_MAX_AGE: &str = "86400";
 const MAX_PREFLIGHT_HEADERS: usize = 32;
 
 /// The service for `state`, with `/metrics` unless it is served on its own address.
-pub fn app(state: Arc<ServeState>) -> Router {
+pub fn app(state: Arc<ServeState>) -> App {
     let timeout = state.request_timeout;
     // Routes that call the store, each under the deadline.
     let from_store = Router::new()
@@ -109,6 +117,9 @@ pub fn app(state: Arc<ServeState>) -> Router {
         .route(SDK_PAGE_PATH, get(versions::page))
         .route_layer(from_fn_with_state(timeout, deadline));
     let mut router = Router::new()
+        // GET and HEAD never get here (`App` answers them first); the route
+        // is kept for `OPTIONS` and other methods' 405, and makes the router
+        // alone a complete service the fast path is tested against.
         .route(INDEX_PATH, get(index_api::index))
         .route(versions::SCRIPT_PATH, get(versions::script))
         .route(versions::STYLE_PATH, get(versions::style))
@@ -118,7 +129,46 @@ pub fn app(state: Arc<ServeState>) -> Router {
     if state.metrics_on_main {
         router = router.route(METRICS_PATH, get(metrics::metrics));
     }
-    router.fallback(not_found).layer(from_fn_with_state(Arc::clone(&state), front)).with_state(state)
+    let router =
+        router.fallback(not_found).layer(from_fn_with_state(Arc::clone(&state), front)).with_state(Arc::clone(&state));
+    App { state, router }
+}
+
+/// The service [`app`] builds: axum's router behind [`front`], and
+/// `GET|HEAD /api/sdk/sri` answered before the router, by [`front_index`].
+///
+/// The index is nearly every request a busy service gets. Through the
+/// router it cost a route lookup, a matched-path extension, a boxed future
+/// and a clone of the router per request (BENCHMARKS.md, "serve"). The
+/// answer is the same either way: `front_index` takes `front`'s steps in
+/// the same order, and a test compares the two answers header by header.
+#[derive(Clone)]
+pub struct App {
+    state: Arc<ServeState>,
+    router: Router,
+}
+
+impl<B> Service<http::Request<B>> for App
+where
+    B: HttpBody<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<Ready<Result<Response, Infallible>>, RouteFuture<Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let method = request.method();
+        if request.uri().path() == INDEX_PATH && (method == Method::GET || method == Method::HEAD) {
+            Either::Left(ready(Ok(front_index(&self.state, &request))))
+        } else {
+            Either::Right(self.router.call(request))
+        }
+    }
 }
 
 /// `/metrics` alone, for `--metrics-addr`.
@@ -136,54 +186,100 @@ async fn not_found() -> ApiError {
     )
 }
 
-/// Decrements a gauge when dropped (also when a request is cancelled).
-struct InFlight<'a>(&'a prometheus_client::metrics::gauge::Gauge);
+/// What [`front`] notes about a request before it is answered, to record
+/// once it is: the route template, the request id, the method, the path
+/// (only when the access line is written) and the start. Counts the
+/// request in flight until it is recorded or dropped (a cancelled request).
+struct Observation<'a> {
+    route: &'static str,
+    id: HeaderValue,
+    method: Method,
+    path: Option<String>,
+    started: Instant,
+    in_flight: &'a Gauge,
+}
 
-impl Drop for InFlight<'_> {
+impl<'a> Observation<'a> {
+    fn start<B>(state: &'a ServeState, route: &'static str, request: &http::Request<B>) -> Self {
+        let in_flight = state.metrics.requests_in_flight();
+        in_flight.inc();
+        Observation {
+            route,
+            id: request_id(request.headers()),
+            method: request.method().clone(),
+            // The path only for the log line, and only when it is written.
+            path: tracing::enabled!(tracing::Level::INFO).then(|| request.uri().path().to_string()),
+            started: Instant::now(),
+            in_flight,
+        }
+    }
+
+    /// Finishes `response` (public headers, JSON errors, the request id),
+    /// records it in the metrics and the access line.
+    fn finish(self, state: &ServeState, response: Response) -> Response {
+        let mut response = finish(response);
+        let took = self.started.elapsed();
+        let status = response.status().as_u16();
+        let bytes = if self.method == Method::HEAD || response.status() == StatusCode::NOT_MODIFIED {
+            0
+        } else {
+            // Streamed files declare Content-Length; in-memory bodies know their size.
+            response
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+                .or_else(|| response.body().size_hint().exact())
+                .unwrap_or(0)
+        };
+        state.metrics.request(self.route, &self.method, status, took, bytes);
+        if let Some(path) = &self.path {
+            let method = &self.method;
+            let latency_ms = (took.as_secs_f64() * 1e4).round() / 10.0;
+            let request_id = self.id.to_str().unwrap_or_default();
+            tracing::info!(%method, path, status, latency_ms, bytes, request_id, "{method} {path} {status} {latency_ms}ms");
+        }
+        response.headers_mut().insert(REQUEST_ID, self.id.clone());
+        response
+    }
+}
+
+impl Drop for Observation<'_> {
     fn drop(&mut self) {
-        self.0.dec();
+        self.in_flight.dec();
     }
 }
 
 async fn front(State(state): State<Arc<ServeState>>, request: Request, next: Next) -> Response {
-    let route = route_of(&request);
-    let id = request_id(request.headers());
-    let method = request.method().clone();
-    // The path only for the log line, and only when it is written.
-    let path = tracing::enabled!(tracing::Level::INFO).then(|| request.uri().path().to_string());
-    let started = Instant::now();
-    let response = {
-        state.metrics.requests_in_flight().inc();
-        let _in_flight = InFlight(state.metrics.requests_in_flight());
-        if let Err(refused) = guard(&request) {
-            refused.into_response()
-        } else if request.method() == Method::OPTIONS && route != UNMATCHED {
-            preflight(request.headers())
-        } else {
-            next.run(request).await
-        }
-    };
-    let mut response = finish(response);
-    let took = started.elapsed();
-    let status = response.status().as_u16();
-    let bytes = if method == Method::HEAD || response.status() == StatusCode::NOT_MODIFIED {
-        0
+    let seen = Observation::start(&state, route_of(&request), &request);
+    let response = if let Err(refused) = guard(&request) {
+        refused.into_response()
+    } else if request.method() == Method::OPTIONS && seen.route != UNMATCHED {
+        preflight(request.headers())
     } else {
-        // Streamed files declare Content-Length; in-memory bodies know their size.
-        response
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse().ok())
-            .or_else(|| response.body().size_hint().exact())
-            .unwrap_or(0)
+        next.run(request).await
     };
-    state.metrics.request(route, &method, status, took, bytes);
-    if let Some(path) = path {
-        let latency_ms = (took.as_secs_f64() * 1e4).round() / 10.0;
-        let request_id = id.to_str().unwrap_or_default();
-        tracing::info!(%method, path, status, latency_ms, bytes, request_id, "{method} {path} {status} {latency_ms}ms");
+    seen.finish(&state, response)
+}
+
+/// `GET|HEAD /api/sdk/sri` without the router: [`front`]'s steps around
+/// [`index_api::index_response`] (no preflight: that is `OPTIONS`).
+fn front_index<B>(state: &ServeState, request: &http::Request<B>) -> Response {
+    let seen = Observation::start(state, INDEX_PATH, request);
+    let response = match guard(request) {
+        Err(refused) => refused.into_response(),
+        Ok(()) => index_api::index_response(state, request.method(), request.headers()).into_response(),
+    };
+    let mut response = seen.finish(state, response);
+    // What axum's router does last to each answer: a Content-Length from a
+    // body of known size, then no body for HEAD.
+    if !response.headers().contains_key(header::CONTENT_LENGTH)
+        && let Some(size) = response.body().size_hint().exact()
+    {
+        response.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(size));
     }
-    response.headers_mut().insert(REQUEST_ID, id);
+    if request.method() == Method::HEAD {
+        *response.body_mut() = Body::empty();
+    }
     response
 }
 
@@ -212,7 +308,9 @@ fn is_sane_request_id(id: &[u8]) -> bool {
 fn new_request_id() -> HeaderValue {
     static PROCESS: LazyLock<u64> = LazyLock::new(|| RandomState::new().hash_one(std::process::id()));
     static NEXT: AtomicU64 = AtomicU64::new(1);
-    let id = format!("{:016x}-{}", *PROCESS, NEXT.fetch_add(1, Ordering::Relaxed));
+    // 16 hex digits, a dash, at most 20 decimal digits: one allocation.
+    let mut id = String::with_capacity(37);
+    let _ = write!(id, "{:016x}-{}", *PROCESS, NEXT.fetch_add(1, Ordering::Relaxed));
     // Hex digits, a dash and decimal digits: always a valid header value
     // (taken over as it is, not copied).
     HeaderValue::from_maybe_shared(bytes::Bytes::from(id)).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
@@ -268,7 +366,7 @@ async fn deadline(State(limit): State<Duration>, request: Request, next: Next) -
 }
 
 /// Refuses requests with a body or a raw path that smuggles separators.
-fn guard(request: &Request) -> Result<(), ApiError> {
+fn guard<B>(request: &http::Request<B>) -> Result<(), ApiError> {
     request_path::check_raw(request.uri().path())?;
     let headers = request.headers();
     let declared = headers.get(header::CONTENT_LENGTH).map(|v| v.as_bytes() != b"0");
@@ -367,6 +465,79 @@ mod tests {
             assert!(response.headers().contains_key(REQUEST_ID), "{target}");
         }
         held.abort();
+    }
+
+    /// `App` answers `GET|HEAD /api/sdk/sri` before the router; the router
+    /// alone still has the route. Both must give the same answer, byte for
+    /// byte and header for header, for each representation, a revalidation,
+    /// a refused body, and with no index at all.
+    #[tokio::test]
+    async fn the_index_fast_path_answers_exactly_as_the_router() {
+        use crate::integrity::Integrity;
+        use crate::store::{Headers, LocalStore, PutMode, Store};
+        use tower::ServiceExt;
+
+        async fn both(app: &App, method: &Method, headers: &[(&str, &str)]) -> [(StatusCode, HeaderMap, Vec<u8>); 2] {
+            let request = || {
+                let mut request = Request::builder().method(method).uri(INDEX_PATH).header(REQUEST_ID, "same-id");
+                for (name, value) in headers {
+                    request = request.header(*name, *value);
+                }
+                request.body(Body::empty()).unwrap()
+            };
+            let fast = app.clone().oneshot(request()).await.unwrap();
+            let routed = app.router.clone().oneshot(request()).await.unwrap();
+            let mut answers = Vec::new();
+            for response in [fast, routed] {
+                let (parts, body) = response.into_parts();
+                answers.push((
+                    parts.status,
+                    parts.headers,
+                    axum::body::to_bytes(body, usize::MAX).await.unwrap().to_vec(),
+                ));
+            }
+            answers.try_into().unwrap()
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(LocalStore::new(dir.path().to_path_buf()));
+        let empty = app(ServeState::new(Arc::clone(&store), &super::super::ServeOptions::default()).unwrap());
+        let [fast, routed] = both(&empty, &Method::GET, &[]).await;
+        assert_eq!(fast.0, StatusCode::SERVICE_UNAVAILABLE, "not loaded yet");
+        assert_eq!(fast, routed, "before the first load");
+        let [fast, routed] = both(&empty, &Method::HEAD, &[]).await;
+        assert!(fast.2.is_empty(), "HEAD has no body");
+        assert_eq!(fast, routed, "HEAD before the first load");
+
+        // Entries enough for the gzip and br forms to be kept.
+        let files: Vec<String> =
+            (0..40u8).map(|n| format!(r#""1.0.0/c{n}.js":"{}""#, Integrity::of_bytes(&[n]))).collect();
+        let index = format!(r#"{{"version":"1.0.0","files":{{{}}}}}"#, files.join(","));
+        let headers = Headers { content_type: crate::headers::JSON_CONTENT_TYPE.into(), ..Headers::default() };
+        let body = crate::store::Body::Bytes(index.into());
+        store.put(&crate::layout::index(), body, &headers, PutMode::Overwrite).await.unwrap();
+        let state = ServeState::new(store, &super::super::ServeOptions::default()).unwrap();
+        state.refresh().await.unwrap();
+        let app = app(state);
+        let [plain, _] = both(&app, &Method::GET, &[]).await;
+        let etag = plain.1[header::ETAG].to_str().unwrap().to_string();
+        let cases: [(Method, &[(&str, &str)]); 8] = [
+            (Method::GET, &[]),
+            (Method::HEAD, &[]),
+            (Method::GET, &[("accept-encoding", "br")]),
+            (Method::GET, &[("accept-encoding", "GZIP;q=0.5, identity;q=0.1")]),
+            (Method::GET, &[("if-none-match", &etag)]),
+            (Method::HEAD, &[("if-none-match", "\"other\"")]),
+            (Method::GET, &[("content-length", "3")]),
+            (Method::GET, &[("transfer-encoding", "chunked")]),
+        ];
+        let mut statuses = Vec::new();
+        for (method, headers) in &cases {
+            let [fast, routed] = both(&app, method, headers).await;
+            assert_eq!(fast, routed, "{method} {headers:?}");
+            statuses.push(fast.0.as_u16());
+        }
+        assert_eq!(statuses, [200, 200, 200, 200, 304, 200, 413, 413]);
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub(super) struct Representation {
     pub(super) etag: String,
     /// The same, ready to send (built once per index, not per request).
     pub(super) etag_header: HeaderValue,
+    /// Its `Content-Length`, likewise (formatting a length allocates).
+    pub(super) length_header: HeaderValue,
     /// How it is encoded.
     pub(super) coding: Coding,
 }
@@ -37,7 +39,8 @@ impl Representation {
     fn new(bytes: Bytes, etag: String, coding: Coding) -> Self {
         // Our etags are quotes around hex digits and a coding token: valid header values.
         let etag_header = HeaderValue::from_str(&etag).unwrap_or_else(|_| HeaderValue::from_static("\"\""));
-        Representation { bytes, etag, etag_header, coding }
+        let length_header = HeaderValue::from(bytes.len());
+        Representation { bytes, etag, etag_header, length_header, coding }
     }
 }
 

@@ -7,10 +7,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
-use sdk_cdn::serve::{self, ServeOptions, ServeState};
+use sdk_cdn::serve::{self, App, ServeOptions, ServeState};
 use sdk_cdn::store::{Key, Store};
 use serde_json::Value;
 use tower::ServiceExt;
@@ -65,7 +64,7 @@ impl Reply {
 }
 
 /// Sends one request with `headers` through `app`.
-pub async fn send(app: &Router, method: Method, target: &str, headers: &[(&str, &str)]) -> Reply {
+pub async fn send(app: &App, method: Method, target: &str, headers: &[(&str, &str)]) -> Reply {
     let mut request = Request::builder().method(method).uri(target);
     for (name, value) in headers {
         request = request.header(*name, *value);
@@ -77,7 +76,7 @@ pub async fn send(app: &Router, method: Method, target: &str, headers: &[(&str, 
 }
 
 /// `GET target` without headers.
-pub async fn get(app: &Router, target: &str) -> Reply {
+pub async fn get(app: &App, target: &str) -> Reply {
     send(app, Method::GET, target, &[]).await
 }
 
@@ -95,7 +94,7 @@ pub fn fast_refresh() -> ServeOptions {
 }
 
 /// The service over `store`, its index loaded once.
-pub async fn loaded(store: &Arc<dyn Store>, options: &ServeOptions) -> (Arc<ServeState>, Router) {
+pub async fn loaded(store: &Arc<dyn Store>, options: &ServeOptions) -> (Arc<ServeState>, App) {
     let state = ServeState::new(Arc::clone(store), options).expect("serve options");
     state.refresh().await.expect("first refresh");
     (Arc::clone(&state), serve::app(state))
@@ -129,7 +128,7 @@ pub fn entries(dir: &str, files: Files) -> Value {
 }
 
 /// `/healthz`: its status and JSON body; it is never cached.
-pub async fn health(app: &Router) -> (StatusCode, Value) {
+pub async fn health(app: &App) -> (StatusCode, Value) {
     let reply = get(app, "/healthz").await;
     assert_eq!(reply.header("cache-control"), "no-store");
     (reply.status, reply.json())
