@@ -117,8 +117,6 @@ pub struct Limits {
     /// Bytes of request line + headers a connection may buffer (hyper's
     /// `max_buf_size`, at least 8,192); larger requests get 431.
     pub(crate) max_header_bytes: usize,
-    /// Header fields per request; more get 431.
-    pub(crate) max_headers: usize,
     /// Time from a request's arrival to its response head (store calls
     /// included); then 504.
     pub(crate) request_timeout: Duration,
@@ -139,7 +137,6 @@ impl Default for Limits {
             max_connections: 1024,
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
-            max_headers: 64,
             request_timeout: Duration::from_secs(30),
             body_idle_timeout: Duration::from_secs(30),
             max_connection_age: Duration::from_secs(600),
