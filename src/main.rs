@@ -87,7 +87,7 @@ fn exit_code(error: &Error) -> u8 {
         Error::StoreUrl(_) => BAD_INPUT,
         Error::Doctor(report) if report.verdict == Verdict::IgnoresConditionalWrites => UNSAFE_STORE,
         Error::Doctor(_) => STORE_FAILURE,
-        Error::Serve(sdk_cdn::serve::ServeError::Bind { .. }) => STORE_FAILURE,
+        Error::Serve(sdk_cdn::serve::ServeError::Bind { .. } | sdk_cdn::serve::ServeError::Start(_)) => STORE_FAILURE,
         Error::Serve(sdk_cdn::serve::ServeError::Options(_)) => BAD_INPUT,
         Error::Verify(_) => CONFLICT,
         Error::Signing(e) => e.exit_code(),

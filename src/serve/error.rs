@@ -23,6 +23,10 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    /// The threads that serve could not be started (out of threads or file
+    /// descriptors).
+    #[error("cannot start serving: {0}; free threads or file descriptors (ulimit -u, ulimit -n) and retry")]
+    Start(#[source] std::io::Error),
     /// The options are unusable (e.g. a Cache-Control value that is not a header value).
     #[error("{0}")]
     Options(String),

@@ -3,9 +3,12 @@
 //!
 //! axum's own `serve` does not expose hyper's limits, so connections are
 //! driven here:
-//! - a semaphore of `max_connections` permits: the accept loop takes a
-//!   permit before accepting, so excess clients wait in the kernel backlog
-//!   instead of costing memory; each connection task holds its permit;
+//! - one thread per core, each with its own single-threaded runtime,
+//!   accepts from the one listening socket and serves the connections it
+//!   accepted (see [`Worker`]);
+//! - a semaphore of `max_connections` permits, shared by the threads: each
+//!   takes a permit before accepting, so excess clients wait in the kernel
+//!   backlog instead of costing memory; each connection task holds its permit;
 //! - hyper's `max_buf_size` and its 100 fields bound a request head (431 beyond),
 //!   and `header_read_timeout` bounds both a slow head and an idle
 //!   keep-alive connection;
@@ -15,9 +18,13 @@
 //! `/metrics` on its own address (`--metrics-addr`) is a second, plain axum
 //! listener: scrapes are few and come from inside the cluster.
 //!
+//! The index refresh and `/metrics` on its own address run on the caller's
+//! runtime.
+//!
 //! Shutdown: stop accepting, ask every connection to finish its in-flight
 //! response and close, wait for all permits to come back (at most
-//! `shutdown_grace`), then stop the refresh task.
+//! `shutdown_grace`), then end the serving threads (dropping whatever
+//! connection is left) and stop the refresh task.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -28,7 +35,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, oneshot, watch};
 
 use super::routes::metrics_app;
 use super::{App, Limits, ServeError, ServeOptions, ServeState, app};
@@ -79,8 +86,33 @@ impl Server {
         // Clients that connect meanwhile wait in the backlog: they never see
         // a half-started service.
         let _ = state.refresh().await;
-        let refresher = state.spawn_refresh();
         let (stop, stopping) = watch::channel(false);
+        let (done, finished) = watch::channel(false);
+        let app = app(Arc::clone(&state));
+        let permits = Arc::new(Semaphore::new(limits.max_connections as usize));
+        let listener = listener.into_std().map_err(ServeError::Start)?;
+        let mut workers = Vec::new();
+        for n in 0..worker_count() {
+            let worker = Worker {
+                app: app.clone(),
+                state: Arc::clone(&state),
+                limits: limits.clone(),
+                permits: Arc::clone(&permits),
+                stopping: stopping.clone(),
+                finished: finished.clone(),
+            };
+            let socket = listener.try_clone().map_err(ServeError::Start)?;
+            let (ready, started) = oneshot::channel();
+            // On an error, dropping `stop` and `done` ends the threads already started.
+            let thread = std::thread::Builder::new().name(format!("sdk-cdn-serve-{n}"));
+            workers.push(thread.spawn(move || worker.run(socket, ready)).map_err(ServeError::Start)?);
+            match started.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(ServeError::Start(e)),
+                Err(_) => return Err(ServeError::Start(std::io::Error::other("a serving thread ended as it started"))),
+            }
+        }
+        let refresher = state.spawn_refresh();
         let metrics_server = metrics_listener.map(|listener| {
             let mut stopping = stopping.clone();
             let metrics = axum::serve(listener, metrics_app(Arc::clone(&state)))
@@ -91,37 +123,8 @@ impl Server {
                 }
             })
         });
-        let app = app(Arc::clone(&state));
-        let permits = Arc::new(Semaphore::new(limits.max_connections as usize));
-        tokio::pin!(shutdown);
-        loop {
-            let permit = tokio::select! {
-                () = &mut shutdown => break,
-                permit = Arc::clone(&permits).acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => break,
-                },
-            };
-            let stream = tokio::select! {
-                () = &mut shutdown => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        tracing::warn!("accepting a connection failed: {e}");
-                        tokio::time::sleep(ACCEPT_BACKOFF).await;
-                        continue;
-                    }
-                },
-            };
-            let (app, limits, stopping, state) = (app.clone(), limits.clone(), stopping.clone(), Arc::clone(&state));
-            tokio::spawn(async move {
-                state.metrics.connections().inc();
-                connection(stream, app, &limits, stopping).await;
-                state.metrics.connections().dec();
-                drop(permit);
-            });
-        }
         drop(listener);
+        shutdown.await;
         tracing::info!("shutting down: letting in-flight requests finish");
         let _ = stop.send(true);
         let all = limits.max_connections;
@@ -131,11 +134,104 @@ impl Server {
                 limits.shutdown_grace.as_secs_f64()
             );
         }
+        // Each worker then drops its runtime, and with it any connection left.
+        let _ = done.send(true);
+        for worker in workers {
+            let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+        }
         refresher.abort();
         if let Some(metrics) = metrics_server {
             metrics.abort();
         }
         Ok(())
+    }
+}
+
+/// Threads that accept and serve connections: one per core.
+fn worker_count() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// One thread's share of the service: its own single-threaded runtime
+/// accepts from the shared listening socket and serves each connection it
+/// accepted to the end, on that thread.
+///
+/// One runtime per core rather than one runtime whose workers steal each
+/// other's tasks: a connection's allocations are freed on the thread that
+/// made them (no contention for the allocator's locks), and no worker wakes
+/// another. The threads wait on the same socket; the kernel gives each
+/// new connection to one of them. In alternated runs this served the index
+/// about a tenth faster than one multi-threaded runtime (BENCHMARKS.md,
+/// "serve").
+struct Worker {
+    app: App,
+    state: Arc<ServeState>,
+    limits: Limits,
+    permits: Arc<Semaphore>,
+    stopping: watch::Receiver<bool>,
+    /// Set once in-flight requests have finished or had their grace.
+    finished: watch::Receiver<bool>,
+}
+
+impl Worker {
+    /// Starts a runtime and registers `socket` with it, says whether that
+    /// worked on `ready`, then serves until the server is done.
+    fn run(self, socket: std::net::TcpListener, ready: oneshot::Sender<std::io::Result<()>>) {
+        let started = tokio::runtime::Builder::new_current_thread().enable_all().build().and_then(|runtime| {
+            let listener = {
+                let _in = runtime.enter();
+                TcpListener::from_std(socket)?
+            };
+            Ok((runtime, listener))
+        });
+        let (runtime, listener) = match started {
+            Ok(started) => started,
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        };
+        let _ = ready.send(Ok(()));
+        let Worker { app, state, limits, permits, stopping, mut finished } = self;
+        runtime.block_on(async move {
+            let mut stop = stopping.clone();
+            tokio::select! {
+                () = accept(&listener, &app, &state, &limits, &permits, &stopping) => {}
+                _ = stop.wait_for(|stop| *stop) => {}
+            }
+            drop(listener);
+            // Keep serving what was accepted until the server is done waiting.
+            let _ = finished.wait_for(|done| *done).await;
+        });
+    }
+}
+
+/// Accepts connections while permits last, and serves each on this thread.
+async fn accept(
+    listener: &TcpListener,
+    app: &App,
+    state: &Arc<ServeState>,
+    limits: &Limits,
+    permits: &Arc<Semaphore>,
+    stopping: &watch::Receiver<bool>,
+) {
+    loop {
+        let Ok(permit) = Arc::clone(permits).acquire_owned().await else { return };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!("accepting a connection failed: {e}");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        let (app, state, limits, stopping) = (app.clone(), Arc::clone(state), limits.clone(), stopping.clone());
+        tokio::spawn(async move {
+            state.metrics.connections().inc();
+            connection(stream, app, &limits, stopping).await;
+            state.metrics.connections().dec();
+            drop(permit);
+        });
     }
 }
 
