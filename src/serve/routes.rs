@@ -2,7 +2,9 @@
 //! goes through. Tests call [`app`] with `tower::ServiceExt::oneshot`; the
 //! listener serves the same value on a socket.
 //!
-//! Every request goes through one middleware, [`front`], which does in order:
+//! Every request goes through one middleware, [`front`] (the index's `GET`
+//! and `HEAD` through [`front_index`], the same steps before the router;
+//! see [`App`]), which does in order:
 //! 1. observe: a request id (the client's `X-Request-Id` if sane, else a
 //!    new one; echoed in the response), the metrics of every request by
 //!    route *template*, and one access line at `info` (`-v`).
@@ -216,7 +218,7 @@ impl<'a> Observation<'a> {
 
     /// Finishes `response` (public headers, JSON errors, the request id),
     /// records it in the metrics and the access line.
-    fn finish(self, state: &ServeState, response: Response) -> Response {
+    fn record(mut self, state: &ServeState, response: Response) -> Response {
         let mut response = finish(response);
         let took = self.started.elapsed();
         let status = response.status().as_u16();
@@ -238,7 +240,9 @@ impl<'a> Observation<'a> {
             let request_id = self.id.to_str().unwrap_or_default();
             tracing::info!(%method, path, status, latency_ms, bytes, request_id, "{method} {path} {status} {latency_ms}ms");
         }
-        response.headers_mut().insert(REQUEST_ID, self.id.clone());
+        // Taken, not cloned: cloning a fresh id would allocate its shared count.
+        let id = std::mem::replace(&mut self.id, HeaderValue::from_static(""));
+        response.headers_mut().insert(REQUEST_ID, id);
         response
     }
 }
@@ -258,7 +262,7 @@ async fn front(State(state): State<Arc<ServeState>>, request: Request, next: Nex
     } else {
         next.run(request).await
     };
-    seen.finish(&state, response)
+    seen.record(&state, response)
 }
 
 /// `GET|HEAD /api/sdk/sri` without the router: [`front`]'s steps around
@@ -269,7 +273,7 @@ fn front_index<B>(state: &ServeState, request: &http::Request<B>) -> Response {
         Err(refused) => refused.into_response(),
         Ok(()) => index_api::index_response(state, request.method(), request.headers()).into_response(),
     };
-    let mut response = seen.finish(state, response);
+    let mut response = seen.record(state, response);
     // What axum's router does last to each answer: a Content-Length from a
     // body of known size, then no body for HEAD.
     if !response.headers().contains_key(header::CONTENT_LENGTH)
