@@ -30,9 +30,10 @@ use crate::release::VersionEntries;
 /// routes.rs.
 const RESPONSE_HEADERS: usize = 12;
 
-/// `GET|HEAD /api/sdk/sri` through the router: only `OPTIONS` and other
-/// methods take the router (see `App` in routes.rs); the answer is
-/// [`index_response`]'s either way.
+/// `GET|HEAD /api/sdk/sri` when the router alone serves it. `App`
+/// (routes.rs) answers these before the router; the router keeps the route
+/// for `OPTIONS`, other methods' 405 and the test that compares the two.
+/// The answer is [`index_response`]'s either way.
 pub(super) async fn index(State(state): State<Arc<ServeState>>, request: Request) -> Result<Response, ApiError> {
     index_response(&state, request.method(), request.headers())
 }

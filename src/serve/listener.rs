@@ -95,7 +95,6 @@ impl Server {
         for n in 0..worker_count() {
             let worker = Worker {
                 app: app.clone(),
-                state: Arc::clone(&state),
                 limits: limits.clone(),
                 permits: Arc::clone(&permits),
                 stopping: stopping.clone(),
@@ -165,7 +164,6 @@ fn worker_count() -> usize {
 /// "serve").
 struct Worker {
     app: App,
-    state: Arc<ServeState>,
     limits: Limits,
     permits: Arc<Semaphore>,
     stopping: watch::Receiver<bool>,
@@ -192,11 +190,11 @@ impl Worker {
             }
         };
         let _ = ready.send(Ok(()));
-        let Worker { app, state, limits, permits, stopping, mut finished } = self;
+        let Worker { app, limits, permits, stopping, mut finished } = self;
         runtime.block_on(async move {
             let mut stop = stopping.clone();
             tokio::select! {
-                () = accept(&listener, &app, &state, &limits, &permits, &stopping) => {}
+                () = accept(&listener, &app, &limits, &permits, &stopping) => {}
                 _ = stop.wait_for(|stop| *stop) => {}
             }
             drop(listener);
@@ -210,7 +208,6 @@ impl Worker {
 async fn accept(
     listener: &TcpListener,
     app: &App,
-    state: &Arc<ServeState>,
     limits: &Limits,
     permits: &Arc<Semaphore>,
     stopping: &watch::Receiver<bool>,
@@ -225,8 +222,9 @@ async fn accept(
                 continue;
             }
         };
-        let (app, state, limits, stopping) = (app.clone(), Arc::clone(state), limits.clone(), stopping.clone());
+        let (app, limits, stopping) = (app.clone(), limits.clone(), stopping.clone());
         tokio::spawn(async move {
+            let state = Arc::clone(app.state());
             state.metrics.connections().inc();
             connection(stream, app, &limits, stopping).await;
             state.metrics.connections().dec();

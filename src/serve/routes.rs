@@ -150,6 +150,13 @@ pub struct App {
     router: Router,
 }
 
+impl App {
+    /// The state it serves.
+    pub(super) fn state(&self) -> &Arc<ServeState> {
+        &self.state
+    }
+}
+
 impl<B> Service<http::Request<B>> for App
 where
     B: HttpBody<Data = bytes::Bytes> + Send + 'static,

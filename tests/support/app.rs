@@ -1,4 +1,4 @@
-//! The service's router driven in process (`tower::ServiceExt::oneshot`):
+//! The service (`serve::app`) driven in process (`tower::ServiceExt::oneshot`):
 //! statuses, headers and bodies without a socket, for the tests where the
 //! network does not matter; and the builds and waits the serve suites share.
 #![allow(dead_code, reason = "each suite compiles this module and uses a part of it")]
