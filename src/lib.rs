@@ -7,7 +7,7 @@ pub mod cli;
 pub mod commands;
 pub mod content_type;
 pub(crate) mod headers;
-mod https;
+pub mod https;
 pub mod integrity;
 pub mod layout;
 pub mod logging;

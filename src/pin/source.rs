@@ -59,7 +59,8 @@ impl Source {
 async fn get(client: &HttpsClient, url: &str) -> Result<Fetched, String> {
     let uri: hyper::Uri = url.parse().map_err(|e| format!("not a valid URL: {e}"))?;
     let request = hyper::Request::get(uri).body(Empty::new()).map_err(|e| format!("bad request: {e}"))?;
-    let response = client.request(request).await.map_err(|e| format!("request failed: {e}"))?;
+    let response =
+        client.request(request).await.map_err(|e| format!("request failed: {}", crate::https::error_chain(&e)))?;
     let status = response.status().as_u16();
     if matches!(status, 404 | 410) {
         return Ok(Fetched::Missing);

@@ -61,7 +61,10 @@ impl Failure {
 
 /// Invalidates `paths` in `distribution`; returns the invalidation id.
 pub(super) async fn create_invalidation(distribution: &str, paths: &[String]) -> Result<String, Failure> {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(crate::https::aws_client())
+        .load()
+        .await;
     let url = format!(
         "{}/{API_VERSION}/distribution/{}/invalidation",
         endpoint(&config).trim_end_matches('/'),
@@ -101,10 +104,9 @@ enum Attempt {
 /// One signed `POST`, and what came back.
 async fn send(client: &HttpsClient, config: &SdkConfig, url: &str, body: &str) -> Result<String, Attempt> {
     let request = signed_request(config, url, body, SystemTime::now()).await.map_err(Attempt::Final)?;
-    let response = client
-        .request(request)
-        .await
-        .map_err(|e| Attempt::Retryable(Failure::new("RequestFailed", format!("{url}: {}", chain(&e)))))?;
+    let response = client.request(request).await.map_err(|e| {
+        Attempt::Retryable(Failure::new("RequestFailed", format!("{url}: {}", crate::https::error_chain(&e))))
+    })?;
     let status = response.status();
     let limited = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE);
     let answer = limited.collect().await.map_err(|e| {
@@ -137,7 +139,10 @@ async fn signed_request(
     let provider = config.credentials_provider().ok_or_else(|| {
         Failure::new("NoCredentials", "no AWS credentials are configured (the same chain as the S3 store's)")
     })?;
-    let credentials = provider.provide_credentials().await.map_err(|e| Failure::new("NoCredentials", chain(&e)))?;
+    let credentials = provider
+        .provide_credentials()
+        .await
+        .map_err(|e| Failure::new("NoCredentials", crate::https::error_chain(&e)))?;
     let uri: http::Uri = url.parse().map_err(|e| Failure::new("BadEndpoint", format!("{url}: {e}")))?;
     let host = uri.authority().map(|a| a.as_str().to_string()).unwrap_or_default();
     let mut request = http::Request::post(uri)
@@ -177,21 +182,6 @@ fn endpoint(config: &SdkConfig) -> String {
 fn https_client() -> Result<HttpsClient, Failure> {
     crate::https::client(Some(CONNECT_TIMEOUT))
         .map_err(|e| Failure::new("TlsRoots", format!("cannot load the system's TLS trust roots: {e}")))
-}
-
-/// An error and its causes, outermost first: hyper's "client error
-/// (Connect)" alone says nothing a person can act on.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut current = e.source();
-    while let Some(cause) = current {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text = format!("{text}: {cause_text}");
-        }
-        current = cause.source();
-    }
-    text
 }
 
 /// Unique per purge: CloudFront refuses a reused reference with other paths.

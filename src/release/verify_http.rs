@@ -106,7 +106,11 @@ impl CdnCheck {
             .header(hyper::header::ORIGIN, ORIGIN)
             .body(Empty::new())
             .map_err(|e| format!("bad request URL: {e}"))?;
-        let response = self.client.request(request).await.map_err(|e| format!("request failed: {e}"))?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| format!("request failed: {}", crate::https::error_chain(&e)))?;
         let (parts, mut body) = response.into_parts();
         let mut hasher = Sha384::new();
         let mut second = sha512.then(Sha512::new);

@@ -138,7 +138,7 @@ impl SecretKey {
         let public = PublicKey::from_minisign(public);
         // The stored public half must be the one the seed derives: a damaged
         // key would otherwise sign with one key and name another.
-        aws_lc_rs::signature::Ed25519KeyPair::from_seed_and_public_key(&seed, &public.ed25519())
+        ring::signature::Ed25519KeyPair::from_seed_and_public_key(&seed, &public.ed25519())
             .map_err(|_| not_key("damaged: its public half does not match its seed"))?;
         Ok(SecretKey { inner, public, seed })
     }

@@ -29,8 +29,9 @@
 //!
 //! Keys are minisign key files (from `sdk-cdn keygen` or `minisign -G`); the
 //! raw Ed25519 key inside is what the SRI headers use. Crypto comes from kept
-//! crates only: `minisign` for the minisign format, `aws-lc-rs` (already
-//! built for rustls) for the raw Ed25519 signature the browser checks.
+//! crates only: `minisign` for the minisign format, `ring` (already
+//! built as rustls' crypto provider) for the raw Ed25519 signature the
+//! browser checks.
 
 mod comment;
 mod error;

@@ -26,9 +26,9 @@
 //! does, so a CDN that re-serialises the headers (spaces after `;`) is judged
 //! on what it means, not on its spelling.
 
-use aws_lc_rs::signature::{ED25519, Ed25519KeyPair, UnparsedPublicKey};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use ring::signature::{ED25519, Ed25519KeyPair, UnparsedPublicKey};
 use serde::{Deserialize, Serialize};
 use sfv::{BareItem, Dictionary, FieldType, ListEntry, ListSerializer, Parser};
 use sha2::{Digest, Sha512};

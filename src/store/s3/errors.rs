@@ -49,6 +49,11 @@ where
              AWS_REGION, or allow more time with --timeout / --connect-timeout",
             root_cause(e)
         ),
+        SdkError::DispatchFailure(_) if crate::https::refused_certificate(e) => format!(
+            "{endpoint} presented a TLS certificate this machine does not trust ({}); {}",
+            root_cause(e),
+            crate::https::TRUST_HINT
+        ),
         SdkError::DispatchFailure(_) => format!(
             "{endpoint} is unreachable ({}); check --endpoint-url / AWS_ENDPOINT_URL, the network and AWS_REGION",
             root_cause(e)

@@ -94,7 +94,10 @@ pub struct S3Store {
 impl S3Store {
     /// Builds a client from the AWS config chain plus `options`.
     pub(crate) async fn connect(bucket: &str, prefix: &str, options: &StoreConfig) -> Result<Self, StoreError> {
-        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(crate::https::aws_client())
+            .load()
+            .await;
         let mut config = aws_sdk_s3::config::Builder::from(&shared)
             .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
             .timeout_config(options.timeouts.config())
