@@ -25,6 +25,7 @@ where
     B: hyper::body::Body + Send,
     B::Data: Send,
 {
+    check_trust_roots()?;
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(connect_timeout);
@@ -41,19 +42,55 @@ where
 /// (`aws_config::defaults(..).http_client(..)`, `aws_sdk_s3::Config::builder()
 /// .http_client(..)`): without the SDK's default client, a config without one
 /// fails its first request with "no HTTP client".
-pub fn aws_client() -> aws_sdk_s3::config::SharedHttpClient {
+///
+/// Fails when the trust store yields no certificate: the SDK's client would
+/// panic on its first request instead (even to an `http://` endpoint).
+pub fn aws_client() -> std::io::Result<aws_sdk_s3::config::SharedHttpClient> {
     use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-    aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()
+    check_trust_roots()?;
+    Ok(aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https())
 }
 
-/// What to do about a server certificate this machine does not trust.
-pub(crate) const TRUST_HINT: &str =
-    "add the CA that signed it to the system's trust store, or point SSL_CERT_FILE at a PEM bundle that has it";
+/// Loads the trust store the way both clients will (the system's, or
+/// `SSL_CERT_FILE`/`SSL_CERT_DIR` instead) and fails, naming what was tried,
+/// when it yields no certificate.
+fn check_trust_roots() -> std::io::Result<()> {
+    let found = rustls_native_certs::load_native_certs();
+    if !found.certs.is_empty() {
+        return Ok(());
+    }
+    let errors: Vec<String> = found.errors.iter().map(ToString::to_string).collect();
+    let errors = if errors.is_empty() { String::new() } else { format!(" ({})", errors.join("; ")) };
+    Err(std::io::Error::other(format!("no trusted certificate could be loaded{errors}; {}", trust_hint())))
+}
+
+/// What to do about a server certificate this machine does not trust. When
+/// `SSL_CERT_FILE` or `SSL_CERT_DIR` is set, only what they name is trusted
+/// (a missing file just means no roots), so the hint names them.
+pub(crate) fn trust_hint() -> String {
+    let set: Vec<String> = ["SSL_CERT_FILE", "SSL_CERT_DIR"]
+        .into_iter()
+        .filter_map(|name| {
+            let value = std::env::var_os(name).filter(|value| !value.is_empty())?;
+            Some(format!("{name}={}", value.to_string_lossy()))
+        })
+        .collect();
+    if set.is_empty() {
+        "add the CA that signed it to the system's trust store, or point SSL_CERT_FILE at a PEM bundle that has it"
+            .to_string()
+    } else {
+        format!(
+            "only the certificates in {} are trusted (instead of the system's store): check that it exists and \
+             holds the CA that signed the server's certificate",
+            set.join(" and ")
+        )
+    }
+}
 
 /// An error and its causes, outermost first, each cause once: hyper's
 /// "client error (Connect)" alone says nothing a person can act on, the
 /// cause under it does ("invalid peer certificate: UnknownIssuer",
-/// "Connection refused"). A refused certificate ends with [`TRUST_HINT`].
+/// "Connection refused"). A refused certificate ends with [`trust_hint`].
 pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
     let mut current = e.source();
@@ -65,7 +102,7 @@ pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         current = cause.source();
     }
     if refused_certificate(e) {
-        text = format!("{text}; {TRUST_HINT}");
+        text = format!("{text}; {}", trust_hint());
     }
     text
 }

@@ -396,7 +396,7 @@ fn cloudfront_invalidation_runs_against_moto() {
 fn cloudfront_client(endpoint: &str) -> aws_sdk_cloudfront::Client {
     use aws_sdk_cloudfront::config::{BehaviorVersion, Credentials, Region};
     let config = aws_sdk_cloudfront::Config::builder()
-        .http_client(sdk_cdn::https::aws_client())
+        .http_client(sdk_cdn::https::aws_client().expect("TLS trust roots"))
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint)

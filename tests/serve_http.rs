@@ -95,7 +95,7 @@ fn a_store_that_never_answered_makes_the_service_unavailable() {
     use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let config = aws_sdk_s3::Config::builder()
-        .http_client(sdk_cdn::https::aws_client())
+        .http_client(sdk_cdn::https::aws_client().expect("TLS trust roots"))
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(format!("http://{closed}"))

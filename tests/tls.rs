@@ -138,6 +138,34 @@ fn an_s3_endpoint_signed_by_an_untrusted_ca_is_refused_and_nothing_is_written() 
 }
 
 #[test]
+fn a_trust_file_that_does_not_exist_is_named_in_the_refusal() {
+    let server = s3_server::start_blocking(Conditional::Atomic);
+    let (endpoint, mut env) = s3_over_tls(&server, "ca.pem");
+    let missing = fixture("no-such-bundle.pem").to_string_lossy().into_owned();
+    env.retain(|(name, _)| name != "SSL_CERT_FILE");
+    env.push(("SSL_CERT_FILE".into(), missing.clone()));
+    let cwd = tempfile::tempdir().unwrap();
+    let build = build_dir(&[("a.js", b"1")]);
+    let store = server.store_url();
+    let publish = [
+        "--store",
+        &store,
+        "--endpoint-url",
+        &endpoint,
+        "--path-style",
+        "publish",
+        build.path().to_str().unwrap(),
+        "--version",
+        "1.0.0",
+    ];
+    let out = run_without_store_with_env(cwd.path(), &publish, &env);
+    out.expect_code(1);
+    let named = format!("only the certificates in SSL_CERT_FILE={missing} are trusted");
+    assert!(out.stderr.contains(&named), "the message names the trust file:\n{}", out.stderr);
+    assert!(Backend::InProcess(server).snapshot().is_empty(), "nothing reached the store");
+}
+
+#[test]
 fn verify_base_url_checks_a_cdn_over_https_and_refuses_an_untrusted_one() {
     let backend = backends::local();
     let cwd = tempfile::tempdir().unwrap();

@@ -61,10 +61,8 @@ impl Failure {
 
 /// Invalidates `paths` in `distribution`; returns the invalidation id.
 pub(super) async fn create_invalidation(distribution: &str, paths: &[String]) -> Result<String, Failure> {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(crate::https::aws_client())
-        .load()
-        .await;
+    let http = crate::https::aws_client().map_err(tls_roots)?;
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http).load().await;
     let url = format!(
         "{}/{API_VERSION}/distribution/{}/invalidation",
         endpoint(&config).trim_end_matches('/'),
@@ -180,8 +178,11 @@ fn endpoint(config: &SdkConfig) -> String {
 }
 
 fn https_client() -> Result<HttpsClient, Failure> {
-    crate::https::client(Some(CONNECT_TIMEOUT))
-        .map_err(|e| Failure::new("TlsRoots", format!("cannot load the system's TLS trust roots: {e}")))
+    crate::https::client(Some(CONNECT_TIMEOUT)).map_err(tls_roots)
+}
+
+fn tls_roots(e: std::io::Error) -> Failure {
+    Failure::new("TlsRoots", format!("cannot load the system's TLS trust roots: {e}"))
 }
 
 /// Unique per purge: CloudFront refuses a reused reference with other paths.

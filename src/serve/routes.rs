@@ -455,7 +455,7 @@ mod tests {
             }
         });
         let config = aws_sdk_s3::Config::builder()
-            .http_client(crate::https::aws_client())
+            .http_client(crate::https::aws_client().expect("TLS trust roots"))
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
             .endpoint_url(format!("http://{addr}"))

@@ -67,7 +67,7 @@ pub fn external() -> Option<Backend> {
 fn client_for(endpoint: &str) -> aws_sdk_s3::Client {
     use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
     let config = aws_sdk_s3::Config::builder()
-        .http_client(sdk_cdn::https::aws_client())
+        .http_client(sdk_cdn::https::aws_client().expect("TLS trust roots"))
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(s3_server::REGION))
         .endpoint_url(endpoint)

@@ -386,7 +386,7 @@ impl S3Server {
     pub async fn client(&self) -> aws_sdk_s3::Client {
         use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
         let config = aws_sdk_s3::Config::builder()
-            .http_client(sdk_cdn::https::aws_client())
+            .http_client(sdk_cdn::https::aws_client().expect("TLS trust roots"))
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(REGION))
             .endpoint_url(&self.endpoint)

@@ -52,7 +52,7 @@ where
         SdkError::DispatchFailure(_) if crate::https::refused_certificate(e) => format!(
             "{endpoint} presented a TLS certificate this machine does not trust ({}); {}",
             root_cause(e),
-            crate::https::TRUST_HINT
+            crate::https::trust_hint()
         ),
         SdkError::DispatchFailure(_) => format!(
             "{endpoint} is unreachable ({}); check --endpoint-url / AWS_ENDPOINT_URL, the network and AWS_REGION",

@@ -94,10 +94,13 @@ pub struct S3Store {
 impl S3Store {
     /// Builds a client from the AWS config chain plus `options`.
     pub(crate) async fn connect(bucket: &str, prefix: &str, options: &StoreConfig) -> Result<Self, StoreError> {
-        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(crate::https::aws_client())
-            .load()
-            .await;
+        let http = crate::https::aws_client().map_err(|e| StoreError::Backend {
+            op: "load the TLS trust roots for",
+            key: format!("s3://{bucket}"),
+            detail: e.to_string(),
+            source: Some(Box::new(e)),
+        })?;
+        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http).load().await;
         let mut config = aws_sdk_s3::config::Builder::from(&shared)
             .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
             .timeout_config(options.timeouts.config())
