@@ -23,7 +23,7 @@ use std::sync::Arc;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use support::backends::{self, Backend};
-use support::cli::{build_dir, run, run_without_store_with_env};
+use support::cli::{Run, build_dir, run, run_without_store_with_env};
 use support::s3_server::{self, Conditional};
 use support::serve::Served;
 
@@ -69,39 +69,52 @@ fn port_of(url: &str) -> SocketAddr {
     url.trim_start_matches("http://").trim_end_matches('/').parse().unwrap()
 }
 
-/// The S3 test server's environment with its endpoint behind TLS, trusting
-/// the CA in `trusted` (a PEM file) and nothing else.
-fn s3_over_tls(server: &s3_server::S3Server, trusted: &str) -> (String, Vec<(String, String)>) {
-    let endpoint = format!("https://{}", tls_front(port_of(&server.endpoint)));
-    let mut env = server.env();
-    env.retain(|(name, _)| name != "AWS_ENDPOINT_URL");
-    env.push(("SSL_CERT_FILE".into(), fixture(trusted).to_string_lossy().into_owned()));
-    // Empty: no directory of certificates either, whatever the test process has.
-    env.push(("SSL_CERT_DIR".into(), String::new()));
-    (endpoint, env)
+/// The S3 test server with its endpoint behind TLS, and an environment that
+/// trusts the CA in `trusted` (a PEM file) and nothing else.
+struct S3OverTls {
+    server: s3_server::S3Server,
+    endpoint: String,
+    env: Vec<(String, String)>,
+}
+
+impl S3OverTls {
+    fn start(trusted: &str) -> S3OverTls {
+        let server = s3_server::start_blocking(Conditional::Atomic);
+        let endpoint = format!("https://{}", tls_front(port_of(&server.endpoint)));
+        let mut env = server.env();
+        env.retain(|(name, _)| name != "AWS_ENDPOINT_URL");
+        env.push(("SSL_CERT_FILE".into(), fixture(trusted).to_string_lossy().into_owned()));
+        // Empty: no directory of certificates either, whatever the test process has.
+        env.push(("SSL_CERT_DIR".into(), String::new()));
+        S3OverTls { server, endpoint, env }
+    }
+
+    /// Runs the binary on this store through its TLS endpoint.
+    fn run(&self, cwd: &Path, args: &[&str]) -> Run {
+        let store = self.server.store_url();
+        let mut all = vec!["--store", &store, "--endpoint-url", &self.endpoint, "--path-style"];
+        all.extend_from_slice(args);
+        run_without_store_with_env(cwd, &all, &self.env)
+    }
+
+    fn publish(&self, cwd: &Path, build: &Path) -> Run {
+        self.run(cwd, &["publish", build.to_str().unwrap(), "--version", "1.0.0"])
+    }
+
+    fn keys(self) -> Vec<String> {
+        Backend::InProcess(self.server).snapshot().into_keys().collect()
+    }
 }
 
 #[test]
 fn publish_and_verify_reach_s3_over_https_trusting_the_system_store() {
-    let server = s3_server::start_blocking(Conditional::Atomic);
-    let (endpoint, env) = s3_over_tls(&server, "ca.pem");
+    let s3 = S3OverTls::start("ca.pem");
     let cwd = tempfile::tempdir().unwrap();
     let build = build_dir(&[("haloagents.umd.js", b"window.HaloAgents={};"), ("haloagents.css", b"x{}")]);
-    let store = server.store_url();
-    let args = |tail: &[&str]| {
-        let mut all = vec!["--store", &store, "--endpoint-url", &endpoint, "--path-style"];
-        all.extend_from_slice(tail);
-        all.into_iter().map(str::to_owned).collect::<Vec<_>>()
-    };
-    let publish = args(&["publish", build.path().to_str().unwrap(), "--version", "1.0.0"]);
-    let publish: Vec<&str> = publish.iter().map(String::as_str).collect();
-    run_without_store_with_env(cwd.path(), &publish, &env).expect_code(0);
-    let verify = args(&["verify", "1.0.0"]);
-    let verify: Vec<&str> = verify.iter().map(String::as_str).collect();
-    let out = run_without_store_with_env(cwd.path(), &verify, &env);
-    out.expect_code(0);
+    s3.publish(cwd.path(), build.path()).expect_code(0);
+    s3.run(cwd.path(), &["verify", "1.0.0"]).expect_code(0);
 
-    let keys: Vec<String> = Backend::InProcess(server).snapshot().into_keys().collect();
+    let keys = s3.keys();
     for key in ["sdk/1.0.0/haloagents.umd.js", "sdk/latest/haloagents.css", "api/sdk/sri"] {
         assert!(keys.iter().any(|k| k == key), "{key} was written over TLS: {keys:?}");
     }
@@ -109,60 +122,31 @@ fn publish_and_verify_reach_s3_over_https_trusting_the_system_store() {
 
 #[test]
 fn an_s3_endpoint_signed_by_an_untrusted_ca_is_refused_and_nothing_is_written() {
-    let server = s3_server::start_blocking(Conditional::Atomic);
-    let (endpoint, env) = s3_over_tls(&server, "other-ca.pem");
+    let s3 = S3OverTls::start("other-ca.pem");
     let cwd = tempfile::tempdir().unwrap();
     let build = build_dir(&[("a.js", b"1")]);
-    let store = server.store_url();
-    let out = run_without_store_with_env(
-        cwd.path(),
-        &[
-            "--store",
-            &store,
-            "--endpoint-url",
-            &endpoint,
-            "--path-style",
-            "publish",
-            build.path().to_str().unwrap(),
-            "--version",
-            "1.0.0",
-        ],
-        &env,
-    );
+    let out = s3.publish(cwd.path(), build.path());
     // Exit 1: the store failed (docs/CLI.md, exit codes).
     out.expect_code(1);
     for part in ["does not trust", "UnknownIssuer", "SSL_CERT_FILE"] {
         assert!(out.stderr.contains(part), "the message names the certificate and the fix ({part}):\n{}", out.stderr);
     }
-    assert!(Backend::InProcess(server).snapshot().is_empty(), "nothing reached the store");
+    assert!(s3.keys().is_empty(), "nothing reached the store");
 }
 
 #[test]
 fn a_trust_file_that_does_not_exist_is_named_in_the_refusal() {
-    let server = s3_server::start_blocking(Conditional::Atomic);
-    let (endpoint, mut env) = s3_over_tls(&server, "ca.pem");
+    let mut s3 = S3OverTls::start("ca.pem");
     let missing = fixture("no-such-bundle.pem").to_string_lossy().into_owned();
-    env.retain(|(name, _)| name != "SSL_CERT_FILE");
-    env.push(("SSL_CERT_FILE".into(), missing.clone()));
+    s3.env.retain(|(name, _)| name != "SSL_CERT_FILE");
+    s3.env.push(("SSL_CERT_FILE".into(), missing.clone()));
     let cwd = tempfile::tempdir().unwrap();
     let build = build_dir(&[("a.js", b"1")]);
-    let store = server.store_url();
-    let publish = [
-        "--store",
-        &store,
-        "--endpoint-url",
-        &endpoint,
-        "--path-style",
-        "publish",
-        build.path().to_str().unwrap(),
-        "--version",
-        "1.0.0",
-    ];
-    let out = run_without_store_with_env(cwd.path(), &publish, &env);
+    let out = s3.publish(cwd.path(), build.path());
     out.expect_code(1);
     let named = format!("only the certificates in SSL_CERT_FILE={missing} are trusted");
     assert!(out.stderr.contains(&named), "the message names the trust file:\n{}", out.stderr);
-    assert!(Backend::InProcess(server).snapshot().is_empty(), "nothing reached the store");
+    assert!(s3.keys().is_empty(), "nothing reached the store");
 }
 
 #[test]
