@@ -19,18 +19,24 @@ use hyper_util::rt::TokioExecutor;
 pub(crate) type HttpsClient<B> = Client<hyper_rustls::HttpsConnector<HttpConnector>, B>;
 
 /// Builds a client; connecting gives up after `connect_timeout` if given.
-/// Fails only when the system's trust roots cannot be loaded.
+/// Fails only when the system's trust roots cannot be loaded, or none of
+/// them parses.
 pub(crate) fn client<B>(connect_timeout: Option<Duration>) -> std::io::Result<HttpsClient<B>>
 where
     B: hyper::body::Body + Send,
     B::Data: Send,
 {
-    check_trust_roots()?;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(trust_roots()?);
+    if roots.is_empty() {
+        return Err(std::io::Error::other(format!("no trusted certificate could be parsed; {}", trust_hint())));
+    }
+    let tls = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(connect_timeout);
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_native_roots()?
+        .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
         .wrap_connector(http);
@@ -47,17 +53,17 @@ where
 /// panic on its first request instead (even to an `http://` endpoint).
 pub fn aws_client() -> std::io::Result<aws_sdk_s3::config::SharedHttpClient> {
     use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-    check_trust_roots()?;
+    // The SDK loads the store again itself, once, on its first connection.
+    trust_roots()?;
     Ok(aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https())
 }
 
-/// Loads the trust store the way both clients will (the system's, or
-/// `SSL_CERT_FILE`/`SSL_CERT_DIR` instead) and fails, naming what was tried,
-/// when it yields no certificate.
-fn check_trust_roots() -> std::io::Result<()> {
+/// Loads the trust store (the system's, or `SSL_CERT_FILE`/`SSL_CERT_DIR`
+/// instead) and fails, naming what was tried, when it yields no certificate.
+fn trust_roots() -> std::io::Result<Vec<rustls::pki_types::CertificateDer<'static>>> {
     let found = rustls_native_certs::load_native_certs();
     if !found.certs.is_empty() {
-        return Ok(());
+        return Ok(found.certs);
     }
     let errors: Vec<String> = found.errors.iter().map(ToString::to_string).collect();
     let errors = if errors.is_empty() { String::new() } else { format!(" ({})", errors.join("; ")) };
