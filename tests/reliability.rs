@@ -8,6 +8,7 @@ mod support {
     pub mod backends;
     pub mod cli;
     pub mod fixtures;
+    pub mod pause;
     pub mod s3_server;
 }
 
@@ -17,8 +18,9 @@ use std::time::Instant;
 
 use serde_json::Value;
 use support::backends::{self, Backend, Snap, backend_test};
-use support::cli::{Run, build_dir, run, spawn, wait};
+use support::cli::{Run, build_dir, output, run, spawn, wait};
 use support::fixtures::publish_dir as publish;
+use support::pause::Pause;
 use support::s3_server::{self, Conditional};
 
 /// Every object under a sealed version's prefix: invariant 1 says these never change.
@@ -372,4 +374,57 @@ backend_test!(a_promotion_race_leaves_latest_pointer_and_index_agreeing, |backen
         assert_eq!(latest, [format!("sdk/latest/only-{winner}.js"), "sdk/latest/sdk.js".to_string()], "{name}");
         assert_eq!(backend.read("sdk/latest/sdk.js").unwrap(), winner.as_bytes(), "{name}");
     }
+});
+
+// The private copies an S3 upload sends from (in `TMPDIR`) of a killed
+// run: `doctor` and the next publish remove them, never a live run's.
+// (The local store's temp files: tests/local_store.rs.)
+backend_test!(upload_copies_of_killed_runs_are_removed_by_doctor_and_by_the_next_publish, |backend| {
+    if backend.store().staging().is_some() {
+        return;
+    }
+    let name = backend.name();
+    let cwd = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let build = build_dir(&[("haloagents.umd.js", b"window.HaloAgents={v:1};")]);
+    let dir = build.path().to_str().unwrap();
+    let copies = || -> Vec<String> {
+        let names = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap());
+        names.filter(|n| n.starts_with("sdk-cdn-upload-")).collect()
+    };
+    let command = |args: &[&str]| {
+        let mut cmd = support::cli::command(&backend, cwd.path(), args);
+        cmd.env("TMPDIR", tmp.path());
+        cmd
+    };
+    // A publish paused with its first upload copy made.
+    let paused = || {
+        let pause = Pause::new();
+        pause.arm("upload-copy");
+        let mut child = pause.spawn_with(command(&["publish", dir, "--version", "1.0.0"]));
+        pause.reached("upload-copy", &mut child);
+        assert_eq!(copies().len(), 1, "{name}: {:?}", copies());
+        (pause, child)
+    };
+    let doctor = || {
+        let json = output(command(&["doctor", "--json"])).expect_code(0).json();
+        let checks = json["checks"].as_array().unwrap();
+        checks.iter().find(|c| c["name"] == "temp files").unwrap()["detail"].as_str().unwrap().to_string()
+    };
+
+    let (_pause, mut live) = paused();
+    assert_eq!(doctor(), "no temp files left by interrupted writes", "{name}: a live run's copy is not stale");
+    assert_eq!(copies().len(), 1, "{name}: the live run's copy was kept");
+    live.kill().unwrap();
+    live.wait().unwrap();
+    let detail = doctor();
+    assert!(detail.starts_with("removed 1 temp files"), "{name}: {detail}");
+    assert_eq!(copies(), Vec::<String>::new(), "{name}");
+
+    let (_pause, mut killed) = paused();
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    output(command(&["publish", dir, "--version", "1.0.0"])).expect_code(0);
+    assert_eq!(copies(), Vec::<String>::new(), "{name}: the next publish removed the killed run's copy");
+    run(&backend, cwd.path(), &["verify"]).expect_code(0);
 });

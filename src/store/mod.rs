@@ -18,6 +18,7 @@ mod local;
 mod probe;
 mod s3;
 mod staged;
+mod stale;
 mod url;
 
 use std::path::PathBuf;

@@ -100,7 +100,7 @@ pub async fn probe_conditional_writes(store: &dyn Store) -> ProbeReport {
             format!("removed {files} temp files ({bytes} bytes) left by interrupted writes (killed or crashed runs)"),
         ),
         Err(e) => {
-            return report.fail(TEMP_CHECK, Verdict::Unusable, format!("{e}; the store directory must be writable"));
+            return report.fail(TEMP_CHECK, Verdict::Unusable, format!("{e}; that directory must be writable"));
         }
     }
 
@@ -182,7 +182,7 @@ pub(crate) async fn probe_writes_at_once(store: &dyn Store) -> (ProbeReport, Opt
         }
         Ok(_) => {}
         Err(e) => {
-            let detail = format!("{e}; the store directory must be writable");
+            let detail = format!("{e}; that directory must be writable");
             return (report.fail(TEMP_CHECK, Verdict::Unusable, detail), None);
         }
     }

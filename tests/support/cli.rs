@@ -48,7 +48,12 @@ pub fn command(backend: &Backend, cwd: &Path, args: &[&str]) -> Command {
 
 /// Runs the binary to completion.
 pub fn run(backend: &Backend, cwd: &Path, args: &[&str]) -> Run {
-    Run::from(command(backend, cwd, args).output().expect("run sdk-cdn"))
+    output(command(backend, cwd, args))
+}
+
+/// Runs `cmd` (a [`command`] the caller added to) to completion.
+pub fn output(mut cmd: Command) -> Run {
+    Run::from(cmd.output().expect("run sdk-cdn"))
 }
 
 /// Runs the binary with no store selected by the harness (for bad `--store` values).

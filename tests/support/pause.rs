@@ -37,8 +37,12 @@ impl Pause {
     }
 
     pub fn spawn(&self, backend: &Backend, cwd: &Path, args: &[&str]) -> std::process::Child {
-        super::cli::command(backend, cwd, args)
-            .env(sdk_cdn::pause::PAUSE_DIR_ENV, self.dir.path())
+        self.spawn_with(super::cli::command(backend, cwd, args))
+    }
+
+    /// Starts `cmd` (the binary, set up by the caller) with this pause directory.
+    pub fn spawn_with(&self, mut cmd: std::process::Command) -> std::process::Child {
+        cmd.env(sdk_cdn::pause::PAUSE_DIR_ENV, self.dir.path())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()

@@ -27,7 +27,7 @@
 //!   that is ignored, never one that lies, and a store copied with `cp -a`,
 //!   `rsync -a` or `tar` keeps its headers.
 //! - Temp files of writers that died are removed by the next process's first
-//!   write (see [`sweep`]).
+//!   write (see [`crate::store::stale`]).
 //!
 //! Cost (this is the hot path of a publish): each byte is read once, into a
 //! 64 KiB buffer that is hashed and written to `tmp/` before the key's lock
@@ -58,7 +58,6 @@ use bytes::Bytes;
 mod etag;
 mod names;
 mod sidecar;
-mod sweep;
 #[cfg(test)]
 mod tests;
 mod write;
@@ -69,9 +68,14 @@ use write::{Staged, WriteBehind, in_parent, stage};
 
 use super::{
     Body, Headers, Key, ObjectMeta, ObjectReader, PutMode, StagedFile, Staging, StaleTemp, Store, StoreError,
-    key::RESERVED_PREFIX,
+    key::RESERVED_PREFIX, stale,
 };
 use crate::integrity::Integrity;
+
+/// How long an untouched temp file of a writer that cannot be checked
+/// (another host sharing the directory, an earlier boot) is kept: a live
+/// one is written, linked or renamed within seconds.
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// A store in a local directory.
 #[derive(Debug, Clone)]
@@ -110,12 +114,23 @@ impl LocalStore {
         Ok(file)
     }
 
+    /// Removes the temp files of writers that are gone (see [`stale`]).
+    fn sweep(&self) -> io::Result<StaleTemp> {
+        let dir = names::tmp_dir(&self.root);
+        stale::sweep(&stale::TempDir {
+            dir: &dir,
+            prefix: "",
+            unknown_writer_kept: Some(STALE_AFTER),
+            own_files_only: false,
+        })
+    }
+
     /// Removes stale temp files, the first time this process writes here.
     fn sweep_once(&self) {
         if self.swept.swap(true, Ordering::Relaxed) {
             return;
         }
-        match sweep::sweep(&self.root) {
+        match self.sweep() {
             Ok(s) if s.files > 0 => {
                 tracing::info!(files = s.files, bytes = s.bytes, "removed temp files of interrupted writes");
             }
@@ -539,7 +554,7 @@ impl Store for LocalStore {
         blocking(move || {
             this.swept.store(true, Ordering::Relaxed);
             let dir = names::bookkeeping(&this.root);
-            sweep::sweep(&this.root).map(Some).map_err(|e| StoreError::io("sweep temp files in", &dir, e))
+            this.sweep().map(Some).map_err(|e| StoreError::io("sweep temp files in", &dir, e))
         })
         .await
     }

@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 
-use crate::store::Key;
 use crate::store::key::RESERVED_PREFIX;
+use crate::store::{Key, stale};
 
 /// The longest name of one path component on Linux filesystems (`NAME_MAX`).
 pub(super) const MAX_NAME_BYTES: usize = 255;
@@ -61,21 +61,15 @@ pub(super) fn lock(root: &Path, key: &Key) -> PathBuf {
 }
 
 /// A fresh temp name, `<host>-<pid>-<n>`: unique among live writers, and
-/// telling [`super::sweep`] which host and process wrote it.
+/// telling a sweep ([`crate::store::stale`]) which host and process wrote it.
 pub(super) fn tmp(root: &Path) -> PathBuf {
     let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    tmp_dir(root).join(format!("{}-{}-{n}", super::sweep::host_tag(), pid()))
+    tmp_dir(root).join(format!("{}-{n}", stale::writer_tag()))
 }
 
 /// The directory of the writes in flight (and of files staged for them).
 pub(super) fn tmp_dir(root: &Path) -> PathBuf {
     bookkeeping(root).join(TMP_DIR)
-}
-
-/// This process's id, for temp names (`getpid` is a system call each time).
-pub(super) fn pid() -> u32 {
-    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    *PID.get_or_init(std::process::id)
 }
 
 /// Whether the data tree can hold `key`: each path component must fit the

@@ -249,7 +249,7 @@ fn the_first_write_removes_temp_files_of_dead_writers_and_keeps_live_ones() {
     let mut child = std::process::Command::new("true").spawn().unwrap();
     let dead = child.id();
     child.wait().unwrap();
-    let host = sweep::host_tag();
+    let host = crate::store::stale::host_tag();
     let orphan = tmp_dir.join(format!("{host}-{dead}-0"));
     let live = tmp_dir.join(format!("{host}-{}-999", std::process::id()));
     std::fs::write(&orphan, vec![0u8; 1000]).unwrap();
@@ -262,7 +262,7 @@ fn the_first_write_removes_temp_files_of_dead_writers_and_keeps_live_ones() {
     std::fs::write(&orphan, b"x").unwrap();
     store.put_sync(&key("b"), Body::Bytes("b".into()), &headers(None), PutMode::Create).unwrap();
     assert!(orphan.exists());
-    let removed = sweep::sweep(&store.root).unwrap();
+    let removed = store.sweep().unwrap();
     assert_eq!(removed, StaleTemp { files: 1, bytes: 1 });
 }
 

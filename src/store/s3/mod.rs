@@ -15,7 +15,10 @@
 //! never be stored under a hash it does not have. A copy that does not hash
 //! to the plan is refused with [`StoreError::ContentChanged`] before the
 //! first request. This costs one local read and write per byte, small next
-//! to the upload, and temp space for the files in flight (`TMPDIR`).
+//! to the upload, and temp space for the files in flight (`TMPDIR`). A
+//! copy is named by its writer (`sdk-cdn-upload-<host>-<pid>-…`): the copies
+//! a killed run left are removed by the next run's first copy on this host,
+//! or by `doctor` (see [`super::stale`]).
 //!
 //! Bodies are sent with `UNSIGNED-PAYLOAD` signing: SigV4 still signs the
 //! request, and the SDK's default flexible checksum (a CRC32 trailer, which
@@ -43,7 +46,9 @@ use errors::{backend, describe, status, write_error};
 use request::{WithHeaders, WithMode};
 
 use super::config::{MIN_TRANSFER_RATE, StoreConfig, Timeouts};
-use super::{Body, Headers, Key, ObjectMeta, ObjectReader, PutMode, Store, StoreError, key::MAX_KEY_BYTES};
+use super::{
+    Body, Headers, Key, ObjectMeta, ObjectReader, PutMode, StaleTemp, Store, StoreError, key::MAX_KEY_BYTES, stale,
+};
 use crate::integrity::Integrity;
 
 /// Files at least this large are uploaded in parts.
@@ -302,6 +307,37 @@ async fn file_size(path: &Path) -> Result<u64, StoreError> {
     Ok(tokio::fs::metadata(path).await.map_err(|e| StoreError::io("stat", path, e))?.len())
 }
 
+/// What the private copies of uploads are named in `TMPDIR`, before
+/// [`stale::writer_tag`] (their writer, for the sweep).
+const UPLOAD_PREFIX: &str = "sdk-cdn-upload-";
+
+/// Where the private copies of uploads live, for a sweep: a writer's copy
+/// is removed when its process is gone, and kept for ever otherwise (an
+/// upload over a slow link can take hours; only the pid tells). `TMPDIR`
+/// is shared, so only this user's files are judged.
+fn upload_copies(tmp: &Path) -> stale::TempDir<'_> {
+    stale::TempDir { dir: tmp, prefix: UPLOAD_PREFIX, unknown_writer_kept: None, own_files_only: true }
+}
+
+/// Removes the upload copies that killed runs left in `TMPDIR`.
+fn sweep_upload_copies() -> Result<StaleTemp, StoreError> {
+    let tmp = std::env::temp_dir();
+    stale::sweep(&upload_copies(&tmp)).map_err(|e| StoreError::io("remove stale upload copies in", &tmp, e))
+}
+
+/// [`sweep_upload_copies`], once per process, before its first copy; a
+/// failure is only logged (`doctor` reports it).
+fn sweep_once() {
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    SWEPT.call_once(|| match sweep_upload_copies() {
+        Ok(s) if s.files > 0 => {
+            tracing::info!(files = s.files, bytes = s.bytes, "removed upload copies of interrupted runs");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not remove stale upload copies; `sdk-cdn doctor` reports them"),
+    });
+}
+
 /// The body to send for a write with `headers`: with a planned SRI, a
 /// private copy of the bytes that is proven to hash to it (see the module
 /// doc), or [`StoreError::ContentChanged`]. The returned path deletes the
@@ -319,11 +355,13 @@ async fn stage(key: &Key, body: Body, headers: &Headers) -> Result<(Body, Option
     };
     let key = key.clone();
     let staged = tokio::task::spawn_blocking(move || {
+        sweep_once();
         let mut input = std::fs::File::open(&path).map_err(|e| StoreError::io("open", &path, e))?;
         let mut copy = tempfile::Builder::new()
-            .prefix("sdk-cdn-upload-")
+            .prefix(&format!("{UPLOAD_PREFIX}{}-", stale::writer_tag()))
             .tempfile()
             .map_err(|e| StoreError::io("create a temp file in", &std::env::temp_dir(), e))?;
+        crate::pause::point_blocking("upload-copy");
         let (integrity, _) =
             Integrity::of_copy(&mut input, copy.as_file_mut()).map_err(|e| StoreError::io("copy", &path, e))?;
         check_planned(&key, &path.display().to_string(), &expected, integrity.to_string())?;
@@ -407,6 +445,18 @@ impl Store for S3Store {
 
     fn max_key_len(&self) -> usize {
         if self.prefix.is_empty() { MAX_KEY_BYTES } else { MAX_KEY_BYTES - self.prefix.len() - 1 }
+    }
+
+    /// The upload copies of killed runs in `TMPDIR` (the bucket keeps no
+    /// temp objects: an unfinished upload never becomes one).
+    async fn remove_stale_temp_files(&self) -> Result<Option<StaleTemp>, StoreError> {
+        let removed = tokio::task::spawn_blocking(sweep_upload_copies).await.map_err(|e| StoreError::Backend {
+            op: "sweep",
+            key: String::new(),
+            detail: e.to_string(),
+            source: Some(Box::new(e)),
+        })?;
+        removed.map(Some)
     }
 
     async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>, StoreError> {
