@@ -9,6 +9,10 @@
 //! (or a minute passes). A test arms a point, waits for `.reached`, does
 //! what it must (changes an input, starts a racing command, kills the
 //! process), then writes `.go`. Release builds compile this to nothing.
+//!
+//! The same directory injects faults where the OS cannot be made to fail
+//! on demand: when `<dir>/<name>.fail` exists, the first caller of
+//! [`fails`]`(name)` removes it and gets `true`.
 
 /// Environment variable naming the directory of pause-point files.
 pub const PAUSE_DIR_ENV: &str = "SDK_CDN_TEST_PAUSE_DIR";
@@ -59,3 +63,17 @@ pub(crate) async fn point(_name: &str) {}
 /// Release builds: no pause points.
 #[cfg(not(debug_assertions))]
 pub(crate) fn point_blocking(_name: &str) {}
+
+/// Whether a test made point `name` fail (debug builds only; see the
+/// module doc): once per arming, for the first caller.
+#[cfg(debug_assertions)]
+pub(crate) fn fails(name: &str) -> bool {
+    let Some(dir) = std::env::var_os(PAUSE_DIR_ENV) else { return false };
+    std::fs::remove_file(std::path::Path::new(&dir).join(format!("{name}.fail"))).is_ok()
+}
+
+/// Release builds: no injected faults.
+#[cfg(not(debug_assertions))]
+pub(crate) fn fails(_name: &str) -> bool {
+    false
+}

@@ -252,3 +252,35 @@ fn bad_serve_flags_exit_2_and_a_busy_port_exits_1() {
     out.expect_code(1);
     assert!(out.stderr.contains("cannot listen on"), "{}", out.stderr);
 }
+
+#[test]
+fn serve_that_cannot_start_its_threads_exits_1_and_says_what_to_free() {
+    let cwd = tempfile::tempdir().unwrap();
+    let pauses = tempfile::tempdir().unwrap();
+    // A serving thread fails as it starts (injected: file descriptors ran out).
+    std::fs::write(pauses.path().join("serve-start.fail"), b"").unwrap();
+    let log = cwd.path().join("stderr.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sdk-cdn"))
+        .current_dir(cwd.path())
+        .args(["--store", "cdn", "serve", "--addr", "127.0.0.1:0"])
+        .env(sdk_cdn::pause::PAUSE_DIR_ENV, pauses.path())
+        .stdin(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            panic!("serve kept running: {}", std::fs::read_to_string(&log).unwrap_or_default());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot start serving: Too many open files"), "{stderr}");
+    assert!(stderr.contains("ulimit -n"), "the fix is named: {stderr}");
+}

@@ -176,6 +176,10 @@ impl Worker {
     /// worked on `ready`, then serves until the server is done.
     fn run(self, socket: std::net::TcpListener, ready: oneshot::Sender<std::io::Result<()>>) {
         let started = tokio::runtime::Builder::new_current_thread().enable_all().build().and_then(|runtime| {
+            if crate::pause::fails("serve-start") {
+                // What registering the socket meets when file descriptors run out.
+                return Err(std::io::Error::from_raw_os_error(libc::EMFILE));
+            }
             let listener = {
                 let _in = runtime.enter();
                 TcpListener::from_std(socket)?
