@@ -428,3 +428,85 @@ backend_test!(upload_copies_of_killed_runs_are_removed_by_doctor_and_by_the_next
     assert_eq!(copies(), Vec::<String>::new(), "{name}: the next publish removed the killed run's copy");
     run(&backend, cwd.path(), &["verify"]).expect_code(0);
 });
+
+// A destination that cannot take a copy (a full disk; here a file-size
+// limit, which fails the same write) names where the copy was going and
+// what to do: the store's temp directory, or TMPDIR for S3. Nothing is
+// sealed, no copy is left, and a rerun with room publishes.
+backend_test!(a_copy_that_cannot_be_written_names_its_destination_and_seals_nothing, |backend| {
+    use std::os::unix::process::CommandExt;
+    let name = backend.name();
+    let cwd = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let build = build_dir(&[("haloagents.umd.js", b"window.HaloAgents={v:1};")]);
+    std::fs::write(build.path().join("big.bin"), vec![7u8; 2 << 20]).unwrap();
+    let dir = build.path().to_str().unwrap();
+    let mut cmd = support::cli::command(&backend, cwd.path(), &["publish", dir, "--version", "1.0.0"]);
+    cmd.env("TMPDIR", tmp.path());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit { rlim_cur: 1 << 20, rlim_max: 1 << 20 };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The write then fails with EFBIG instead of killing the process.
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let out = output(cmd);
+    out.expect_code(1);
+    let destination = match &backend {
+        Backend::Local(store) => format!("in {}", store.path().join(".sdk-cdn/tmp").display()),
+        _ => format!("into TMPDIR {}", tmp.path().display()),
+    };
+    assert!(out.stderr.contains(&destination), "{name}: the destination is named: {}", out.stderr);
+    assert!(out.stderr.contains("File too large") && out.stderr.contains("ulimit -f"), "{name}: {}", out.stderr);
+    assert!(backend.read("manifests/1.0.0.json").is_none(), "{name}: nothing was sealed");
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0, "{name}: no copy is left in TMPDIR");
+    publish(&backend, cwd.path(), build.path(), "1.0.0", &[]).expect_code(0);
+    run(&backend, cwd.path(), &["verify"]).expect_code(0);
+});
+
+// TMPDIR on S3: one that cannot take a copy refuses the publish before it
+// writes anything (not at its first upload, after its intent record); an
+// empty one means /tmp, never the working directory (which may be the
+// build: a killed run's copies would be published with it).
+backend_test!(tmpdir_that_cannot_take_copies_refuses_first_and_an_empty_one_is_not_the_build, |backend| {
+    if backend.store().staging().is_some() {
+        return;
+    }
+    let name = backend.name();
+    let build = build_dir(&[("haloagents.umd.js", b"window.HaloAgents={v:1};")]);
+    let cwd = tempfile::tempdir().unwrap();
+    let missing = cwd.path().join("no-such-dir");
+    let dir = build.path().to_str().unwrap();
+    for args in [&["publish", dir, "--version", "1.0.0"][..], &["doctor"]] {
+        let mut cmd = support::cli::command(&backend, cwd.path(), args);
+        cmd.env("TMPDIR", &missing);
+        let out = output(cmd);
+        out.expect_code(1);
+        assert!(out.stderr.contains(&format!("TMPDIR {}", missing.display())), "{name}: {}", out.stderr);
+        assert!(out.stderr.contains("point TMPDIR at a writable directory"), "{name}: {}", out.stderr);
+    }
+    assert!(backend.snapshot().is_empty(), "{name}: nothing was written: {:?}", backend.snapshot().keys());
+
+    let pause = Pause::new();
+    pause.arm("upload-copy");
+    let mut cmd = support::cli::command(&backend, build.path(), &["publish", ".", "--version", "1.0.0"]);
+    cmd.env("TMPDIR", "");
+    let mut child = pause.spawn_with(cmd);
+    pause.reached("upload-copy", &mut child);
+    let names: Vec<String> =
+        std::fs::read_dir(build.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!names.iter().any(|n| n.starts_with("sdk-cdn-upload-")), "{name}: a copy in the build: {names:?}");
+    let mut cmd = support::cli::command(&backend, build.path(), &["publish", ".", "--version", "1.0.0"]);
+    cmd.env("TMPDIR", "");
+    output(cmd).expect_code(0);
+    let manifest: Value = serde_json::from_slice(&backend.read("manifests/1.0.0.json").unwrap()).unwrap();
+    let files: Vec<&String> = manifest["files"].as_object().unwrap().keys().collect();
+    assert_eq!(files, ["haloagents.umd.js"], "{name}");
+});

@@ -24,7 +24,7 @@ use crate::layout;
 use crate::manifest::{FileEntry, VersionManifest};
 use crate::progress::Progress;
 use crate::signing::{self, SecretKey, SignedHeaders};
-use crate::store::{Body, Headers, Key, StagedFile, Staging, Store, StoreError};
+use crate::store::{Body, Headers, Key, SourceRead, StagedFile, Staging, Store, StoreError};
 
 /// One file to publish.
 #[derive(Debug, Clone, Serialize)]
@@ -441,7 +441,7 @@ fn hash_one(
     // any that differ from this plan (`StoreError::ContentChanged`); staged
     // bytes are the hashed ones by construction.
     let sign = !sri_keys.is_empty();
-    let mut input = SourceRead { inner: file.take(meta.len()), failed: false };
+    let mut input = SourceRead::new(file.take(meta.len()));
     let (integrity, size, sha512, staged) = match staging {
         None => {
             let (integrity, size, sha512) =
@@ -450,8 +450,11 @@ fn hash_one(
         }
         Some(staging) => match staging.stage(&mut input, buf, sign) {
             Ok(staged) => (staged.integrity(), staged.size(), staged.sha512(), Some(Arc::new(staged))),
-            Err(e) if input.failed => return Err(unreadable(&found.source, &e)),
-            Err(e) => return Err(StoreError::io("stage a copy of", &found.source, e).into()),
+            Err(e) if input.failed() => return Err(unreadable(&found.source, &e)),
+            Err(e) => {
+                let op = format!("stage a copy of {} in", found.source.display());
+                return Err(StoreError::io(op, &staging.dir(), e).into());
+            }
         },
     };
     let signed = match sha512 {
@@ -468,21 +471,6 @@ fn hash_one(
         size,
         integrity,
     })
-}
-
-/// A build file being read, remembering whether a read failed: a staging
-/// error is then the input's (exit 2), otherwise the store's (exit 1).
-struct SourceRead<R> {
-    inner: R,
-    failed: bool,
-}
-
-impl<R: Read> Read for SourceRead<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let read = self.inner.read(buf);
-        self.failed |= read.is_err();
-        read
-    }
 }
 
 #[cfg(test)]

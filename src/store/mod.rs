@@ -35,6 +35,7 @@ pub use local::LocalStore;
 pub use probe::{Check, ProbeReport, Verdict, probe_conditional_writes};
 pub(crate) use probe::{probe_writes_at_once, remove_probe};
 pub use s3::S3Store;
+pub(crate) use staged::SourceRead;
 pub use staged::{StagedFile, Staging};
 pub(crate) use url::StoreUrl;
 pub use url::StoreUrlError;
@@ -108,6 +109,8 @@ pub struct StaleTemp {
     pub files: u64,
     /// Their total size in bytes.
     pub bytes: u64,
+    /// Stale files that could not be removed (each logged with its error).
+    pub stuck: u64,
 }
 
 /// A streaming reader over an object's bytes.
@@ -184,10 +187,10 @@ pub enum StoreError {
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// A local filesystem error.
-    #[error("{op} {path}: {source}")]
+    #[error("{op} {path}: {source}{}", io_hint(source))]
     Io {
         /// The operation attempted.
-        op: &'static str,
+        op: std::borrow::Cow<'static, str>,
         /// The file involved.
         path: String,
         /// The OS error.
@@ -197,8 +200,27 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub(crate) fn io(op: &'static str, path: &std::path::Path, source: std::io::Error) -> Self {
-        StoreError::Io { op, path: path.display().to_string(), source }
+    pub(crate) fn io(
+        op: impl Into<std::borrow::Cow<'static, str>>,
+        path: &std::path::Path,
+        source: std::io::Error,
+    ) -> Self {
+        StoreError::Io { op: op.into(), path: path.display().to_string(), source }
+    }
+}
+
+/// What to do about a local filesystem error whose cause the OS names
+/// (the path is in the message); nothing for other errors.
+fn io_hint(e: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded => {
+            "; that disk is full: free space there and rerun (a publish resumes where it stopped)"
+        }
+        ErrorKind::FileTooLarge => "; a file-size limit stopped it (`ulimit -f`, or the filesystem's own): raise it",
+        ErrorKind::ReadOnlyFilesystem => "; that filesystem is mounted read-only: write to another directory",
+        ErrorKind::PermissionDenied => "; this user may not do that there: check the directory's owner and mode",
+        _ => "",
     }
 }
 

@@ -94,14 +94,11 @@ pub async fn probe_conditional_writes(store: &dyn Store) -> ProbeReport {
 
     match store.remove_stale_temp_files().await {
         Ok(None) => {}
-        Ok(Some(StaleTemp { files: 0, .. })) => report.pass(TEMP_CHECK, "no temp files left by interrupted writes"),
-        Ok(Some(StaleTemp { files, bytes })) => report.pass(
-            TEMP_CHECK,
-            format!("removed {files} temp files ({bytes} bytes) left by interrupted writes (killed or crashed runs)"),
-        ),
-        Err(e) => {
-            return report.fail(TEMP_CHECK, Verdict::Unusable, format!("{e}; that directory must be writable"));
+        Ok(Some(StaleTemp { files: 0, stuck: 0, .. })) => {
+            report.pass(TEMP_CHECK, "no temp files left by interrupted writes");
         }
+        Ok(Some(removed)) => report.pass(TEMP_CHECK, temp_files_removed(&removed)),
+        Err(e) => return report.fail(TEMP_CHECK, Verdict::Unusable, e.to_string()),
     }
 
     let first = match store.put(&key, Body::Bytes(Bytes::from_static(b"one")), &headers, PutMode::Create).await {
@@ -177,14 +174,11 @@ pub(crate) async fn probe_writes_at_once(store: &dyn Store) -> (ProbeReport, Opt
     let body = || Body::Bytes(Bytes::from_static(b"one"));
     // What killed runs left behind goes before this run writes (no request on S3).
     match store.remove_stale_temp_files().await {
-        Ok(Some(StaleTemp { files, bytes })) if files > 0 => {
-            report.pass(TEMP_CHECK, format!("removed {files} temp files ({bytes} bytes) left by interrupted writes"));
+        Ok(Some(removed)) if removed.files + removed.stuck > 0 => {
+            report.pass(TEMP_CHECK, temp_files_removed(&removed));
         }
         Ok(_) => {}
-        Err(e) => {
-            let detail = format!("{e}; that directory must be writable");
-            return (report.fail(TEMP_CHECK, Verdict::Unusable, detail), None);
-        }
+        Err(e) => return (report.fail(TEMP_CHECK, Verdict::Unusable, e.to_string()), None),
     }
     let first = match store.put(&key, body(), &headers, PutMode::Create).await {
         Ok(meta) => meta,
@@ -241,6 +235,17 @@ pub(crate) async fn probe_writes_at_once(store: &dyn Store) -> (ProbeReport, Opt
             (report, Some(key.clone()))
         }
     }
+}
+
+/// The `temp files` check's words for what a sweep did.
+fn temp_files_removed(removed: &StaleTemp) -> String {
+    let StaleTemp { files, bytes, stuck } = removed;
+    let mut detail =
+        format!("removed {files} temp files ({bytes} bytes) left by interrupted writes (killed or crashed runs)");
+    if *stuck > 0 {
+        detail.push_str(&format!("; {stuck} could not be removed (each is named in a warning above)"));
+    }
+    detail
 }
 
 /// Deletes the scratch key [`probe_writes_at_once`] left; a failed delete

@@ -79,6 +79,36 @@ pub trait Staging: Send + Sync + fmt::Debug {
     /// staging area's, as it happened.
     /// With `sha512`, the SHA-512 of the same bytes too.
     fn stage(&self, reader: &mut dyn Read, buf: &mut [u8], sha512: bool) -> io::Result<StagedFile>;
+
+    /// The directory the copies go to, for messages (a full disk is there).
+    fn dir(&self) -> PathBuf;
+}
+
+/// A source being copied, remembering whether a read failed: a failed copy
+/// is then the source's fault (a build file: exit 2), otherwise the
+/// destination's (a store or `TMPDIR`: exit 1), and the message names that.
+pub(crate) struct SourceRead<R> {
+    inner: R,
+    failed: bool,
+}
+
+impl<R: Read> SourceRead<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        SourceRead { inner, failed: false }
+    }
+
+    /// Whether a read of the source failed.
+    pub(crate) fn failed(&self) -> bool {
+        self.failed
+    }
+}
+
+impl<R: Read> Read for SourceRead<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let read = self.inner.read(buf);
+        self.failed |= read.is_err();
+        read
+    }
 }
 
 #[cfg(test)]
@@ -97,6 +127,10 @@ mod tests {
             // Kept until the StagedFile drops (it removes the file then).
             let path = file.into_temp_path().keep().map_err(|e| e.error)?;
             Ok(StagedFile::new(path, digests))
+        }
+
+        fn dir(&self) -> PathBuf {
+            std::env::temp_dir()
         }
     }
 

@@ -72,20 +72,29 @@ pub(crate) fn writer_tag() -> &'static str {
     TAG.get_or_init(|| format!("{}-{}", host_tag(), std::process::id()))
 }
 
+/// Whether process `pid` exists, asked with `kill(pid, 0)`: that asks this
+/// process's pid namespace, the one [`host_tag`] names. (`/proc/<pid>`
+/// would ask the namespace `/proc` was mounted for, and a `/proc` mounted
+/// with `hidepid` hides other users' processes: both made live writers
+/// look dead.) Another user's process exists too (`EPERM`); a zombie counts
+/// as alive until its parent reaps it.
 fn pid_alive(pid: u32) -> bool {
-    Path::new("/proc").join(pid.to_string()).exists()
+    // Pid 0 and negative pids would name process groups; no writer has them.
+    let Some(pid) = libc::pid_t::try_from(pid).ok().filter(|pid| *pid > 0) else { return false };
+    // SAFETY: signal 0 sends nothing; it only checks that the process exists.
+    let sent = unsafe { libc::kill(pid, 0) };
+    sent == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
 /// Whether a temp file named `name` (its place's prefix removed), last
-/// touched `age` ago, is stale.
+/// touched `age` ago, is stale. A writer this host can check is judged by
+/// its process alone, however long it has been idle (a suspended laptop);
+/// the age bound is for writers that cannot be checked.
 fn is_stale(name: &str, age: Duration, bound: Option<Duration>, host: &str, alive: impl Fn(u32) -> bool) -> bool {
-    if bound.is_some_and(|bound| age >= bound) {
-        return true;
-    }
     let mut parts = name.splitn(3, '-');
     match (parts.next(), parts.next().and_then(|p| p.parse::<u32>().ok())) {
         (Some(tag), Some(pid)) if tag == host && host != UNKNOWN_HOST => !alive(pid),
-        _ => false,
+        _ => bound.is_some_and(|bound| age >= bound),
     }
 }
 
@@ -96,6 +105,9 @@ fn last_touched(m: &fs::Metadata) -> SystemTime {
 }
 
 /// Removes the stale temp files in `place`; a missing directory has none.
+/// A file that cannot be removed (immutable, another user's in a sticky
+/// directory) is counted in [`StaleTemp::stuck`] and logged; the sweep goes
+/// on. An error is returned only when the directory cannot be read.
 pub(crate) fn sweep(place: &TempDir) -> io::Result<StaleTemp> {
     let entries = match fs::read_dir(place.dir) {
         Ok(entries) => entries,
@@ -126,7 +138,10 @@ pub(crate) fn sweep(place: &TempDir) -> io::Result<StaleTemp> {
                 removed.bytes += m.len();
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+            Err(e) => {
+                tracing::warn!(path = %entry.path().display(), error = %e, "could not remove a stale temp file");
+                removed.stuck += 1;
+            }
         }
     }
     Ok(removed)
@@ -146,6 +161,23 @@ mod tests {
             assert!(is_stale("0123abcd-42-7", fresh, bound, HOST, |_| false));
             assert!(!is_stale("0123abcd-42-7", fresh, bound, HOST, |pid| pid == 42), "a live writer's file is kept");
         }
+    }
+
+    #[test]
+    fn a_live_writer_on_this_host_keeps_its_file_however_old() {
+        let ancient = Duration::from_secs(100 * 24 * 3600);
+        assert!(!is_stale("0123abcd-42-7", ancient, HOUR, HOST, |pid| pid == 42));
+    }
+
+    #[test]
+    fn liveness_is_asked_of_this_pid_namespace() {
+        assert!(pid_alive(std::process::id()));
+        assert!(pid_alive(1), "init exists (another user's process counts too)");
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        assert!(!pid_alive(dead));
+        assert!(!pid_alive(0) && !pid_alive(u32::MAX), "never a process group");
     }
 
     #[test]
@@ -173,7 +205,7 @@ mod tests {
             fs::write(f, b"12345").unwrap();
         }
         let place = TempDir { dir: dir.path(), prefix: "up-", unknown_writer_kept: None, own_files_only: true };
-        assert_eq!(sweep(&place).unwrap(), StaleTemp { files: 1, bytes: 5 });
+        assert_eq!(sweep(&place).unwrap(), StaleTemp { files: 1, bytes: 5, stuck: 0 });
         assert!(!ours.exists() && other.exists() && live.exists());
     }
 }

@@ -115,10 +115,28 @@ impl LocalStore {
     }
 
     /// Removes the temp files of writers that are gone (see [`stale`]).
+    /// Only in the store's own directory: this sweep removes files of any
+    /// owner once they are an hour old, so a symbolic link at `.sdk-cdn` or
+    /// `.sdk-cdn/tmp` (committed to a repository, say) must not lead it to
+    /// other files.
     fn sweep(&self) -> io::Result<StaleTemp> {
         let dir = names::tmp_dir(&self.root);
+        let real = match fs::canonicalize(&dir) {
+            Ok(real) => real,
+            Err(e) if is_absent(&e) => return Ok(StaleTemp::default()),
+            Err(e) => return Err(e),
+        };
+        let own = fs::canonicalize(&self.root)?.join(RESERVED_PREFIX).join(names::TMP_DIR);
+        if real != own {
+            return Err(io::Error::other(format!(
+                "{} leads to {} through a symbolic link; the store's bookkeeping must be its own directories: \
+                 remove the link (temp files were not swept)",
+                dir.display(),
+                real.display()
+            )));
+        }
         stale::sweep(&stale::TempDir {
-            dir: &dir,
+            dir: &real,
             prefix: "",
             unknown_writer_kept: Some(STALE_AFTER),
             own_files_only: false,
@@ -492,6 +510,10 @@ impl Staging for LocalStore {
                 Err(e)
             }
         }
+    }
+
+    fn dir(&self) -> PathBuf {
+        names::tmp_dir(&self.root)
     }
 }
 

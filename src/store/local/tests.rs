@@ -263,7 +263,36 @@ fn the_first_write_removes_temp_files_of_dead_writers_and_keeps_live_ones() {
     store.put_sync(&key("b"), Body::Bytes("b".into()), &headers(None), PutMode::Create).unwrap();
     assert!(orphan.exists());
     let removed = store.sweep().unwrap();
-    assert_eq!(removed, StaleTemp { files: 1, bytes: 1 });
+    assert_eq!(removed, StaleTemp { files: 1, bytes: 1, stuck: 0 });
+}
+
+#[test]
+fn the_sweep_never_follows_a_symbolic_link_out_of_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(elsewhere.join("tmp")).unwrap();
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    // A name this sweep would remove at once, in a directory that is not the store's.
+    let victim = elsewhere.join("tmp").join(format!("{}-{dead}-0", crate::store::stale::host_tag()));
+    std::fs::write(&victim, b"not the store's").unwrap();
+    let root = dir.path().join("store");
+    std::fs::create_dir_all(root.join(RESERVED_PREFIX)).unwrap();
+    // Either the temp directory itself or the bookkeeping directory above it.
+    std::os::unix::fs::symlink(elsewhere.join("tmp"), root.join(RESERVED_PREFIX).join(names::TMP_DIR)).unwrap();
+    let err = LocalStore::new(root.clone()).sweep().unwrap_err().to_string();
+    assert!(err.contains("symbolic link") && err.contains("remove the link"), "{err}");
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, other.join(RESERVED_PREFIX)).unwrap();
+    assert!(LocalStore::new(other).sweep().is_err());
+    assert!(victim.exists(), "nothing outside the store was removed");
+    // A store reached through a link of its own is fine.
+    std::fs::remove_file(root.join(RESERVED_PREFIX).join(names::TMP_DIR)).unwrap();
+    std::fs::create_dir(root.join(RESERVED_PREFIX).join(names::TMP_DIR)).unwrap();
+    std::os::unix::fs::symlink(&root, dir.path().join("link")).unwrap();
+    assert_eq!(LocalStore::new(dir.path().join("link")).sweep().unwrap(), StaleTemp::default());
 }
 
 #[test]

@@ -18,7 +18,7 @@
 //! to the upload, and temp space for the files in flight (`TMPDIR`). A
 //! copy is named by its writer (`sdk-cdn-upload-<host>-<pid>-…`): the copies
 //! a killed run left are removed by the next run's first copy on this host,
-//! or by `doctor` (see [`super::stale`]).
+//! or by `doctor` (see [`copies`]).
 //!
 //! Bodies are sent with `UNSIGNED-PAYLOAD` signing: SigV4 still signs the
 //! request, and the SDK's default flexible checksum (a CRC32 trailer, which
@@ -39,6 +39,7 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use tempfile::TempPath;
 
+mod copies;
 mod errors;
 mod request;
 
@@ -47,7 +48,7 @@ use request::{WithHeaders, WithMode};
 
 use super::config::{MIN_TRANSFER_RATE, StoreConfig, Timeouts};
 use super::{
-    Body, Headers, Key, ObjectMeta, ObjectReader, PutMode, StaleTemp, Store, StoreError, key::MAX_KEY_BYTES, stale,
+    Body, Headers, Key, ObjectMeta, ObjectReader, PutMode, SourceRead, StaleTemp, Store, StoreError, key::MAX_KEY_BYTES,
 };
 use crate::integrity::Integrity;
 
@@ -189,12 +190,12 @@ impl S3Store {
         let stream = match body {
             Body::Bytes(b) => ByteStream::from(b.clone()),
             Body::Staged(staged) => ByteStream::from_path(staged.path()).await.map_err(|e| StoreError::Io {
-                op: "read",
+                op: "read".into(),
                 path: staged.path().display().to_string(),
                 source: std::io::Error::other(e),
             })?,
             Body::File(path) => ByteStream::from_path(path).await.map_err(|e| StoreError::Io {
-                op: "read",
+                op: "read".into(),
                 path: path.display().to_string(),
                 source: std::io::Error::other(e),
             })?,
@@ -261,7 +262,7 @@ impl S3Store {
                     .build()
                     .await
                     .map_err(|e| StoreError::Io {
-                        op: "read",
+                        op: "read".into(),
                         path: path.display().to_string(),
                         source: std::io::Error::other(e),
                     })?;
@@ -307,37 +308,6 @@ async fn file_size(path: &Path) -> Result<u64, StoreError> {
     Ok(tokio::fs::metadata(path).await.map_err(|e| StoreError::io("stat", path, e))?.len())
 }
 
-/// What the private copies of uploads are named in `TMPDIR`, before
-/// [`stale::writer_tag`] (their writer, for the sweep).
-const UPLOAD_PREFIX: &str = "sdk-cdn-upload-";
-
-/// Where the private copies of uploads live, for a sweep: a writer's copy
-/// is removed when its process is gone, and kept for ever otherwise (an
-/// upload over a slow link can take hours; only the pid tells). `TMPDIR`
-/// is shared, so only this user's files are judged.
-fn upload_copies(tmp: &Path) -> stale::TempDir<'_> {
-    stale::TempDir { dir: tmp, prefix: UPLOAD_PREFIX, unknown_writer_kept: None, own_files_only: true }
-}
-
-/// Removes the upload copies that killed runs left in `TMPDIR`.
-fn sweep_upload_copies() -> Result<StaleTemp, StoreError> {
-    let tmp = std::env::temp_dir();
-    stale::sweep(&upload_copies(&tmp)).map_err(|e| StoreError::io("remove stale upload copies in", &tmp, e))
-}
-
-/// [`sweep_upload_copies`], once per process, before its first copy; a
-/// failure is only logged (`doctor` reports it).
-fn sweep_once() {
-    static SWEPT: std::sync::Once = std::sync::Once::new();
-    SWEPT.call_once(|| match sweep_upload_copies() {
-        Ok(s) if s.files > 0 => {
-            tracing::info!(files = s.files, bytes = s.bytes, "removed upload copies of interrupted runs");
-        }
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "could not remove stale upload copies; `sdk-cdn doctor` reports them"),
-    });
-}
-
 /// The body to send for a write with `headers`: with a planned SRI, a
 /// private copy of the bytes that is proven to hash to it (see the module
 /// doc), or [`StoreError::ContentChanged`]. The returned path deletes the
@@ -355,15 +325,15 @@ async fn stage(key: &Key, body: Body, headers: &Headers) -> Result<(Body, Option
     };
     let key = key.clone();
     let staged = tokio::task::spawn_blocking(move || {
-        sweep_once();
         let mut input = std::fs::File::open(&path).map_err(|e| StoreError::io("open", &path, e))?;
-        let mut copy = tempfile::Builder::new()
-            .prefix(&format!("{UPLOAD_PREFIX}{}-", stale::writer_tag()))
-            .tempfile()
-            .map_err(|e| StoreError::io("create a temp file in", &std::env::temp_dir(), e))?;
+        let mut copy = copies::create()?;
         crate::pause::point_blocking("upload-copy");
+        let mut source = SourceRead::new(&mut input);
         let (integrity, _) =
-            Integrity::of_copy(&mut input, copy.as_file_mut()).map_err(|e| StoreError::io("copy", &path, e))?;
+            Integrity::of_copy(&mut source, copy.as_file_mut()).map_err(|e| match source.failed() {
+                true => StoreError::io("read", &path, e),
+                false => StoreError::io(format!("copy {} into TMPDIR", path.display()), &copies::dir(), e),
+            })?;
         check_planned(&key, &path.display().to_string(), &expected, integrity.to_string())?;
         let copy = copy.into_temp_path();
         Ok::<_, StoreError>((Body::File(copy.to_path_buf()), Some(copy)))
@@ -447,16 +417,16 @@ impl Store for S3Store {
         if self.prefix.is_empty() { MAX_KEY_BYTES } else { MAX_KEY_BYTES - self.prefix.len() - 1 }
     }
 
-    /// The upload copies of killed runs in `TMPDIR` (the bucket keeps no
-    /// temp objects: an unfinished upload never becomes one).
+    /// The upload copies of killed runs in `TMPDIR`, after proving that it
+    /// can take one (the bucket keeps no temp objects: an unfinished upload
+    /// never becomes one).
     async fn remove_stale_temp_files(&self) -> Result<Option<StaleTemp>, StoreError> {
-        let removed = tokio::task::spawn_blocking(sweep_upload_copies).await.map_err(|e| StoreError::Backend {
+        tokio::task::spawn_blocking(copies::check_and_sweep).await.map_err(|e| StoreError::Backend {
             op: "sweep",
             key: String::new(),
             detail: e.to_string(),
             source: Some(Box::new(e)),
-        })?;
-        removed.map(Some)
+        })?
     }
 
     async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>, StoreError> {

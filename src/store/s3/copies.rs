@@ -1,0 +1,70 @@
+//! The private copies an upload sends from (see the module doc of
+//! [`super`]): where they go, what they are named, and removing those that
+//! killed runs left.
+//!
+//! A copy lives in `TMPDIR` (`/tmp` when it is unset or empty: an empty
+//! `TMPDIR` would put copies in the working directory, which may be the
+//! build being published) and is named `sdk-cdn-upload-<host>-<pid>-…` by
+//! its writer. A copy is removed when its writer's process is gone (the
+//! rule of [`crate::store::stale`]) and kept for ever otherwise: an upload
+//! over a slow link can take hours, and only the pid tells. `TMPDIR` is
+//! shared, so only this user's files are judged.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tempfile::NamedTempFile;
+
+use crate::store::{StaleTemp, StoreError, stale};
+
+/// What every copy's name starts with, before [`stale::writer_tag`].
+const PREFIX: &str = "sdk-cdn-upload-";
+
+/// Whether this process has swept `TMPDIR` yet (once per process).
+static SWEPT: AtomicBool = AtomicBool::new(false);
+
+/// The directory of the copies.
+pub(super) fn dir() -> PathBuf {
+    let dir = std::env::temp_dir();
+    if dir.as_os_str().is_empty() { PathBuf::from("/tmp") } else { dir }
+}
+
+/// A new, empty copy, named by this process. The first one sweeps.
+pub(super) fn create() -> Result<NamedTempFile, StoreError> {
+    if !SWEPT.swap(true, Ordering::Relaxed) {
+        match sweep() {
+            Ok(s) if s.files > 0 => {
+                tracing::info!(files = s.files, bytes = s.bytes, "removed upload copies of interrupted runs");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not look for stale upload copies"),
+        }
+    }
+    let dir = dir();
+    tempfile::Builder::new().prefix(&format!("{PREFIX}{}-", stale::writer_tag())).tempfile_in(&dir).map_err(|e| {
+        let hint = format!("{e}; point TMPDIR at a writable directory with room for the files in flight");
+        StoreError::io("create an upload copy in TMPDIR", &dir, std::io::Error::new(e.kind(), hint))
+    })
+}
+
+/// For `doctor` and before a publish writes: proves that `TMPDIR` can take
+/// a copy (else the publish would fail at its first upload, after its
+/// intent record), then sweeps it. A `TMPDIR` that cannot be listed is
+/// not swept, which is logged; the publish does not need to list it.
+pub(super) fn check_and_sweep() -> Result<Option<StaleTemp>, StoreError> {
+    SWEPT.store(true, Ordering::Relaxed);
+    drop(create()?);
+    match sweep() {
+        Ok(removed) => Ok(Some(removed)),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not look for stale upload copies");
+            Ok(None)
+        }
+    }
+}
+
+fn sweep() -> Result<StaleTemp, StoreError> {
+    let dir = dir();
+    let place = stale::TempDir { dir: &dir, prefix: PREFIX, unknown_writer_kept: None, own_files_only: true };
+    stale::sweep(&place).map_err(|e| StoreError::io("list", &dir, e))
+}
