@@ -429,12 +429,29 @@ backend_test!(upload_copies_of_killed_runs_are_removed_by_doctor_and_by_the_next
     run(&backend, cwd.path(), &["verify"]).expect_code(0);
 });
 
+/// Runs `cmd` with no file written past `bytes` (`RLIMIT_FSIZE`): such a
+/// write fails with EFBIG, as a write to a full disk fails with ENOSPC.
+fn limit_file_size(cmd: &mut std::process::Command, bytes: u64) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let limit = libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The write then fails instead of the signal killing the process.
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+}
+
 // A destination that cannot take a copy (a full disk; here a file-size
 // limit, which fails the same write) names where the copy was going and
 // what to do: the store's temp directory, or TMPDIR for S3. Nothing is
 // sealed, no copy is left, and a rerun with room publishes.
 backend_test!(a_copy_that_cannot_be_written_names_its_destination_and_seals_nothing, |backend| {
-    use std::os::unix::process::CommandExt;
     let name = backend.name();
     let cwd = tempfile::tempdir().unwrap();
     let tmp = tempfile::tempdir().unwrap();
@@ -443,18 +460,7 @@ backend_test!(a_copy_that_cannot_be_written_names_its_destination_and_seals_noth
     let dir = build.path().to_str().unwrap();
     let mut cmd = support::cli::command(&backend, cwd.path(), &["publish", dir, "--version", "1.0.0"]);
     cmd.env("TMPDIR", tmp.path());
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            let limit = libc::rlimit { rlim_cur: 1 << 20, rlim_max: 1 << 20 };
-            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The write then fails with EFBIG instead of killing the process.
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            Ok(())
-        });
-    }
+    limit_file_size(&mut cmd, 1 << 20);
     let out = output(cmd);
     out.expect_code(1);
     let destination = match &backend {
@@ -482,6 +488,7 @@ backend_test!(tmpdir_that_cannot_take_copies_refuses_first_and_an_empty_one_is_n
     let cwd = tempfile::tempdir().unwrap();
     let missing = cwd.path().join("no-such-dir");
     let dir = build.path().to_str().unwrap();
+    let writes = backend.writes();
     for args in [&["publish", dir, "--version", "1.0.0"][..], &["doctor"]] {
         let mut cmd = support::cli::command(&backend, cwd.path(), args);
         cmd.env("TMPDIR", &missing);
@@ -489,7 +496,24 @@ backend_test!(tmpdir_that_cannot_take_copies_refuses_first_and_an_empty_one_is_n
         out.expect_code(1);
         assert!(out.stderr.contains(&format!("TMPDIR {}", missing.display())), "{name}: {}", out.stderr);
         assert!(out.stderr.contains("point TMPDIR at a writable directory"), "{name}: {}", out.stderr);
+        if args[0] == "publish" {
+            assert_eq!(backend.writes(), writes, "{name}: the publish was refused before its first write");
+        }
     }
+    // A TMPDIR with no room at all (here: a file-size limit of 0 bytes) is refused alike.
+    let mut cmd = support::cli::command(&backend, cwd.path(), &["publish", dir, "--version", "1.0.0"]);
+    limit_file_size(&mut cmd, 0);
+    let out = output(cmd);
+    out.expect_code(1);
+    assert!(out.stderr.contains("write an upload copy in TMPDIR"), "{name}: {}", out.stderr);
+    assert_eq!(backend.writes(), writes, "{name}: the publish was refused before its first write");
+    assert!(backend.snapshot().is_empty(), "{name}: nothing was written: {:?}", backend.snapshot().keys());
+    // TMPDIR inside the build: another run's copies would be published with it.
+    let mut cmd = support::cli::command(&backend, build.path(), &["publish", ".", "--version", "1.0.0"]);
+    cmd.env("TMPDIR", ".");
+    let out = output(cmd);
+    out.expect_code(2);
+    assert!(out.stderr.contains("holds TMPDIR") && out.stderr.contains("outside the build"), "{name}: {}", out.stderr);
     assert!(backend.snapshot().is_empty(), "{name}: nothing was written: {:?}", backend.snapshot().keys());
 
     let pause = Pause::new();

@@ -36,6 +36,7 @@ async fn plan(
         filter: release::select::Filter::new(&args.filter()).map_err(ReleaseError::Usage)?,
         store_root: StoreUrl::parse(&global.store)?.local_root().map(Path::to_path_buf),
         manifests_dir: Some(args.manifests_dir.clone()),
+        upload_copies_dir: store.upload_copies_dir(),
         sri_keys,
         staging: if stage { store.staging() } else { None },
     };

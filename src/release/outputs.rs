@@ -18,6 +18,8 @@ use super::ReleaseError;
 /// The build directory, resolved, with where the tool's outputs are relative to it.
 #[derive(Debug)]
 pub(crate) struct BuildRoots {
+    /// The build directory, resolved.
+    build: PathBuf,
     /// The local manifests directory relative to the build, if it is inside it.
     pub manifests_in_build: Option<PathBuf>,
 }
@@ -70,7 +72,25 @@ impl BuildRoots {
             }
             manifests_in_build = manifests.strip_prefix(&build).ok().map(Path::to_path_buf);
         }
-        Ok(BuildRoots { manifests_in_build })
+        Ok(BuildRoots { build, manifests_in_build })
+    }
+
+    /// Refuses a build directory `dir` that is, or holds, `copies`, where the
+    /// store copies each file before it sends it (S3: `TMPDIR`): another
+    /// run's copies, or a killed run's, would be published with the build.
+    pub(crate) fn refuse_holding_upload_copies(&self, dir: &Path, copies: &Path) -> Result<(), ReleaseError> {
+        let copies = resolve(copies).map_err(|e| unresolved(copies, e))?;
+        if !copies.starts_with(&self.build) {
+            return Ok(());
+        }
+        Err(refuse(
+            dir,
+            format!(
+                "holds TMPDIR {}, where an S3 publish copies each file before it uploads it: another run's copies \
+                 would be published with the build; point TMPDIR outside the build (unset, it is /tmp)",
+                copies.display()
+            ),
+        ))
     }
 }
 

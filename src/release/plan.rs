@@ -88,6 +88,9 @@ pub struct PlanOptions {
     pub(crate) store_root: Option<PathBuf>,
     /// The local `--manifests-dir`: never part of the build.
     pub(crate) manifests_dir: Option<PathBuf>,
+    /// Where the store copies files before it sends them ([`Store::upload_copies_dir`]):
+    /// a build that holds it is refused.
+    pub(crate) upload_copies_dir: Option<PathBuf>,
     /// Keys that sign every file for signature-based SRI (`--sri-key`); empty: none.
     pub(crate) sri_keys: Vec<SecretKey>,
     /// Where to copy each file while it is hashed, so that the publish
@@ -100,7 +103,15 @@ impl PlanOptions {
     /// The default filter (hidden paths refused, no patterns), no local store or manifests dir.
     pub fn new(max_key_len: usize) -> Self {
         let filter = Filter::new(&super::select::FilterOptions::default()).expect("no patterns always compile");
-        PlanOptions { max_key_len, filter, store_root: None, manifests_dir: None, sri_keys: Vec::new(), staging: None }
+        PlanOptions {
+            max_key_len,
+            filter,
+            store_root: None,
+            manifests_dir: None,
+            upload_copies_dir: None,
+            sri_keys: Vec::new(),
+            staging: None,
+        }
     }
 }
 
@@ -232,6 +243,9 @@ fn scan_and_hash(
         Err(e) => return Err(unreadable(dir, &e)),
     }
     let roots = BuildRoots::new(dir, options.store_root.as_deref(), options.manifests_dir.as_deref())?;
+    if let Some(copies) = &options.upload_copies_dir {
+        roots.refuse_holding_upload_copies(dir, copies)?;
+    }
     let workers = std::thread::available_parallelism().map_or(2, usize::from);
     let (send, receive) = std::sync::mpsc::channel::<(usize, Found)>();
     let receive = Mutex::new(receive);

@@ -29,7 +29,8 @@ use crate::manifest::{self, FileDiff, VersionManifest};
 use crate::progress::Progress;
 use crate::signing::SignedHeaders;
 use crate::store::{
-    Body, Key, ObjectMeta, ProbeReport, PutMode, Store, StoreError, Verdict, probe_writes_at_once, remove_probe,
+    Body, Key, ObjectMeta, ProbeReport, PutMode, Store, StoreError, Verdict, check_temp_files, probe_writes_at_once,
+    remove_probe,
 };
 
 /// How to publish.
@@ -357,7 +358,11 @@ async fn preflight(
             (Err(e), Err(_)) | (Ok(_), Err(e)) => Err(e),
         }
     };
-    let ((probe, probe_key), claimed) = tokio::join!(probe_writes_at_once(store), checks_then_claim);
+    // Local, before any write: a store or TMPDIR that cannot take this
+    // run's temp files refuses it here, not after its intent record.
+    let checked = check_temp_files(store).await;
+    probe_verdict(&checked)?;
+    let ((probe, probe_key), claimed) = tokio::join!(probe_writes_at_once(store, checked), checks_then_claim);
     if let Err(refused) = probe_verdict(&probe) {
         if let Ok((_, Some(_))) = &claimed {
             intent::release(store, manifest).await;

@@ -33,7 +33,7 @@ pub(crate) use config::{StoreConfig, Timeouts};
 pub use key::{Key, KeyError};
 pub use local::LocalStore;
 pub use probe::{Check, ProbeReport, Verdict, probe_conditional_writes};
-pub(crate) use probe::{probe_writes_at_once, remove_probe};
+pub(crate) use probe::{check_temp_files, probe_writes_at_once, remove_probe};
 pub use s3::S3Store;
 pub(crate) use staged::SourceRead;
 pub use staged::{StagedFile, Staging};
@@ -248,6 +248,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// process; `doctor` calls it to report it.
     async fn remove_stale_temp_files(&self) -> Result<Option<StaleTemp>, StoreError> {
         Ok(None)
+    }
+
+    /// Where this store copies build files outside itself before it sends
+    /// them (S3: `TMPDIR`); a build that holds it is refused, or a run's
+    /// copies would be published with it. `None`: nowhere outside itself.
+    fn upload_copies_dir(&self) -> Option<PathBuf> {
+        None
     }
 
     /// Where a publish may copy each file while it hashes it, so that the

@@ -164,22 +164,14 @@ pub async fn probe_conditional_writes(store: &dyn Store) -> ProbeReport {
 /// When every check passed, the scratch key is left for [`remove_probe`]
 /// (with the report), so that its delete can run beside the caller's next
 /// requests; after a failure it is deleted here and `None` is returned.
-pub(crate) async fn probe_writes_at_once(store: &dyn Store) -> (ProbeReport, Option<Key>) {
-    let mut report = ProbeReport { store: store.describe(), verdict: Verdict::Healthy, checks: Vec::new() };
+/// `report` is [`check_temp_files`]'s, which the caller ran first.
+pub(crate) async fn probe_writes_at_once(store: &dyn Store, mut report: ProbeReport) -> (ProbeReport, Option<Key>) {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     let Ok(key) = Key::new(format!("{PROBE_PREFIX}{}-{nanos}", std::process::id())) else {
         return (report.fail("write", Verdict::Unusable, "could not form a probe key"), None);
     };
     let headers = Headers { content_type: "text/plain".into(), cache_control: "no-store".into(), ..Headers::default() };
     let body = || Body::Bytes(Bytes::from_static(b"one"));
-    // What killed runs left behind goes before this run writes (no request on S3).
-    match store.remove_stale_temp_files().await {
-        Ok(Some(removed)) if removed.files + removed.stuck > 0 => {
-            report.pass(TEMP_CHECK, temp_files_removed(&removed));
-        }
-        Ok(_) => {}
-        Err(e) => return (report.fail(TEMP_CHECK, Verdict::Unusable, e.to_string()), None),
-    }
     let first = match store.put(&key, body(), &headers, PutMode::Create).await {
         Ok(meta) => meta,
         Err(e) => {
@@ -234,6 +226,22 @@ pub(crate) async fn probe_writes_at_once(store: &dyn Store) -> (ProbeReport, Opt
             report.pass("compare-and-swap", "If-Match refused a stale etag and accepted the current one");
             (report, Some(key.clone()))
         }
+    }
+}
+
+/// The first, local part of a publish's probe, before anything is written
+/// and without a request: what killed runs left behind goes, and the place
+/// of this run's own copies is proven usable (S3: `TMPDIR`). Its report is
+/// failed if not; else it goes on to [`probe_writes_at_once`].
+pub(crate) async fn check_temp_files(store: &dyn Store) -> ProbeReport {
+    let mut report = ProbeReport { store: store.describe(), verdict: Verdict::Healthy, checks: Vec::new() };
+    match store.remove_stale_temp_files().await {
+        Ok(Some(removed)) if removed.files + removed.stuck > 0 => {
+            report.pass(TEMP_CHECK, temp_files_removed(&removed));
+            report
+        }
+        Ok(_) => report,
+        Err(e) => report.fail(TEMP_CHECK, Verdict::Unusable, e.to_string()),
     }
 }
 

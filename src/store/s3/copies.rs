@@ -23,10 +23,13 @@ const PREFIX: &str = "sdk-cdn-upload-";
 /// Whether this process has swept `TMPDIR` yet (once per process).
 static SWEPT: AtomicBool = AtomicBool::new(false);
 
-/// The directory of the copies.
-pub(super) fn dir() -> PathBuf {
+/// The directory of the copies, absolute (a relative `TMPDIR` is taken
+/// from the working directory once, here, so that messages and the check
+/// that it is not inside the build see where copies really go).
+pub(crate) fn dir() -> PathBuf {
     let dir = std::env::temp_dir();
-    if dir.as_os_str().is_empty() { PathBuf::from("/tmp") } else { dir }
+    let dir = if dir.as_os_str().is_empty() { PathBuf::from("/tmp") } else { dir };
+    std::path::absolute(&dir).unwrap_or(dir)
 }
 
 /// A new, empty copy, named by this process. The first one sweeps.
@@ -48,12 +51,19 @@ pub(super) fn create() -> Result<NamedTempFile, StoreError> {
 }
 
 /// For `doctor` and before a publish writes: proves that `TMPDIR` can take
-/// a copy (else the publish would fail at its first upload, after its
-/// intent record), then sweeps it. A `TMPDIR` that cannot be listed is
-/// not swept, which is logged; the publish does not need to list it.
+/// a copy, one byte of it (a missing, read-only or full `TMPDIR` would
+/// otherwise fail the publish at its first upload, after its intent
+/// record; one with less room than a file still fails there, naming it),
+/// then sweeps it. A `TMPDIR` that cannot be listed is not swept, which is
+/// logged; the publish does not need to list it.
 pub(super) fn check_and_sweep() -> Result<Option<StaleTemp>, StoreError> {
     SWEPT.store(true, Ordering::Relaxed);
-    drop(create()?);
+    let mut copy = create()?;
+    std::io::Write::write_all(copy.as_file_mut(), b"\0").map_err(|e| {
+        let hint = format!("{e}; point TMPDIR at a writable directory with room for the files in flight");
+        StoreError::io("write an upload copy in TMPDIR", &dir(), std::io::Error::new(e.kind(), hint))
+    })?;
+    drop(copy);
     match sweep() {
         Ok(removed) => Ok(Some(removed)),
         Err(e) => {

@@ -417,6 +417,10 @@ impl Store for S3Store {
         if self.prefix.is_empty() { MAX_KEY_BYTES } else { MAX_KEY_BYTES - self.prefix.len() - 1 }
     }
 
+    fn upload_copies_dir(&self) -> Option<std::path::PathBuf> {
+        Some(copies::dir())
+    }
+
     /// The upload copies of killed runs in `TMPDIR`, after proving that it
     /// can take one (the bucket keeps no temp objects: an unfinished upload
     /// never becomes one).
