@@ -92,13 +92,9 @@ pub async fn probe_conditional_writes(store: &dyn Store) -> ProbeReport {
     }
     report.pass("list", "the store answers and listing is allowed");
 
-    match store.remove_stale_temp_files().await {
-        Ok(None) => {}
-        Ok(Some(StaleTemp { files: 0, stuck: 0, .. })) => {
-            report.pass(TEMP_CHECK, "no temp files left by interrupted writes");
-        }
-        Ok(Some(removed)) => report.pass(TEMP_CHECK, temp_files_removed(&removed)),
-        Err(e) => return report.fail(TEMP_CHECK, Verdict::Unusable, e.to_string()),
+    report = temp_files(store, report, true).await;
+    if report.failure().is_some() {
+        return report;
     }
 
     let first = match store.put(&key, Body::Bytes(Bytes::from_static(b"one")), &headers, PutMode::Create).await {
@@ -234,26 +230,34 @@ pub(crate) async fn probe_writes_at_once(store: &dyn Store, mut report: ProbeRep
 /// of this run's own copies is proven usable (S3: `TMPDIR`). Its report is
 /// failed if not; else it goes on to [`probe_writes_at_once`].
 pub(crate) async fn check_temp_files(store: &dyn Store) -> ProbeReport {
-    let mut report = ProbeReport { store: store.describe(), verdict: Verdict::Healthy, checks: Vec::new() };
-    match store.remove_stale_temp_files().await {
-        Ok(Some(removed)) if removed.files + removed.stuck > 0 => {
-            report.pass(TEMP_CHECK, temp_files_removed(&removed));
-            report
-        }
-        Ok(_) => report,
-        Err(e) => report.fail(TEMP_CHECK, Verdict::Unusable, e.to_string()),
-    }
+    let report = ProbeReport { store: store.describe(), verdict: Verdict::Healthy, checks: Vec::new() };
+    temp_files(store, report, false).await
 }
 
-/// The `temp files` check's words for what a sweep did.
-fn temp_files_removed(removed: &StaleTemp) -> String {
-    let StaleTemp { files, bytes, stuck } = removed;
-    let mut detail =
-        format!("removed {files} temp files ({bytes} bytes) left by interrupted writes (killed or crashed runs)");
-    if *stuck > 0 {
-        detail.push_str(&format!("; {stuck} could not be removed (each is named in a warning above)"));
+/// The `temp files` check, for `doctor` and a publish alike: the store
+/// removes what killed runs left ([`Store::remove_stale_temp_files`]) and
+/// the check says what it did; with `say_none`, also that there was nothing.
+async fn temp_files(store: &dyn Store, mut report: ProbeReport, say_none: bool) -> ProbeReport {
+    match store.remove_stale_temp_files().await {
+        Ok(None) => report,
+        Ok(Some(StaleTemp { files: 0, stuck: 0, .. })) => {
+            if say_none {
+                report.pass(TEMP_CHECK, "no temp files left by interrupted writes");
+            }
+            report
+        }
+        Ok(Some(StaleTemp { files, bytes, stuck })) => {
+            let mut detail = format!(
+                "removed {files} temp files ({bytes} bytes) left by interrupted writes (killed or crashed runs)"
+            );
+            if stuck > 0 {
+                detail.push_str(&format!("; {stuck} could not be removed (each is named in a warning above)"));
+            }
+            report.pass(TEMP_CHECK, detail);
+            report
+        }
+        Err(e) => report.fail(TEMP_CHECK, Verdict::Unusable, e.to_string()),
     }
-    detail
 }
 
 /// Deletes the scratch key [`probe_writes_at_once`] left; a failed delete

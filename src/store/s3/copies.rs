@@ -43,11 +43,10 @@ pub(super) fn create() -> Result<NamedTempFile, StoreError> {
             Err(e) => tracing::warn!(error = %e, "could not look for stale upload copies"),
         }
     }
-    let dir = dir();
-    tempfile::Builder::new().prefix(&format!("{PREFIX}{}-", stale::writer_tag())).tempfile_in(&dir).map_err(|e| {
-        let hint = format!("{e}; point TMPDIR at a writable directory with room for the files in flight");
-        StoreError::io("create an upload copy in TMPDIR", &dir, std::io::Error::new(e.kind(), hint))
-    })
+    tempfile::Builder::new()
+        .prefix(&format!("{PREFIX}{}-", stale::writer_tag()))
+        .tempfile_in(dir())
+        .map_err(|e| unusable("create an upload copy in TMPDIR", e))
 }
 
 /// For `doctor` and before a publish writes: proves that `TMPDIR` can take
@@ -59,10 +58,7 @@ pub(super) fn create() -> Result<NamedTempFile, StoreError> {
 pub(super) fn check_and_sweep() -> Result<Option<StaleTemp>, StoreError> {
     SWEPT.store(true, Ordering::Relaxed);
     let mut copy = create()?;
-    std::io::Write::write_all(copy.as_file_mut(), b"\0").map_err(|e| {
-        let hint = format!("{e}; point TMPDIR at a writable directory with room for the files in flight");
-        StoreError::io("write an upload copy in TMPDIR", &dir(), std::io::Error::new(e.kind(), hint))
-    })?;
+    std::io::Write::write_all(copy.as_file_mut(), b"\0").map_err(|e| unusable("write an upload copy in TMPDIR", e))?;
     drop(copy);
     match sweep() {
         Ok(removed) => Ok(Some(removed)),
@@ -71,6 +67,12 @@ pub(super) fn check_and_sweep() -> Result<Option<StaleTemp>, StoreError> {
             Ok(None)
         }
     }
+}
+
+/// `op` failed in `TMPDIR`, with what to do about it.
+fn unusable(op: &'static str, e: std::io::Error) -> StoreError {
+    let hint = format!("{e}; point TMPDIR at a writable directory with room for the files in flight");
+    StoreError::io(op, &dir(), std::io::Error::new(e.kind(), hint))
 }
 
 fn sweep() -> Result<StaleTemp, StoreError> {
