@@ -551,3 +551,49 @@ fn a_manifest_path_too_long_for_latest_is_a_damaged_store_not_bad_input() {
         out.stderr
     );
 }
+
+backend_test!(a_path_too_long_only_under_latest_is_refused_before_anything_is_written, [local, s3], |backend| {
+    let cwd = tempfile::tempdir().unwrap();
+    // 1,014 bytes: `sdk/1.0.0/` + path is S3's 1,024, `sdk/latest/` + path is
+    // 1,025. Sealed, the version could never be promoted.
+    let long = format!("{}/x.js", vec!["b".repeat(100); 10].join("/"));
+    assert_eq!(long.len(), 1014);
+    let build = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(build.path().join(&long).parent().unwrap()).unwrap();
+    std::fs::write(build.path().join(&long), b"x").unwrap();
+    std::fs::write(build.path().join("main.js"), b"ok").unwrap();
+    let b = build.path().to_str().unwrap();
+    let cases = vec![
+        case("latest key too long", &["publish", b, "--version", "1.0.0"], 2, "is 1025 bytes"),
+        case("the same, not promoted", &["publish", b, "--version", "1.0.0", "--no-promote"], 2, "sdk/latest/"),
+    ];
+    check(&backend, cwd.path(), &cases);
+});
+
+#[test]
+fn a_manifests_dir_inside_the_local_store_is_refused() {
+    let backend = backends::local();
+    let cwd = tempfile::tempdir().unwrap();
+    let build = build_dir(&[("a.js", b"js"), ("sri.json", b"{\"mine\":1}")]);
+    let b = build.path().to_str().unwrap();
+    run(&backend, cwd.path(), &["publish", b, "--version", "1.0.0"]).expect_code(0);
+    let store = backend.args()[1].clone();
+    // Its local copies (`<v>.json`, `sri.json`) would land on published files.
+    let inside = format!("{store}/sdk/1.0.0");
+    let cases = vec![
+        case(
+            "inside a version",
+            &["publish", b, "--version", "1.0.0", "--manifests-dir", &inside],
+            2,
+            "inside the local store",
+        ),
+        case(
+            "the store itself",
+            &["publish", b, "--version", "1.1.0", "--manifests-dir", &store],
+            2,
+            "--manifests-dir",
+        ),
+    ];
+    check(&backend, cwd.path(), &cases);
+    run(&backend, cwd.path(), &["verify"]).expect_code(0);
+}

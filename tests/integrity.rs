@@ -246,6 +246,110 @@ backend_test!(discard_racing_a_live_publisher_never_lets_both_win, |backend| {
     run(&backend, cwd.path(), &["verify", "2.0.0"]).expect_code(0);
 });
 
+backend_test!(a_discard_that_found_no_seal_just_before_the_publisher_sealed_deletes_nothing, |backend| {
+    let name = backend.name();
+    let cwd = tempfile::tempdir().unwrap();
+    let build = build_dir(V1);
+    let dir = build.path().to_str().unwrap();
+    // The publisher has uploaded every file and waits before its seal.
+    let publishing = Pause::new();
+    publishing.arm("seal");
+    let mut publisher = publishing.spawn(&backend, cwd.path(), &["publish", dir, "--version", "2.0.0"]);
+    publishing.reached("seal", &mut publisher);
+    // The discard found no seal and waits before it claims the version.
+    let discarding = Pause::new();
+    discarding.arm("discard-claim");
+    let mut discard = discarding.spawn(&backend, cwd.path(), &["discard", "2.0.0"]);
+    discarding.reached("discard-claim", &mut discard);
+    // The seal lands (and its intent record goes) in between.
+    publishing.go("seal");
+    support::cli::wait(publisher).expect_code(0);
+    discarding.go("discard-claim");
+    let refused = support::cli::wait(discard);
+    refused.expect_code(3);
+    assert!(refused.stderr.contains("2.0.0 is published"), "{name}: {}", refused.stderr);
+    assert!(backend.read("manifests/pending/2.0.0.json").is_none(), "{name}: the claim was left behind");
+    run(&backend, cwd.path(), &["verify"]).expect_code(0);
+});
+
+backend_test!(a_file_swapped_for_a_link_or_a_pipe_while_planning_is_refused_not_followed, [local, s3], |backend| {
+    let name = backend.name();
+    let cwd = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("z.js"), b"SECRET outside the build").unwrap();
+    std::fs::create_dir(outside.path().join("sub")).unwrap();
+    std::fs::write(outside.path().join("sub/z.js"), b"SECRET outside the build").unwrap();
+    type Swap = fn(&std::path::Path, &std::path::Path);
+    let swaps: [(&str, &str, Swap, &str); 3] = [
+        (
+            "the file for a link",
+            "z.js",
+            |build, outside| {
+                std::fs::remove_file(build.join("z.js")).unwrap();
+                std::os::unix::fs::symlink(outside.join("z.js"), build.join("z.js")).unwrap();
+            },
+            "symbolic link",
+        ),
+        (
+            "its directory for a link",
+            "sub/z.js",
+            |build, outside| {
+                std::fs::remove_dir_all(build.join("sub")).unwrap();
+                std::os::unix::fs::symlink(outside.join("sub"), build.join("sub")).unwrap();
+            },
+            "symbolic link",
+        ),
+        (
+            "the file for a pipe",
+            "z.js",
+            |build, _| {
+                std::fs::remove_file(build.join("z.js")).unwrap();
+                let path = std::ffi::CString::new(build.join("z.js").to_str().unwrap()).unwrap();
+                // SAFETY: a valid path string.
+                assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o644) }, 0);
+            },
+            "not a regular file",
+        ),
+    ];
+    for (what, file, swap, hint) in swaps {
+        let build = build_dir(&[(file, b"legit")]);
+        let dir = build.path().to_str().unwrap();
+        let before = backend.snapshot();
+        // The walk has found the file; the hashing worker waits before opening it.
+        let pause = Pause::new();
+        pause.arm("hash");
+        let mut publisher = pause.spawn(&backend, cwd.path(), &["publish", dir, "--version", "1.0.0"]);
+        pause.reached("hash", &mut publisher);
+        swap(build.path(), outside.path());
+        pause.go("hash");
+        let out = support::cli::wait(publisher);
+        assert_eq!(out.code, 2, "{name}: {what}: {}{}", out.stdout, out.stderr);
+        assert!(out.stderr.contains(file) && out.stderr.contains(hint), "{name}: {what}: {}", out.stderr);
+        assert_eq!(backend.snapshot(), before, "{name}: {what}: wrote to the store");
+    }
+});
+
+backend_test!(promoting_a_version_whose_files_are_gone_changes_nothing, |backend| {
+    let name = backend.name();
+    let cwd = tempfile::tempdir().unwrap();
+    publish(&backend, cwd.path(), V1, "1.0.0", &[]).expect_code(0);
+    publish(&backend, cwd.path(), V2, "1.1.0", &["--no-promote"]).expect_code(0);
+    backend.delete("sdk/1.1.0/haloagents.umd.js");
+    let before = backend.snapshot();
+    let out = run(&backend, cwd.path(), &["promote", "1.1.0"]);
+    out.expect_code(3);
+    assert!(
+        out.stderr.contains("haloagents.umd.js is missing") && out.stderr.contains("--version 1.1.0"),
+        "{name}: {}",
+        out.stderr
+    );
+    assert_eq!(backend.snapshot(), before, "{name}: the pointer, latest/ or the index changed");
+    // Publishing the same build again restores the file; then the promotion goes through.
+    publish(&backend, cwd.path(), V2, "1.1.0", &["--no-promote"]).expect_code(0);
+    run(&backend, cwd.path(), &["promote", "1.1.0"]).expect_code(0);
+    run(&backend, cwd.path(), &["verify"]).expect_code(0);
+});
+
 backend_test!(a_publisher_arriving_during_a_discard_is_refused_before_it_writes, |backend| {
     let name = backend.name();
     let cwd = tempfile::tempdir().unwrap();

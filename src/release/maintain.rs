@@ -70,6 +70,14 @@ pub(crate) struct DiscardReport {
     pub deleted: Vec<String>,
 }
 
+/// Why a sealed version is not discarded, and what to do instead.
+fn published(version: &Version) -> ReleaseError {
+    ReleaseError::Refused(format!(
+        "{version} is published (sealed by manifests/{version}.json); published versions are immutable and are \
+         never discarded. Promote another version with `sdk-cdn promote` if it must stop being latest."
+    ))
+}
+
 /// Deletes the files of a partial (never sealed) upload of `version`.
 /// Refuses a sealed version, and a version whose publisher is sealing it
 /// (unless `force`), without writing anything.
@@ -82,10 +90,7 @@ pub(crate) struct DiscardReport {
 /// `discard` removes.
 pub(crate) async fn discard(store: &dyn Store, version: &Version, force: bool) -> Result<DiscardReport, ReleaseError> {
     if read_manifest(store, version).await?.is_some() {
-        return Err(ReleaseError::Refused(format!(
-            "{version} is published (sealed by manifests/{version}.json); published versions are immutable and are \
-             never discarded. Promote another version with `sdk-cdn promote` if it must stop being latest."
-        )));
+        return Err(published(version));
     }
     let prefix = layout::version_prefix(version);
     let intent_key = layout::intent(version);
@@ -94,7 +99,17 @@ pub(crate) async fn discard(store: &dyn Store, version: &Version, force: bool) -
         // Nothing to discard: write nothing either.
         return Ok(DiscardReport { version: version.clone(), deleted: Vec::new() });
     }
+    crate::pause::point("discard-claim").await;
     intent::begin_discard(store, version, force).await?;
+    // A publisher may have sealed between the check above and the claim
+    // (its seal removes its intent record, so the claim found none and
+    // created one). The claim stops any later seal; a seal that landed
+    // before it is visible now. Then the version is published: drop the
+    // claim, which the seal superseded, and delete nothing.
+    if read_manifest(store, version).await?.is_some() {
+        intent::end_discard(store, version).await?;
+        return Err(published(version));
+    }
     crate::pause::point("discard").await;
     let mut deleted = Vec::new();
     for object in store.list(&prefix).await? {

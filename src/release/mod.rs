@@ -6,6 +6,7 @@
 //! create-only, the seal (`manifests/<v>.json`) is written last and
 //! create-only, and the pointer and index change only by compare-and-swap.
 
+mod build_file;
 mod cas;
 mod cdn_url;
 mod channel;

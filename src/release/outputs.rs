@@ -26,7 +26,8 @@ pub(crate) struct BuildRoots {
 
 impl BuildRoots {
     /// Refuses a build directory `dir` that overlaps the local store at
-    /// `store_root`, or that is itself `manifests_dir`; finds where
+    /// `store_root`, or that is itself `manifests_dir`, and a `manifests_dir`
+    /// inside that store (its copies would overwrite published files); finds where
     /// `manifests_dir` sits inside it (to be left out).
     pub(crate) fn new(
         dir: &Path,
@@ -34,8 +35,24 @@ impl BuildRoots {
         manifests_dir: Option<&Path>,
     ) -> Result<Self, ReleaseError> {
         let build = resolve(dir).map_err(|e| unresolved(dir, e))?;
+        let manifests = match manifests_dir {
+            Some(manifests_dir) => Some(resolve(manifests_dir).map_err(|e| unresolved(manifests_dir, e))?),
+            None => None,
+        };
         if let Some(store_root) = store_root {
             let store = resolve(store_root).map_err(|e| unresolved(store_root, e))?;
+            if let (Some(manifests_dir), Some(manifests)) = (manifests_dir, &manifests)
+                && manifests.starts_with(&store)
+            {
+                return Err(refuse(
+                    manifests_dir,
+                    format!(
+                        "(--manifests-dir) is inside the local store {} (--store): the local copies of the \
+                         manifests could overwrite published files; choose a --manifests-dir outside the store",
+                        store.display()
+                    ),
+                ));
+            }
             let relation = if build == store {
                 Some("is the local store")
             } else if build.starts_with(&store) {
@@ -57,8 +74,7 @@ impl BuildRoots {
             }
         }
         let mut manifests_in_build = None;
-        if let Some(manifests_dir) = manifests_dir {
-            let manifests = resolve(manifests_dir).map_err(|e| unresolved(manifests_dir, e))?;
+        if let (Some(manifests_dir), Some(manifests)) = (manifests_dir, manifests) {
             if manifests == build {
                 return Err(refuse(
                     dir,

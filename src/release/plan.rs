@@ -17,6 +17,7 @@ use semver::Version;
 use serde::Serialize;
 
 use super::ReleaseError;
+use super::build_file::{BuildDir, OpenError};
 use super::outputs::BuildRoots;
 use super::select::{Filter, LeftOut, Verdict};
 use crate::integrity::Integrity;
@@ -154,8 +155,9 @@ impl Plan {
 
     /// Refuses a plan with a key `store` cannot hold (a backend's own
     /// limits beyond S3's, e.g. a local filesystem's 255-byte names): the
-    /// manifest that seals the version, then each file, naming it and the
-    /// limit. Part of planning: no write has happened yet.
+    /// manifest that seals the version, then each file under its version and
+    /// under `latest/`, naming it and the limit. Part of planning: no write
+    /// has happened yet.
     pub(crate) fn check_keys(&self, store: &dyn Store) -> Result<(), ReleaseError> {
         // The seal, its signature and the intent record are named after the version.
         for key in [
@@ -173,9 +175,13 @@ impl Plan {
             })?;
         }
         for file in &self.files {
-            store
-                .check_key(&file.key)
-                .map_err(|why| refuse(&file.source, format!("cannot be stored at {}: {why}", store.describe())))?;
+            // The walk made both keys, so the latest one is valid but for the store's limits.
+            let latest = layout::latest_file(&file.path).ok();
+            for key in std::iter::once(&file.key).chain(latest.as_ref()) {
+                store
+                    .check_key(key)
+                    .map_err(|why| refuse(&file.source, format!("cannot be stored at {}: {why}", store.describe())))?;
+            }
         }
         Ok(())
     }
@@ -220,6 +226,13 @@ fn unreadable(path: &Path, e: &dyn std::fmt::Display) -> ReleaseError {
     )
 }
 
+/// Why a symbolic link in the build is refused, and what to do.
+const SYMLINK: &str = "is a symbolic link; only regular files are published (a link can point outside the build): \
+                       replace it with a copy of its target";
+
+/// Why a device, socket or pipe in the build is refused, and what to do.
+const NOT_REGULAR: &str = "is not a regular file (device, socket or pipe); remove it from the build";
+
 fn refuse(path: &Path, reason: impl Into<String>) -> ReleaseError {
     ReleaseError::Input { path: path.display().to_string(), reason: reason.into() }
 }
@@ -251,9 +264,10 @@ fn scan_and_hash(
     let receive = Mutex::new(receive);
     let failed = AtomicBool::new(false);
     let staging = options.staging.as_deref();
+    let build = BuildDir::open(dir);
     let (walked, hashed) = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
-            .map(|_| scope.spawn(|| hash_worker(&receive, &failed, staging, &options.sri_keys, progress)))
+            .map(|_| scope.spawn(|| hash_worker(&receive, &failed, &build, staging, &options.sri_keys, progress)))
             .collect();
         let walked = walk(dir, version, options, &roots, &failed, progress, |i, found| {
             // The workers only stop receiving after a failure, which ends the walk anyway.
@@ -365,17 +379,13 @@ fn walk(
             continue;
         }
         if kind.is_symlink() {
-            return Err(refuse(
-                path,
-                "is a symbolic link; only regular files are published (a link can point outside the build): \
-                 replace it with a copy of its target",
-            ));
+            return Err(refuse(path, SYMLINK));
         }
         if kind.is_dir() {
             continue;
         }
         if !kind.is_file() {
-            return Err(refuse(path, "is not a regular file (device, socket or pipe); remove it from the build"));
+            return Err(refuse(path, NOT_REGULAR));
         }
         // Walked paths are clean (no `.`, `..` or doubled separators), and the
         // separator is `/`: the relative path is the key's tail as it is.
@@ -385,12 +395,17 @@ fn walk(
             .to_string();
         let key = layout::version_file(version, &rel)
             .map_err(|e| refuse(path, format!("cannot be published as a URL path: {e}; rename it")))?;
-        if key.as_str().len() > max_key_len {
+        // Promotion copies the file to `sdk/latest/<path>`, one byte longer
+        // than `sdk/<x.y.z>/<path>`: a version that could be sealed but never
+        // promoted is refused now, before its seal makes it permanent.
+        let latest = layout::latest_file(&rel)
+            .map_err(|e| refuse(path, format!("cannot be published as a URL path: {e}; rename it")))?;
+        if let Some(long) = [&key, &latest].into_iter().find(|k| k.as_str().len() > max_key_len) {
             return Err(refuse(
                 path,
                 format!(
-                    "its key {key} is {} bytes; the store allows {max_key_len}; shorten the path",
-                    key.as_str().len()
+                    "its key {long} is {} bytes; the store allows {max_key_len}; shorten the path",
+                    long.as_str().len()
                 ),
             ));
         }
@@ -412,6 +427,7 @@ fn walk(
 fn hash_worker(
     queue: &Mutex<Receiver<(usize, Found)>>,
     failed: &AtomicBool,
+    build: &BuildDir,
     staging: Option<&dyn Staging>,
     sri_keys: &[SecretKey],
     progress: &ProgressBar,
@@ -427,7 +443,7 @@ fn hash_worker(
         if failed.load(Ordering::Relaxed) {
             continue;
         }
-        let result = hash_one(found, staging, sri_keys, &mut buf);
+        let result = hash_one(found, build, staging, sri_keys, &mut buf);
         match &result {
             Ok(planned) => progress.inc(planned.size),
             // One error refuses the whole plan: stop the walk and the other workers early.
@@ -443,11 +459,22 @@ fn hash_worker(
 /// its SHA-512 in that read and signs it (signature-based SRI).
 fn hash_one(
     found: Found,
+    build: &BuildDir,
     staging: Option<&dyn Staging>,
     sri_keys: &[SecretKey],
     buf: &mut [u8],
 ) -> Result<PlannedFile, ReleaseError> {
-    let file = std::fs::File::open(&found.source).map_err(|e| unreadable(&found.source, &e))?;
+    crate::pause::point_blocking("hash");
+    let file = build.open_file(&found.path, &found.source).map_err(|e| match e {
+        OpenError::Link => refuse(
+            &found.source,
+            format!("{SYMLINK} (it became one, or a directory on its path did, while the build was being read)"),
+        ),
+        OpenError::NotRegular => {
+            refuse(&found.source, format!("{NOT_REGULAR} (it became one while the build was being read)"))
+        }
+        OpenError::Io(e) => unreadable(&found.source, &e),
+    })?;
     let meta = file.metadata().map_err(|e| unreadable(&found.source, &e))?;
     // Reading exactly the size `fstat` reported saves the read that would
     // find the end of a small file. A file that changes later is caught

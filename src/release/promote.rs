@@ -6,7 +6,12 @@ use serde::Serialize;
 
 use super::channel::{Claim, PromoteRule, claim, converge};
 use super::{ReleaseError, Signing, read_manifest, update_index};
+use crate::layout;
+use crate::manifest::VersionManifest;
 use crate::store::Store;
+
+/// Damaged files a refusal names before it says "and N more".
+const DAMAGED_LISTED: usize = 5;
 
 /// How to promote.
 #[derive(Debug, Clone)]
@@ -54,6 +59,7 @@ pub(crate) async fn promote(
             hint: "publish it first, or run `sdk-cdn list`",
         });
     };
+    check_files_present(store, &next).await?;
     let rule =
         PromoteRule::Explicit { allow_downgrade: options.allow_downgrade, allow_prerelease: options.allow_prerelease };
     let (previous, changed) = match claim(store, &next, rule, options.allow_sri_key_change).await? {
@@ -68,4 +74,41 @@ pub(crate) async fn promote(
     let latest = converge(store, &options.latest_cache_control, options.concurrency, !changed).await?;
     let index = update_index(store, None, &options.signing).await?;
     Ok(PromoteReport { version: version.clone(), previous, changed, latest, index_updated: index.changed })
+}
+
+/// Refuses to promote a version whose files are not all in the store at
+/// their sealed sizes (a damaged store): the pointer would move first, and
+/// `latest/` be left half copied when the copy of a missing file failed.
+/// One listing of the version; nothing is written. (Bytes changed at the
+/// same size are `verify`'s to find; the local store's copy refuses them.)
+async fn check_files_present(store: &dyn Store, manifest: &VersionManifest) -> Result<(), ReleaseError> {
+    let version = &manifest.version;
+    let prefix = layout::version_prefix(version);
+    let stored: std::collections::HashMap<String, u64> = store
+        .list(&prefix)
+        .await?
+        .into_iter()
+        .filter_map(|object| Some((object.key.as_str().strip_prefix(&prefix)?.to_string(), object.size)))
+        .collect();
+    let damaged: Vec<String> = manifest
+        .files
+        .iter()
+        .filter_map(|(path, entry)| match stored.get(path) {
+            None => Some(format!("{path} is missing")),
+            Some(&size) if size != entry.size => Some(format!("{path} has {size} bytes, sealed with {}", entry.size)),
+            Some(_) => None,
+        })
+        .collect();
+    if damaged.is_empty() {
+        return Ok(());
+    }
+    let mut listed = damaged.iter().take(DAMAGED_LISTED).cloned().collect::<Vec<_>>().join(", ");
+    if damaged.len() > DAMAGED_LISTED {
+        listed.push_str(&format!(" and {} more", damaged.len() - DAMAGED_LISTED));
+    }
+    Err(ReleaseError::Refused(format!(
+        "{version} cannot be promoted: the store does not hold its sealed files ({listed} under {prefix}); nothing \
+         was changed. Publish the same build again to restore them (`sdk-cdn publish DIR --version {version}`), \
+         and run `sdk-cdn verify {version}` for the full report"
+    )))
 }
