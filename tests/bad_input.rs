@@ -246,7 +246,7 @@ backend_test!(corrupted_objects_in_the_store_are_named_and_nothing_is_written, |
             vec!["publish", b, "--version", "1.0.0"],
         ),
         ("manifest of the wrong shape", "manifests/1.0.0.json", b"[1,2,3]".to_vec(), vec!["promote", "1.0.0"]),
-        ("hash in the wrong format", "manifests/1.0.0.json", bad_hash.into_bytes(), vec!["verify"]),
+        ("hash in the wrong format", "manifests/1.0.0.json", bad_hash.into_bytes(), vec!["reindex"]),
         ("manifest for another version", "manifests/1.0.0.json", good_manifest.clone(), vec![]),
         (
             "truncated pointer",

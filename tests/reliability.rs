@@ -122,6 +122,63 @@ backend_test!(rerunning_a_publish_restores_files_missing_from_a_sealed_version, 
     assert_invariants(&backend, cwd.path(), backend.name());
 });
 
+backend_test!(verify_reports_a_damaged_index_seal_or_pointer_as_findings_not_as_errors, |backend| {
+    let name = backend.name();
+    let cwd = tempfile::tempdir().unwrap();
+    for (v, body) in [("1.0.0", "a"), ("1.1.0", "b")] {
+        publish(&backend, cwd.path(), build_dir(&[("sdk.js", body.as_bytes())]).path(), v, &[]).expect_code(0);
+    }
+    let good_index = backend.read("api/sdk/sri").unwrap();
+    let good_seal = backend.read("manifests/1.0.0.json").unwrap();
+    let good_pointer = backend.read("manifests/channels/latest.json").unwrap();
+    let other_seal = String::from_utf8(good_seal.clone()).unwrap().replace("\"1.0.0\"", "\"1.0.1\"");
+    let cases: [(&str, &str, Vec<u8>, &str, &str); 4] = [
+        ("index not JSON", "api/sdk/sri", b"{bad".to_vec(), "index", "sdk-cdn reindex"),
+        (
+            "index with a malformed hash",
+            "api/sdk/sri",
+            br#"{"version":"1.1.0","files":{"1.1.0/sdk.js":"sha384-AAAA"}}"#.to_vec(),
+            "index",
+            "sdk-cdn reindex",
+        ),
+        (
+            "seal naming another version",
+            "manifests/1.0.0.json",
+            other_seal.into_bytes(),
+            "seal",
+            "./manifests/1.0.0.json",
+        ),
+        (
+            "pointer to a version never sealed",
+            "manifests/channels/latest.json",
+            br#"{"version":"3.0.0","synced":true}"#.to_vec(),
+            "channel",
+            "not sealed",
+        ),
+    ];
+    for (what, key, bytes, problem, hint) in cases {
+        backend.put_raw(key, &bytes);
+        let before = backend.snapshot();
+        let out = run(&backend, cwd.path(), &["verify", "--json"]);
+        assert_eq!(out.code, 3, "{name}: {what}: {}{}", out.stdout, out.stderr);
+        let report = out.json();
+        let findings = report["report"]["findings"].as_array().unwrap_or_else(|| panic!("{name}: {what}: {report}"));
+        assert!(
+            findings
+                .iter()
+                .any(|f| f["key"] == key && f["problem"] == problem && f["detail"].as_str().unwrap().contains(hint)),
+            "{name}: {what}: {findings:?}"
+        );
+        // The rest of the store is still checked: both versions' files were read.
+        assert!(report["report"]["files_checked"].as_u64().unwrap() >= 2, "{name}: {what}: {report}");
+        assert_eq!(backend.snapshot(), before, "{name}: {what}: verify wrote to the store");
+        backend.put_raw("api/sdk/sri", &good_index);
+        backend.put_raw("manifests/1.0.0.json", &good_seal);
+        backend.put_raw("manifests/channels/latest.json", &good_pointer);
+    }
+    run(&backend, cwd.path(), &["verify"]).expect_code(0);
+});
+
 backend_test!(reindex_rebuilds_a_lost_or_damaged_index_exactly, |backend| {
     let name = backend.name();
     let cwd = tempfile::tempdir().unwrap();

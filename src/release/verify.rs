@@ -39,6 +39,8 @@ pub(crate) enum Problem {
     Http,
     /// A signature is missing or does not prove its object (`--pubkey`).
     Signature,
+    /// A version's seal (`manifests/<version>.json`) cannot be read as one.
+    Seal,
 }
 
 /// One problem found, by key.
@@ -140,8 +142,12 @@ pub(crate) async fn verify(
         findings: Vec::new(),
     };
     let mut manifests = Vec::new();
+    let mut unreadable = Vec::new();
     for version in &versions {
-        let manifest = sealed_manifest(store, version).await?;
+        let Some(manifest) = readable_seal(store, version, &mut report).await? else {
+            unreadable.push(version.clone());
+            continue;
+        };
         let files =
             Files { prefix: &layout::version_prefix(version), manifest: &manifest, cache: CacheRule::Immutable };
         check_files(store, &files, &[], concurrency, &mut report).await?;
@@ -154,7 +160,28 @@ pub(crate) async fn verify(
 
     let pointer = read_pointer(store).await?.map(|stored| stored.pointer);
     let mut latest_manifest = None;
-    if let Some(pointer) = &pointer {
+    let promoted = match &pointer {
+        Some(pointer) if !sealed.contains(&pointer.version) => {
+            report.latest = Some(pointer.version.clone());
+            report.findings.push(Finding {
+                key: layout::LATEST_POINTER_KEY.into(),
+                problem: Problem::Channel,
+                detail: format!(
+                    "it names {}, which is not sealed (no manifests/{}.json): promote a published version with \
+                     `sdk-cdn promote VERSION` (`sdk-cdn list` shows them)",
+                    pointer.version, pointer.version
+                ),
+            });
+            None
+        }
+        // Its seal is unreadable, and reported with the versions.
+        Some(pointer) if unreadable.contains(&pointer.version) => {
+            report.latest = Some(pointer.version.clone());
+            None
+        }
+        other => other.as_ref(),
+    };
+    if let Some(pointer) = promoted {
         report.latest = Some(pointer.version.clone());
         if !pointer.synced {
             report.findings.push(Finding {
@@ -166,13 +193,14 @@ pub(crate) async fn verify(
                 ),
             });
         }
-        let manifest = sealed_manifest(store, &pointer.version).await?;
-        let files = Files { prefix: &layout::latest_prefix(), manifest: &manifest, cache: CacheRule::Short };
-        check_files(store, &files, options.sri_pubkeys, concurrency, &mut report).await?;
-        if let Some(cdn) = &cdn {
-            cdn.check_files(layout::LATEST, &manifest, CacheRule::Short, concurrency, &mut report.findings).await;
+        if let Some(manifest) = readable_seal(store, &pointer.version, &mut report).await? {
+            let files = Files { prefix: &layout::latest_prefix(), manifest: &manifest, cache: CacheRule::Short };
+            check_files(store, &files, options.sri_pubkeys, concurrency, &mut report).await?;
+            if let Some(cdn) = &cdn {
+                cdn.check_files(layout::LATEST, &manifest, CacheRule::Short, concurrency, &mut report.findings).await;
+            }
+            latest_manifest = Some(manifest);
         }
-        latest_manifest = Some(manifest);
     } else if let Some(key) = options.sri_pubkeys.first() {
         report.findings.push(Finding {
             key: layout::latest_prefix(),
@@ -184,15 +212,55 @@ pub(crate) async fn verify(
         });
     }
 
-    let stored_index = read_index(store).await?;
+    let stored_index = match read_index(store).await {
+        Ok(stored) => Some(stored),
+        Err(ReleaseError::Corrupt(e)) => {
+            report.findings.push(Finding {
+                key: layout::INDEX_KEY.into(),
+                problem: Problem::Index,
+                detail: format!("{e}: run `sdk-cdn reindex` to rebuild it from the sealed manifests"),
+            });
+            None
+        }
+        Err(e) => return Err(e),
+    };
     if let Some(pubkey) = options.pubkey {
-        check_signatures(store, &versions, stored_index.as_ref().map(|s| &s.bytes[..]), pubkey, &mut report).await?;
+        let index = stored_index.as_ref().and_then(|s| s.as_ref()).map(|s| &s.bytes[..]);
+        check_signatures(store, &versions, index, pubkey, &mut report).await?;
     }
-    let stored = stored_index.map(|stored| stored.index);
-    let synced = latest_manifest.as_ref().filter(|_| pointer.as_ref().is_some_and(|p| p.synced));
-    let expected = expected_index(&manifests, synced);
-    check_index(stored.as_ref(), &expected, &selection, &mut report);
+    // A damaged index is reported above; its entries cannot be compared.
+    if let Some(stored) = stored_index {
+        let stored = stored.map(|stored| stored.index);
+        let synced = latest_manifest.as_ref().filter(|_| promoted.is_some_and(|p| p.synced));
+        let expected = expected_index(&manifests, synced);
+        check_index(stored.as_ref(), &expected, &selection, &unreadable, &mut report);
+    }
     Ok(report)
+}
+
+/// The seal of `version`; a seal that is not a valid manifest of it is a
+/// finding (`None`), not an error: `verify` reports damage, it does not stop at it.
+async fn readable_seal(
+    store: &dyn Store,
+    version: &Version,
+    report: &mut VerifyReport,
+) -> Result<Option<VersionManifest>, ReleaseError> {
+    match read_manifest(store, version).await {
+        Ok(Some(manifest)) => Ok(Some(manifest)),
+        Ok(None) => Err(ReleaseError::SealVanished { version: version.clone() }),
+        Err(ReleaseError::Corrupt(e)) => {
+            report.findings.push(Finding {
+                key: layout::manifest(version).to_string(),
+                problem: Problem::Seal,
+                detail: format!(
+                    "{e}: restore it from the copy `publish` wrote (its --manifests-dir, ./manifests/{version}.json by \
+                     default), which `verify {version}` then checks the files against"
+                ),
+            });
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// `--pubkey`: the index's signature and each verified manifest's.
@@ -217,10 +285,6 @@ async fn check_signatures(
         }
     }
     Ok(())
-}
-
-async fn sealed_manifest(store: &dyn Store, version: &Version) -> Result<VersionManifest, ReleaseError> {
-    read_manifest(store, version).await?.ok_or_else(|| ReleaseError::SealVanished { version: version.clone() })
 }
 
 /// What `Cache-Control` a file must have.
@@ -325,7 +389,7 @@ async fn check_file(
         wrong.push(format!("Content-Type {:?} (expected {:?})", headers.content_type, entry.content_type));
     }
     if headers.sri.as_deref() != Some(entry.integrity.to_string().as_str()) {
-        wrong.push(format!("SRI metadata {:?}", headers.sri));
+        wrong.push(format!("SRI metadata {} (expected {})", shown(&headers.sri), entry.integrity));
     }
     if headers.signed != entry.signed {
         wrong.push(match &entry.signed {
@@ -375,7 +439,13 @@ pub(super) fn sri_problems(signed: Option<&SignedHeaders>, sha512: &[u8; 64], re
     problems
 }
 
-fn check_index(stored: Option<&SriIndex>, expected: &SriIndex, selection: &Selection, report: &mut VerifyReport) {
+fn check_index(
+    stored: Option<&SriIndex>,
+    expected: &SriIndex,
+    selection: &Selection,
+    unreadable: &[Version],
+    report: &mut VerifyReport,
+) {
     let Some(stored) = stored else {
         if !expected.files.is_empty() {
             report.findings.push(Finding {
@@ -386,10 +456,14 @@ fn check_index(stored: Option<&SriIndex>, expected: &SriIndex, selection: &Selec
         }
         return;
     };
+    // Entries of a version whose seal is unreadable cannot be judged (that seal is the finding).
+    let judged = |name: &str| !unreadable.iter().any(|v| name.starts_with(&format!("{v}/")));
     let in_scope = |name: &str| match selection {
-        Selection::All => true,
+        Selection::All => judged(name),
         Selection::Versions(list) => {
-            name.starts_with(&format!("{}/", layout::LATEST)) || list.iter().any(|v| name.starts_with(&format!("{v}/")))
+            judged(name)
+                && (name.starts_with(&format!("{}/", layout::LATEST))
+                    || list.iter().any(|v| name.starts_with(&format!("{v}/"))))
         }
     };
     let mut push = |key: &str, detail: String| {
@@ -410,7 +484,16 @@ fn check_index(stored: Option<&SriIndex>, expected: &SriIndex, selection: &Selec
     if stored.version != expected.version && expected.version.is_some() {
         push(
             "version",
-            format!("the index says latest is {:?}; the channel says {:?}", stored.version, expected.version),
+            format!(
+                "the index says latest is {}; the channel says {}",
+                shown(&stored.version),
+                shown(&expected.version)
+            ),
         );
     }
+}
+
+/// An optional value as a user reads it: the value, or "none".
+fn shown(value: &Option<impl std::fmt::Display>) -> String {
+    value.as_ref().map_or_else(|| "none".to_string(), ToString::to_string)
 }
