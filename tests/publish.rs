@@ -92,8 +92,33 @@ backend_test!(republish_of_identical_bytes_is_a_noop_without_writes, |backend| {
     if let (Some(w0), Some(r0), Some(w1), Some(r1)) = (writes, requests, writes_after, requests_after) {
         assert_eq!(w1 - w0, 0, "{name}: an identical re-publish makes no write request");
         // One round of reads: manifest, whether the index is signed, pointer, index,
-        // the version's listing and its intent: a constant, not one per file.
-        assert!(r1 - r0 <= 6, "{name}: {} requests for a no-op re-publish", r1 - r0);
+        // the version's listing, its intent and latest/'s listing: a constant, not one per file.
+        assert!(r1 - r0 <= 7, "{name}: {} requests for a no-op re-publish", r1 - r0);
+    }
+});
+
+backend_test!(republish_repairs_a_latest_dir_that_lost_or_gained_files, |backend| {
+    let name = backend.name();
+    let cwd = tempfile::tempdir().unwrap();
+    let (v1, v2) = (build_dir(V1), build_dir(V2));
+    publish(&backend, cwd.path(), v1.path(), "1.0.0", &[]).expect_code(0);
+    publish(&backend, cwd.path(), v2.path(), "1.1.0", &[]).expect_code(0);
+    let [(first, _), (second, _)] = V2 else { panic!("V2 has two files") };
+    let damages: [(&str, &dyn Fn()); 3] = [
+        ("a file deleted", &|| backend.delete(&format!("sdk/latest/{first}"))),
+        ("a file replaced by other bytes", &|| backend.put_raw(&format!("sdk/latest/{second}"), b"tampered, longer")),
+        ("a stray file", &|| backend.put_raw("sdk/latest/stray.js", b"x")),
+    ];
+    for (what, damage) in damages {
+        // Re-publishing the version latest/ serves, then an older one: both repair it.
+        for (build, version) in [(&v2, "1.1.0"), (&v1, "1.0.0")] {
+            damage();
+            run(&backend, cwd.path(), &["verify"]).expect_code(3);
+            let out = publish(&backend, cwd.path(), build.path(), version, &[]);
+            out.expect_code(0);
+            assert!(out.stdout.contains("latest/ serves 1.1.0"), "{name}: {what}: {}", out.stdout);
+            run(&backend, cwd.path(), &["verify"]).expect_code(0);
+        }
     }
 });
 

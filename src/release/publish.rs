@@ -114,19 +114,21 @@ pub(crate) async fn publish(
     progress: Progress,
 ) -> Result<PublishReport, ReleaseError> {
     let manifest = plan.manifest();
-    let prefix = layout::version_prefix(&plan.version);
+    let (prefix, latest_prefix) = (layout::version_prefix(&plan.version), layout::latest_prefix());
     // Round trip 1: nothing is known yet, so everything read now is read at
     // once: the seal (sealed or not decides all that follows), whether the
     // store insists on signatures, the pointer and the index (read again
     // later only if they changed meanwhile), the version's files (to
-    // restore, or a partial upload to resume) and another run's intent.
-    let (sealed, may_write, pointer, index, listing, claimed) = tokio::join!(
+    // restore, or a partial upload to resume), another run's intent, and
+    // `latest/` (to repair it if a synced pointer's files are not all there).
+    let (sealed, may_write, pointer, index, listing, claimed, in_latest) = tokio::join!(
         read_manifest(store, &plan.version),
         options.signing.check(store),
         read_pointer(store),
         read_index(store),
         store.list(&prefix),
         intent::check(store, &manifest),
+        store.list(&latest_prefix),
     );
     may_write?;
     let sealed = sealed?;
@@ -168,7 +170,7 @@ pub(crate) async fn publish(
     };
     // A first publish checked the signature-key handover from the pointer it read (in preflight).
     let checked = (outcome == PublishOutcome::Published).then(|| pointer.as_ref().map(|p| p.pointer.version.clone()));
-    let promote = promote_and_index(store, &manifest, pointer, known_index, options, checked.flatten());
+    let promote = promote_and_index(store, &manifest, pointer, in_latest?, known_index, options, checked.flatten());
     let (promoted, ()) = tokio::join!(promote, release);
     let Promoted { promoted, not_promoted_reason, latest, index } = promoted?;
 
@@ -220,6 +222,7 @@ async fn promote_and_index(
     store: &dyn Store,
     manifest: &VersionManifest,
     pointer: Option<StoredPointer>,
+    in_latest: Vec<ObjectMeta>,
     index: KnownIndex,
     options: &PublishOptions,
     keys_checked_against: Option<Version>,
@@ -262,6 +265,18 @@ async fn promote_and_index(
         }
         None => None,
     };
+    // A synced pointer says `latest/` holds its version's files; the listing
+    // made with the first reads says whether it does (a file deleted or
+    // replaced by hand, or left by a tool that is not this one). If not,
+    // `latest/` is synced again, so that "latest/ serves V" is true when
+    // this run says it. (Bytes changed at the same size are `verify`'s to find.)
+    let latest = match &serves {
+        Some(serving) if !holds_exactly(&in_latest, serving) => {
+            tracing::debug!(version = %serving.version, "latest/ differs from its synced version; syncing it again");
+            converge_from(store, cache_control, concurrency, None, true).await?
+        }
+        _ => latest,
+    };
     let seen = match (&latest, &serves) {
         (Some(_), None) => Latest::Read,
         (_, serves) => Latest::Seen(serves.as_ref()),
@@ -269,6 +284,17 @@ async fn promote_and_index(
     let index = update_index_from(store, Some(manifest), Some(index), seen, &options.signing).await?;
     tracing::debug!(changed = index.changed, bytes = index.bytes.len(), "SRI index up to date");
     Ok(Promoted { promoted, not_promoted_reason, latest, index })
+}
+
+/// Whether `listed` (the objects under `sdk/latest/`) are exactly the files
+/// of `manifest`, at their sizes.
+fn holds_exactly(listed: &[ObjectMeta], manifest: &VersionManifest) -> bool {
+    let prefix = layout::latest_prefix();
+    listed.len() == manifest.files.len()
+        && listed.iter().all(|object| {
+            let path = object.key.as_str().strip_prefix(&prefix).unwrap_or_default();
+            manifest.files.get(path).is_some_and(|entry| entry.size == object.size)
+        })
 }
 
 fn refuse_if_different(
