@@ -350,6 +350,29 @@ backend_test!(promoting_a_version_whose_files_are_gone_changes_nothing, |backend
     run(&backend, cwd.path(), &["verify"]).expect_code(0);
 });
 
+backend_test!(a_publisher_overtaken_by_a_helper_reports_what_latest_serves_now, |backend| {
+    let name = backend.name();
+    let cwd = tempfile::tempdir().unwrap();
+    publish(&backend, cwd.path(), V1, "1.0.0", &[]).expect_code(0);
+    let build = build_dir(V2);
+    let dir = build.path().to_str().unwrap();
+    // The first run read the pointer (1.0.0) and waits before its seal; a
+    // second run of the same build seals and promotes meanwhile.
+    let pause = Pause::new();
+    pause.arm("seal");
+    let mut first = pause.spawn(&backend, cwd.path(), &["publish", dir, "--version", "1.1.0", "--json"]);
+    pause.reached("seal", &mut first);
+    run(&backend, cwd.path(), &["publish", dir, "--version", "1.1.0", "-q"]).expect_code(0);
+    pause.go("seal");
+    let out = support::cli::wait(first);
+    out.expect_code(0);
+    let report = out.json();
+    assert_eq!(report["latest"], "1.1.0", "{name}: the report names a stale latest: {report}");
+    let index: Value = serde_json::from_slice(&backend.read("api/sdk/sri").unwrap()).unwrap();
+    assert_eq!(index["version"], "1.1.0", "{name}");
+    run(&backend, cwd.path(), &["verify"]).expect_code(0);
+});
+
 backend_test!(a_publisher_arriving_during_a_discard_is_refused_before_it_writes, |backend| {
     let name = backend.name();
     let cwd = tempfile::tempdir().unwrap();

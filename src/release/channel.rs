@@ -64,12 +64,14 @@ pub(crate) async fn claim(
     rule: PromoteRule,
     allow_key_change: bool,
 ) -> Result<Claim, ReleaseError> {
-    claim_from(store, next, rule, allow_key_change, None, None).await
+    Ok(claim_from(store, next, rule, allow_key_change, None, None).await?.0)
 }
 
 /// [`claim`], whose first round decides from `seen` (the pointer as this run
 /// read it, `Some(None)`: absent) instead of reading it again: a stale
-/// `seen` only costs a lost compare-and-swap and a second round.
+/// `seen` only costs a lost compare-and-swap and a second round. Besides
+/// the claim, returns the pointer it decided on when it did not move it
+/// (`seen`, or what a later round read: what the caller reports from).
 pub(crate) async fn claim_from(
     store: &dyn Store,
     next: &VersionManifest,
@@ -77,7 +79,7 @@ pub(crate) async fn claim_from(
     allow_key_change: bool,
     seen: Option<Option<StoredPointer>>,
     keys_checked_against: Option<&Version>,
-) -> Result<Claim, ReleaseError> {
+) -> Result<(Claim, Option<StoredPointer>), ReleaseError> {
     let version = &next.version;
     let mut seen = seen;
     cas::retry(POINTER, || {
@@ -86,10 +88,10 @@ pub(crate) async fn claim_from(
             let current = seen_or_read(store, seen).await?;
             let previous = current.as_ref().map(|c| c.pointer.version.clone());
             if previous.as_ref() == Some(version) {
-                return Ok(Round::Done(Claim::AlreadyCurrent));
+                return Ok(Round::Done((Claim::AlreadyCurrent, current)));
             }
             if let Some(reason) = refusal(rule, version, previous.as_ref())? {
-                return Ok(Round::Done(Claim::Skipped(reason)));
+                return Ok(Round::Done((Claim::Skipped(reason), current)));
             }
             // `keys_checked_against`: the version `publish` already checked the
             // handover from, before its first write (no read again for it).
@@ -101,7 +103,7 @@ pub(crate) async fn claim_from(
                 // promoted (said in the report), not a sealed version reported
                 // as refused.
                 Err(dropped @ ReleaseError::SriKeyDropped { .. }) if rule == PromoteRule::IfNewer => {
-                    return Ok(Round::Done(Claim::Skipped(dropped.to_string())));
+                    return Ok(Round::Done((Claim::Skipped(dropped.to_string()), current)));
                 }
                 Err(e) => return Err(e),
             }
@@ -109,7 +111,9 @@ pub(crate) async fn claim_from(
                 Some(c) => PutMode::Update { etag: c.etag },
                 None => PutMode::Create,
             };
-            cas::settle(write_pointer(store, version, false, mode).await, |etag| Claim::Moved { previous, etag })
+            cas::settle(write_pointer(store, version, false, mode).await, |etag| {
+                (Claim::Moved { previous, etag }, None)
+            })
         }
     })
     .await

@@ -228,12 +228,14 @@ async fn promote_and_index(
     keys_checked_against: Option<Version>,
 ) -> Result<Promoted, ReleaseError> {
     let (cache_control, concurrency) = (&options.latest_cache_control, options.concurrency);
-    let claimed = if options.no_promote {
-        Claim::Skipped("--no-promote was given".to_string())
+    // `pointer` becomes the one the claim decided on: after a lost race it
+    // read the pointer again, and what this run reports comes from that.
+    let (claimed, pointer) = if options.no_promote {
+        (Claim::Skipped("--no-promote was given".to_string()), pointer)
     } else {
         let allow = options.allow_sri_key_change;
         let checked = keys_checked_against.as_ref();
-        claim_from(store, manifest, PromoteRule::IfNewer, allow, Some(pointer.clone()), checked).await?
+        claim_from(store, manifest, PromoteRule::IfNewer, allow, Some(pointer), checked).await?
     };
     let (promoted, not_promoted_reason) = match &claimed {
         Claim::Moved { .. } => (true, None),
