@@ -120,7 +120,8 @@ fn exit_code(error: &Error) -> u8 {
             | ReleaseError::SealVanished { .. }
             | ReleaseError::Store(_)
             | ReleaseError::Corrupt(_)
-            | ReleaseError::Local { .. } => STORE_FAILURE,
+            | ReleaseError::Local { .. }
+            | ReleaseError::LocalCopies { .. } => STORE_FAILURE,
         },
     }
 }

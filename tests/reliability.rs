@@ -591,3 +591,32 @@ backend_test!(tmpdir_that_cannot_take_copies_refuses_first_and_an_empty_one_is_n
     let files: Vec<&String> = manifest["files"].as_object().unwrap().keys().collect();
     assert_eq!(files, ["haloagents.umd.js"], "{name}");
 });
+
+// The release is in the store before its local copies are written: when
+// they fail (a full disk; here a file-size limit), the error says the
+// release is live and how to get the copies, no half-written copy is left,
+// and the rerun writes them without changing the store.
+backend_test!(local_copies_that_cannot_be_written_say_the_release_is_live, [s3, external], |backend| {
+    let name = backend.name();
+    let cwd = tempfile::tempdir().unwrap();
+    let build = build_dir(&[("a.js", b"1"), ("b.css", b"2")]);
+    let b = build.path().to_str().unwrap();
+    let mut cmd = support::cli::command(&backend, cwd.path(), &["publish", b, "--version", "1.0.0"]);
+    // The uploads' copies are 1 byte; the manifests are larger.
+    limit_file_size(&mut cmd, 64);
+    let out = output(cmd);
+    assert_eq!(out.code, 1, "{name}: {}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("1.0.0 is published and live") && out.stderr.contains("rerun the same publish"),
+        "{name}: {}",
+        out.stderr
+    );
+    let left: Vec<_> =
+        std::fs::read_dir(cwd.path().join("manifests")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "{name}: a half-written copy was left: {left:?}");
+    let before = backend.snapshot();
+    run(&backend, cwd.path(), &["publish", b, "--version", "1.0.0"]).expect_code(0);
+    assert_eq!(backend.snapshot(), before, "{name}: the rerun changed the store");
+    assert!(cwd.path().join("manifests/1.0.0.json").is_file() && cwd.path().join("manifests/sri.json").is_file());
+    run(&backend, cwd.path(), &["verify"]).expect_code(0);
+});

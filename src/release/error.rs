@@ -217,6 +217,19 @@ pub enum ReleaseError {
     /// An object in the store is corrupt.
     #[error("{0}; run `sdk-cdn verify` to inspect the store (`sdk-cdn reindex` rebuilds a damaged index)")]
     Corrupt(#[from] FormatError),
+    /// The release is in the store, live; only its local copies (`--manifests-dir`) failed.
+    #[error(
+        "{version} is published and live in the store; only the local copies of its manifests failed: {source}. \
+         Free space there or choose another --manifests-dir, then rerun the same publish: it changes nothing in \
+         the store and writes the copies"
+    )]
+    LocalCopies {
+        /// The version published.
+        version: String,
+        /// What failed.
+        #[source]
+        source: Box<ReleaseError>,
+    },
     /// A local file could not be read or written.
     #[error("{what} {path}: {source}")]
     Local {

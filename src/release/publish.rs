@@ -176,8 +176,11 @@ pub(crate) async fn publish(
 
     let mut local_copies = Vec::new();
     if let Some(dir) = &options.manifests_dir {
-        local_copies.push(write_local(dir, &format!("{}.json", plan.version), &manifest::to_bytes(&manifest))?);
-        local_copies.push(write_local(dir, "sri.json", &index.bytes)?);
+        let copied = write_local(dir, &format!("{}.json", plan.version), &manifest::to_bytes(&manifest))
+            .and_then(|manifest| Ok([manifest, write_local(dir, "sri.json", &index.bytes)?]));
+        let copied =
+            copied.map_err(|e| ReleaseError::LocalCopies { version: plan.version.to_string(), source: Box::new(e) })?;
+        local_copies.extend(copied);
     }
     Ok(PublishReport {
         version: plan.version.clone(),
@@ -689,7 +692,12 @@ fn write_local(dir: &std::path::Path, name: &str, bytes: &[u8]) -> Result<PathBu
     std::fs::create_dir_all(dir).map_err(|e| local("create directory", dir, e))?;
     let path = dir.join(name);
     let tmp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, bytes).map_err(|e| local("write", &tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| local("rename", &path, e))?;
-    Ok(path)
+    let written = std::fs::write(&tmp, bytes)
+        .map_err(|e| local("write", &tmp, e))
+        .and_then(|()| std::fs::rename(&tmp, &path).map_err(|e| local("rename", &path, e)));
+    if written.is_err() {
+        // A half-written copy would look like a manifest to whoever reads the directory.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map(|()| path)
 }
