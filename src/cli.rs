@@ -357,7 +357,9 @@ pub(crate) struct VerifyArgs {
     pub all: bool,
 
     /// Also fetch every file through this CDN or origin over HTTP(S), with an Origin header, and check
-    /// status, bytes, Access-Control-Allow-Origin, Content-Type and Cache-Control.
+    /// status, bytes, Access-Control-Allow-Origin, Content-Type and Cache-Control; and fetch the SRI
+    /// index it serves: every hash it gives for a published version must be the seal's (with
+    /// --pubkey, a signature the CDN serves must prove it). Each request gives up after --timeout.
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
 

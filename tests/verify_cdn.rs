@@ -94,3 +94,105 @@ fn verify_reports_bytes_the_cdn_serves_that_differ_from_the_manifest() {
     out.expect_code(2);
     assert!(out.stderr.contains("--base-url"), "{}", out.stderr);
 }
+
+/// A copy of the local store at `root` whose `api/sdk/sri` is `index`
+/// (`None`: absent), served by a bare static server: a CDN whose index was
+/// rewritten, or lost, between the store and the customer.
+fn cdn_with_index(root: &std::path::Path, index: Option<&[u8]>) -> (tempfile::TempDir, String) {
+    let copy = tempfile::tempdir().unwrap();
+    let status =
+        std::process::Command::new("cp").arg("-a").arg(format!("{}/.", root.display())).arg(copy.path()).status();
+    assert!(status.unwrap().success());
+    match index {
+        Some(bytes) => std::fs::write(copy.path().join("api/sdk/sri"), bytes).unwrap(),
+        None => std::fs::remove_file(copy.path().join("api/sdk/sri")).unwrap(),
+    }
+    let (url, _server) = bare_static_server(copy.path().to_path_buf());
+    (copy, url)
+}
+
+#[test]
+fn verify_checks_the_index_the_cdn_serves_against_the_seals_and_its_signature() {
+    let backend = backends::local();
+    let Backend::Local(root) = &backend else { unreachable!() };
+    let cwd = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let keygen = std::process::Command::new(env!("CARGO_BIN_EXE_sdk-cdn"))
+        .args(["keygen", "--no-password", "--dir", keys.path().to_str().unwrap(), "--name", "release"])
+        .output()
+        .unwrap();
+    assert!(keygen.status.success(), "{}", String::from_utf8_lossy(&keygen.stderr));
+    let (key, public) = (keys.path().join("release.key"), keys.path().join("release.pub"));
+    let sign = ["--sign-key", key.to_str().unwrap()];
+    for (version, body) in [("1.0.0", b"one" as &[u8]), ("1.1.0", b"two")] {
+        let build = build_dir(&[("a.js", body)]);
+        let mut args = vec!["publish", build.path().to_str().unwrap(), "--version", version];
+        args.extend(sign);
+        run(&backend, cwd.path(), &args).expect_code(0);
+    }
+    let index = String::from_utf8(backend.read("api/sdk/sri").unwrap()).unwrap();
+    let verify = |url: &str| {
+        let args = ["verify", "1.0.0", "--base-url", url, "--pubkey", public.to_str().unwrap(), "--json"];
+        run(&backend, cwd.path(), &args)
+    };
+    // The bare server's files lack CORS and cache headers (other findings):
+    // only the findings about the index count here.
+    let findings = |out: &support::cli::Run| -> Vec<(String, String)> {
+        let report = out.json()["report"].clone();
+        let list = report["findings"].as_array().unwrap_or_else(|| panic!("{report}")).clone();
+        list.iter()
+            .filter(|f| f["key"].as_str().unwrap().ends_with("/api/sdk/sri"))
+            .map(|f| (f["problem"].as_str().unwrap().into(), f["detail"].as_str().unwrap().into()))
+            .collect()
+    };
+
+    // The CDN serves the store's own index, and its signature proves it.
+    let (_copy, url) = cdn_with_index(root.path(), Some(index.as_bytes()));
+    let out = verify(&url);
+    assert_eq!(findings(&out), vec![], "{}", out.stdout);
+
+    // A hash of a sealed version rewritten at the CDN: a lie, and no signature proves it.
+    let sealed = serde_json::from_str::<serde_json::Value>(&index).unwrap()["files"]["1.0.0/a.js"].clone();
+    let sealed = sealed.as_str().unwrap();
+    let forged = index.replace(sealed, &format!("sha384-{}", "A".repeat(64)));
+    let (_copy, url) = cdn_with_index(root.path(), Some(forged.as_bytes()));
+    let out = verify(&url);
+    out.expect_code(3);
+    let found = findings(&out);
+    assert!(
+        found.iter().any(|(p, d)| p == "http" && d.contains("1.0.0/a.js") && d.contains("contradicts")),
+        "{found:?}"
+    );
+    assert!(found.iter().any(|(p, d)| p == "signature" && d.contains("index")), "{found:?}");
+
+    // An entry for a version that was never published.
+    let invented = index.replace("\"1.1.0/a.js\"", "\"9.9.9/a.js\"");
+    let (_copy, url) = cdn_with_index(root.path(), Some(invented.as_bytes()));
+    let out = verify(&url);
+    out.expect_code(3);
+    assert!(findings(&out).iter().any(|(_, d)| d.contains("version 9.9.9 is not published")), "{:?}", findings(&out));
+
+    // No index at the CDN.
+    let (_copy, url) = cdn_with_index(root.path(), None);
+    let out = verify(&url);
+    out.expect_code(3);
+    assert!(findings(&out).iter().any(|(p, d)| p == "http" && d.contains("HTTP 404")), "{:?}", findings(&out));
+}
+
+#[test]
+fn verify_through_a_cdn_that_never_answers_ends_after_the_timeout() {
+    let backend = backends::local();
+    let cwd = tempfile::tempdir().unwrap();
+    let build = build_dir(&[("a.js", b"one")]);
+    run(&backend, cwd.path(), &["publish", build.path().to_str().unwrap(), "--version", "1.0.0"]).expect_code(0);
+    // Accepts connections and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    let out = run(&backend, cwd.path(), &["--timeout", "1", "verify", "--base-url", &url, "--json"]);
+    out.expect_code(3);
+    let report = out.json()["report"].clone();
+    let details: Vec<&str> =
+        report["findings"].as_array().unwrap().iter().map(|f| f["detail"].as_str().unwrap()).collect();
+    // The file (1.0.0 and latest/) and the index, each after the --timeout given, not 30 s.
+    assert!(details.len() >= 3 && details.iter().all(|d| d.contains("within 1s (--timeout)")), "{details:?}");
+}

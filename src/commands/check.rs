@@ -21,6 +21,7 @@ pub(super) async fn verify(global: &GlobalArgs, args: &VerifyArgs) -> Result<Out
         sri_pubkeys: &sri_pubkeys,
         concurrency: usize::from(args.concurrency),
         base_url: args.base_url.as_deref(),
+        http_timeouts: (global.timeout, global.connect_timeout),
         allow_empty: args.allow_empty,
         pubkey: pubkey.as_ref(),
     };

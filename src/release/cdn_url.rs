@@ -32,6 +32,11 @@ impl BaseUrl {
         Ok(BaseUrl(base.to_string()))
     }
 
+    /// The URL of one of the tool's own keys (`api/sdk/sri`, its signatures): ASCII, no encoding needed.
+    pub(crate) fn key(&self, key: &str) -> String {
+        format!("{}/{key}", self.0)
+    }
+
     /// The URL of `path` (relative, `/`-separated) under `sdk/<dir>/`, each segment percent-encoded.
     pub(crate) fn file(&self, dir: &str, path: &str) -> String {
         let encoded: Vec<String> = path.split('/').map(|s| utf8_percent_encode(s, SEGMENT).to_string()).collect();

@@ -41,7 +41,7 @@ pub(crate) fn index_signature() -> Key {
 }
 
 /// The content-addressed copy of the signature of the index `bytes`.
-fn index_signature_copy(bytes: &[u8]) -> Key {
+pub(crate) fn index_signature_copy(bytes: &[u8]) -> Key {
     Key::trusted(signing::content_addressed_signature_key(layout::INDEX_KEY, bytes))
 }
 

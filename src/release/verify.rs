@@ -92,8 +92,10 @@ pub(crate) enum Selection {
 pub(crate) struct VerifyOptions<'a> {
     /// Objects fetched and re-hashed at once.
     pub concurrency: usize,
-    /// Also fetch every file through this CDN or origin over HTTP.
+    /// Also fetch every file, and the index, through this CDN or origin over HTTP.
     pub base_url: Option<&'a str>,
+    /// How long one request through the CDN may take (`--timeout`), and its connection (`--connect-timeout`).
+    pub http_timeouts: (std::time::Duration, std::time::Duration),
     /// Succeed on a store with nothing published (otherwise that is an error:
     /// nothing verified is not OK).
     pub allow_empty: bool,
@@ -115,7 +117,7 @@ pub(crate) async fn verify(
     options: &VerifyOptions<'_>,
 ) -> Result<VerifyReport, ReleaseError> {
     let concurrency = options.concurrency;
-    let cdn = options.base_url.map(CdnCheck::new).transpose()?;
+    let cdn = options.base_url.map(|url| CdnCheck::new(url, options.http_timeouts)).transpose()?;
     let sealed = sealed_versions(store).await?;
     if sealed.is_empty() && !options.allow_empty {
         return Err(ReleaseError::NothingPublished { store: store.describe() });
@@ -228,12 +230,15 @@ pub(crate) async fn verify(
         let index = stored_index.as_ref().and_then(|s| s.as_ref()).map(|s| &s.bytes[..]);
         check_signatures(store, &versions, index, pubkey, &mut report).await?;
     }
+    let synced = latest_manifest.as_ref().filter(|_| promoted.is_some_and(|p| p.synced));
+    let expected = expected_index(&manifests, synced);
     // A damaged index is reported above; its entries cannot be compared.
     if let Some(stored) = stored_index {
         let stored = stored.map(|stored| stored.index);
-        let synced = latest_manifest.as_ref().filter(|_| promoted.is_some_and(|p| p.synced));
-        let expected = expected_index(&manifests, synced);
         check_index(stored.as_ref(), &expected, &selection, &unreadable, &mut report);
+    }
+    if let Some(cdn) = &cdn {
+        cdn.check_index(&sealed, &expected, options.pubkey, &mut report.findings).await;
     }
     Ok(report)
 }

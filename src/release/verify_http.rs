@@ -2,26 +2,32 @@
 //! a browser loading `<script integrity crossorigin="anonymous">` does, with
 //! an `Origin` header, and check what comes back: status, the bytes against
 //! the manifest, `Access-Control-Allow-Origin` (without it SRI fails
-//! cross-origin), `Content-Type` and `Cache-Control`.
+//! cross-origin), `Content-Type` and `Cache-Control`; then the SRI index
+//! as the CDN serves it (what customers' pipelines pin from): every hash it
+//! gives for a sealed version must be the seal's, and with `--pubkey` its
+//! signature must prove it. An index older than the store's is not a finding
+//! (the CDN may cache it for its `max-age`), one that lies is.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
 use http_body_util::{BodyExt, Empty};
+use semver::Version;
 use sha2::{Digest, Sha384, Sha512};
 
 use super::ReleaseError;
 use super::cdn_url::BaseUrl;
 use super::verify::{CacheRule, Finding, Problem};
 use crate::integrity::Integrity;
-use crate::manifest::{FileEntry, VersionManifest};
-use crate::signing::SignedHeaders;
+use crate::layout;
+use crate::manifest::{FileEntry, SriIndex, VersionManifest};
+use crate::signing::{PublicKey, SignedHeaders, SignedKind};
 
 /// The origin a customer page would send.
 const ORIGIN: &str = "https://sdk-cdn-verify.example";
-/// Give up on one request after this long.
-const TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest index or signature read through the CDN.
+const MAX_INDEX_BYTES: usize = 64 << 20;
 
 type HttpsClient = crate::https::HttpsClient<Empty<Bytes>>;
 
@@ -29,14 +35,17 @@ type HttpsClient = crate::https::HttpsClient<Empty<Bytes>>;
 pub(super) struct CdnCheck {
     client: HttpsClient,
     base: BaseUrl,
+    /// Give up on one request (to its last byte) after this long.
+    timeout: Duration,
 }
 
 impl CdnCheck {
     /// Checks `base_url` and builds the client (system trust roots).
-    pub(super) fn new(base_url: &str) -> Result<Self, ReleaseError> {
+    /// `timeouts`: one request's, and its connection's.
+    pub(super) fn new(base_url: &str, timeouts: (Duration, Duration)) -> Result<Self, ReleaseError> {
         let base = BaseUrl::parse(base_url)?;
-        let client = crate::https::client(None).map_err(|source| ReleaseError::TlsRoots { source })?;
-        Ok(CdnCheck { client, base })
+        let client = crate::https::client(Some(timeouts.1)).map_err(|source| ReleaseError::TlsRoots { source })?;
+        Ok(CdnCheck { client, base, timeout: timeouts.0 })
     }
 
     /// Fetches every file of `manifest` under `sdk/<dir>/` and records what is wrong.
@@ -60,10 +69,10 @@ impl CdnCheck {
         let url = self.base.file(dir, path);
         let finding = |detail: String| vec![Finding { key: url.clone(), problem: Problem::Http, detail }];
         let (status, headers, fetched, sha512) =
-            match tokio::time::timeout(TIMEOUT, self.fetch(&url, entry.signed.is_some())).await {
+            match tokio::time::timeout(self.timeout, self.fetch(&url, entry.signed.is_some())).await {
                 Ok(Ok(response)) => response,
                 Ok(Err(detail)) => return finding(detail),
-                Err(_) => return finding(format!("no complete response within {}s", TIMEOUT.as_secs())),
+                Err(_) => return finding(self.too_slow()),
             };
         if status != 200 {
             return finding(format!("HTTP {status} (expected 200)"));
@@ -94,6 +103,110 @@ impl CdnCheck {
         }
         wrong.extend(cache.problem(&header("cache-control")));
         if wrong.is_empty() { Vec::new() } else { finding(wrong.join("; ")) }
+    }
+
+    fn too_slow(&self) -> String {
+        format!("no complete response within {}s (--timeout)", self.timeout.as_secs_f64())
+    }
+
+    /// Fetches `api/sdk/sri` through the CDN and records where it contradicts
+    /// the store: an entry of a version that is not sealed, a hash that is not
+    /// its seal's (`expected`, the index the verified versions make), and,
+    /// with `pubkey`, a signature (`api/sdk/sri.minisig`, or the
+    /// content-addressed copy a cached index still matches) that does not prove it.
+    pub(super) async fn check_index(
+        &self,
+        sealed: &[Version],
+        expected: &SriIndex,
+        pubkey: Option<&PublicKey>,
+        findings: &mut Vec<Finding>,
+    ) {
+        let url = self.base.key(layout::INDEX_KEY);
+        let mut push = |problem: Problem, detail: String| findings.push(Finding { key: url.clone(), problem, detail });
+        let bytes = match self.fetch_bytes(&url).await {
+            Ok(bytes) => bytes,
+            Err(detail) => return push(Problem::Http, detail),
+        };
+        let served: SriIndex = match serde_json::from_slice(&bytes) {
+            Ok(index) => index,
+            Err(e) => {
+                return push(Problem::Http, format!("the CDN serves an index that is not a valid SRI index: {e}"));
+            }
+        };
+        let mut lies = Vec::new();
+        for (name, integrity) in &served.files {
+            let (dir, _) = name.split_once('/').unwrap_or((name, ""));
+            let is_latest = dir == layout::LATEST;
+            if !is_latest && !Version::parse(dir).is_ok_and(|v| sealed.contains(&v)) {
+                lies.push(format!("{name} (version {dir} is not published)"));
+                continue;
+            }
+            // latest/ entries are judged only when the CDN's index is of the same promotion.
+            let judged = !is_latest || served.version == expected.version;
+            match expected.files.get(name) {
+                Some(sealed) if judged && sealed != integrity => {
+                    lies.push(format!("{name} is {integrity}; its seal says {sealed}"))
+                }
+                None if judged && expected.files.keys().any(|k| k.starts_with(&format!("{dir}/"))) => {
+                    lies.push(format!("{name} (not a file of {dir})"))
+                }
+                _ => {}
+            }
+        }
+        if !lies.is_empty() {
+            push(
+                Problem::Http,
+                format!(
+                    "the CDN's index contradicts the sealed manifests: {}; find what rewrites it between the \
+                     store and the CDN, then purge /{} at the CDN",
+                    lies.join(", "),
+                    layout::INDEX_KEY
+                ),
+            );
+        }
+        if let Some(pubkey) = pubkey {
+            let mut problems = Vec::new();
+            for key in [super::signatures::index_signature(), super::signatures::index_signature_copy(&bytes)] {
+                let url = self.base.key(key.as_str());
+                match self.fetch_bytes(&url).await {
+                    Err(detail) => problems.push(format!("{url}: {detail}")),
+                    Ok(text) => {
+                        let text = String::from_utf8_lossy(&text);
+                        match crate::signing::verify_signature(&bytes, &text, pubkey, SignedKind::Index) {
+                            Ok(_) => return,
+                            Err(e) => problems.push(format!("{url}: {e}")),
+                        }
+                    }
+                }
+            }
+            push(
+                Problem::Signature,
+                format!("no signature served by the CDN proves the index it serves: {}", problems.join("; ")),
+            );
+        }
+    }
+
+    /// GETs `url` whole (up to [`MAX_INDEX_BYTES`]); anything but a 200 is an error.
+    async fn fetch_bytes(&self, url: &str) -> Result<Bytes, String> {
+        let get = async {
+            let request = hyper::Request::get(url)
+                .header(hyper::header::ORIGIN, ORIGIN)
+                .body(Empty::new())
+                .map_err(|e| format!("bad request URL: {e}"))?;
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| format!("request failed: {}", crate::https::error_chain(&e)))?;
+            let status = response.status().as_u16();
+            if status != 200 {
+                return Err(format!("HTTP {status} (expected 200)"));
+            }
+            let limited = http_body_util::Limited::new(response.into_body(), MAX_INDEX_BYTES);
+            let body = limited.collect().await.map_err(|e| format!("reading the body failed: {e}"))?;
+            Ok(body.to_bytes())
+        };
+        tokio::time::timeout(self.timeout, get).await.unwrap_or_else(|_| Err(self.too_slow()))
     }
 
     /// GETs `url`, hashing the body as it streams in.
