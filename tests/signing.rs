@@ -72,6 +72,15 @@ fn keygen_writes_a_private_key_and_never_overwrites_one() {
 }
 
 #[test]
+fn keygen_creates_a_missing_directory_for_the_owner_alone() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("keys/release");
+    keygen(parent.path(), &["--no-password", "--dir", "keys/release"], None).expect_code(0);
+    assert!(dir.join("sdk-cdn.key").is_file() && dir.join("sdk-cdn.pub").is_file());
+    assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+}
+
+#[test]
 fn a_password_protected_key_needs_its_password() {
     let dir = tempfile::tempdir().unwrap();
     keygen(dir.path(), &[], Some(PASSWORD)).expect_code(0);

@@ -2,7 +2,7 @@
 //! replace a key that already signs releases (create-only, secret at 0600).
 
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -61,6 +61,12 @@ pub(crate) fn run_keygen(args: &KeygenArgs) -> Result<Output, SigningError> {
         if args.no_password { None } else { password.as_deref() },
     )?;
     let public = key.public_key();
+    // A new directory for a secret key is the owner's alone (mode 0700); an existing one is left as it is.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&args.dir)
+        .map_err(|source| SigningError::KeyWrite { path: args.dir.clone(), source })?;
     write_new(&secret_path, secret_text.as_bytes(), SECRET_MODE)?;
     write_new(&public_path, public.to_file_text().as_bytes(), PUBLIC_MODE)?;
     let protection = if args.no_password { "unencrypted: keep it in a secret store" } else { "password-protected" };
