@@ -7,15 +7,17 @@
 //! first; files are written (each atomically: temp file + rename) only when
 //! all of them could be pinned. On any error no file is touched.
 
+mod charref;
 mod rewrite;
 mod source;
+mod target;
 
 use std::path::{Path, PathBuf};
 
 use clap::Args;
 use serde_json::json;
 
-use self::rewrite::{Mode, Rewritten, pin_html};
+use self::rewrite::{Mode, Rewritten, Rules, pin_html};
 use self::source::{Fetched, Source};
 use crate::commands::Output;
 use crate::manifest::SriIndex;
@@ -47,6 +49,11 @@ pub(crate) struct PinArgs {
     /// Pin this version (default: the one the index says latest/ serves).
     #[arg(long, value_name = "VERSION")]
     pub version: Option<String>,
+
+    /// The publisher's signature-based SRI key (ed25519-…, RW… or a .pub file), as the install guide
+    /// gives it; repeatable. Required when a tag's integrity names a key: each must be one of these.
+    #[arg(long, value_name = "KEY")]
+    pub sri_pubkey: Vec<String>,
 
     /// Rewrite nothing; exit 3 if a tag's integrity differs from the index.
     #[arg(long)]
@@ -111,8 +118,8 @@ pub enum PinError {
     /// Some tags cannot be pinned, or a file has none.
     #[error("nothing was written, because:\n  {}", .0.join("\n  "))]
     Unpinnable(Vec<String>),
-    /// `--check` found tags that differ from the index.
-    #[error("pinned tags differ from the index:\n  {}", .0.join("\n  "))]
+    /// `--check` found tags that differ from the index or that browsers block.
+    #[error("pinned tags differ from the index or would be blocked:\n  {}", .0.join("\n  "))]
     CheckFailed(Vec<String>),
     /// Writing a rewritten file failed.
     #[error("cannot write {path}: {source}")]
@@ -146,6 +153,10 @@ pub(crate) async fn run(args: &PinArgs) -> Result<Output, PinError> {
     }
     for path in &args.pubkey_file {
         keys.push(PublicKey::load(path)?);
+    }
+    let mut sri_keys = Vec::new();
+    for text in &args.sri_pubkey {
+        sri_keys.push(PublicKey::sri_from_arg(text)?);
     }
     let location = args.index.as_str();
     let unreachable = |detail: String| PinError::IndexUnreachable { location: location.into(), detail };
@@ -184,7 +195,7 @@ pub(crate) async fn run(args: &PinArgs) -> Result<Output, PinError> {
         true => Mode::Check(args.version.as_deref()),
         false => Mode::Pin(&version),
     };
-    let results = compute(&args.files, &index, mode)?;
+    let results = compute(&args.files, &index, Rules { mode, sri_keys: &sri_keys })?;
     let report = report(&results, signed.as_ref(), &version, args.check);
     if args.check {
         let mismatches: Vec<String> = results
@@ -243,7 +254,7 @@ async fn verified(
 }
 
 /// Reads and rewrites every file in memory; any problem anywhere refuses all.
-fn compute(files: &[PathBuf], index: &SriIndex, mode: Mode<'_>) -> Result<Vec<(PathBuf, Rewritten)>, PinError> {
+fn compute(files: &[PathBuf], index: &SriIndex, rules: Rules<'_>) -> Result<Vec<(PathBuf, Rewritten)>, PinError> {
     let mut results = Vec::new();
     let mut problems = Vec::new();
     for path in files {
@@ -251,8 +262,8 @@ fn compute(files: &[PathBuf], index: &SriIndex, mode: Mode<'_>) -> Result<Vec<(P
             std::fs::read(path).map_err(|e| PinError::FileRead { path: path.clone(), detail: e.to_string() })?;
         let html = String::from_utf8(bytes)
             .map_err(|_| PinError::FileRead { path: path.clone(), detail: "not UTF-8 text".into() })?;
-        match pin_html(&html, index, mode) {
-            Ok(r) if r.tags.is_empty() => problems.push(format!(
+        match pin_html(&html, index, rules) {
+            Ok(r) if r.tags.is_empty() && r.mismatches.is_empty() => problems.push(format!(
                 "{}: no <script src> or <link rel=stylesheet href> loads …/sdk/<version|latest>/<file>",
                 path.display()
             )),
