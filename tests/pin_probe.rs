@@ -1,7 +1,7 @@
 //! `sdk-cdn pin` against what a hostile probe found: URLs a browser
-//! resolves to the SDK in forms pin did not recognise, and integrity a
-//! browser always blocks. The real binary, an index published by it, and
-//! `sdk-cdn serve`.
+//! resolves to the SDK in forms pin did not recognise, integrity a browser
+//! always blocks, and `--version latest`. The real binary, an index
+//! published by it, and `sdk-cdn serve`.
 
 /// The parts of `tests/support/` this suite uses (each suite compiles only those).
 mod support {
@@ -116,6 +116,18 @@ fn a_url_that_may_load_the_sdk_but_cannot_be_read_fails_closed() {
         assert!(out.stderr.contains(why), "{tag}: {}", out.stderr);
         assert_eq!(std::fs::read(&page).unwrap(), before);
     }
+}
+
+/// Probe finding 4: a hash on latest/ breaks at the next release.
+#[test]
+fn pin_version_latest_is_refused_as_usage() {
+    let site = Site::new();
+    let page = site.page("index.html", "<script src=\"/sdk/latest/haloagents.umd.js\"></script>");
+    let before = std::fs::read(&page).unwrap();
+    let out = site.pin(&[path(&page), "--version", "latest"]);
+    out.expect_code(2);
+    assert!(out.stderr.contains("every release") && out.stderr.contains("snippet latest --signed"), "{}", out.stderr);
+    assert_eq!(std::fs::read(&page).unwrap(), before);
 }
 
 /// Probe finding 5: integrity Chromium always blocks passed --check.

@@ -20,6 +20,7 @@ use serde_json::json;
 use self::rewrite::{Mode, Rewritten, Rules, pin_html};
 use self::source::{Fetched, Source};
 use crate::commands::Output;
+use crate::layout::LATEST;
 use crate::manifest::SriIndex;
 use crate::signing::{
     self, NO_VERSION, PublicKey, SIGNATURE_SUFFIX, SignedKind, SigningError, TrustedComment,
@@ -107,6 +108,13 @@ pub enum PinError {
         /// URL or path.
         location: String,
     },
+    /// `--version latest`: a hash on a URL whose bytes change at every release.
+    #[error(
+        "--version latest would pin a sha384 hash on sdk/latest/, whose files change at every release, and \
+         browsers would then block them; pin a version (--version 1.4.0, or no --version for the one latest/ \
+         serves now), or pin latest/ by the publisher's key (`sdk-cdn snippet latest --signed`)"
+    )]
+    LatestByHash,
     /// An HTML file could not be read.
     #[error("cannot read {path}: {detail}")]
     FileRead {
@@ -157,6 +165,9 @@ pub(crate) async fn run(args: &PinArgs) -> Result<Output, PinError> {
     let mut sri_keys = Vec::new();
     for text in &args.sri_pubkey {
         sri_keys.push(PublicKey::sri_from_arg(text)?);
+    }
+    if !args.check && args.version.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(LATEST)) {
+        return Err(PinError::LatestByHash);
     }
     let location = args.index.as_str();
     let unreachable = |detail: String| PinError::IndexUnreachable { location: location.into(), detail };
