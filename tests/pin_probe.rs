@@ -1,7 +1,8 @@
 //! `sdk-cdn pin` against what a hostile probe found: URLs a browser
 //! resolves to the SDK in forms pin did not recognise, integrity a browser
-//! always blocks, and `--version latest`. The real binary, an index
-//! published by it, and `sdk-cdn serve`.
+//! always blocks, `--version latest`, symbolic links, and a write failing
+//! halfway through several files. The real binary, an index published by
+//! it, and `sdk-cdn serve`.
 
 /// The parts of `tests/support/` this suite uses (each suite compiles only those).
 mod support {
@@ -15,9 +16,11 @@ mod support {
 }
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use support::backends::{self, Backend};
-use support::cli::{Run, build_dir, run, run_without_store};
+use support::cli::{Run, build_dir, output, run, run_without_store, wait};
 use support::fixtures::sri_of;
 use support::serve::Served;
 
@@ -56,8 +59,20 @@ impl Site {
     }
 
     fn pin(&self, args: &[&str]) -> Run {
-        let index = self.index();
-        run_without_store(self.cwd.path(), &[&["pin", "--index", &index], args].concat())
+        output(self.pin_command(args))
+    }
+
+    fn pin_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sdk-cdn"));
+        cmd.current_dir(self.cwd.path()).args(["pin", "--index", &self.index()]).args(args);
+        cmd.env_remove("SDK_CDN_STORE").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd
+    }
+
+    /// Names in the work dir left by pin's temp files.
+    fn temps(&self) -> Vec<String> {
+        let names = std::fs::read_dir(self.cwd.path()).unwrap().map(|e| e.unwrap().file_name());
+        names.map(|n| n.to_string_lossy().into_owned()).filter(|n| n.contains("sdk-cdn-pin")).collect()
     }
 }
 
@@ -173,4 +188,93 @@ fn integrity_a_browser_always_blocks_fails_check() {
     let out = site.pin(&["--check", path(&page)]);
     out.expect_code(3);
     assert!(out.stderr.contains("--sri-pubkey"), "{}", out.stderr);
+}
+
+const TAG: &str = "<script src=\"/sdk/latest/haloagents.umd.js\"></script>";
+
+fn pinned(page: &Path) -> bool {
+    std::fs::read_to_string(page).unwrap().contains(&format!("integrity=\"{}\"", sri_of(JS)))
+}
+
+/// Probe finding 3: the link became a regular file and the real file stayed unpinned.
+#[test]
+fn a_symbolic_link_is_written_through_and_stays_a_link() {
+    let site = Site::new();
+    let real = site.page("real.html", TAG);
+    let link = site.cwd.path().join("link.html");
+    std::os::unix::fs::symlink("real.html", &link).unwrap();
+    site.pin(&[path(&link)]).expect_code(0);
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link was replaced");
+    assert_eq!(std::fs::read_link(&link).unwrap(), Path::new("real.html"));
+    assert!(pinned(&real), "{}", std::fs::read_to_string(&real).unwrap());
+    // The link and its target given together: one file, pinned once.
+    site.pin(&[path(&link), path(&real)]).expect_code(0);
+    assert!(site.temps().is_empty(), "{:?}", site.temps());
+}
+
+/// Runs `cmd` with no file written past `bytes` (`RLIMIT_FSIZE`): such a
+/// write fails with EFBIG, as a write to a full disk fails with ENOSPC.
+fn limit_file_size(cmd: &mut Command, bytes: u64) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let limit = libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The write then fails instead of the signal killing the process.
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+}
+
+/// Probe finding 2: `pin A B` rewrote A when writing B failed, and said nothing of it.
+#[test]
+fn a_file_that_cannot_be_written_leaves_every_file_as_it_was() {
+    let site = Site::new();
+    let small = site.page("a.html", TAG);
+    let big = site.page("b.html", &format!("{TAG}\n<!-- {} -->", "x".repeat(64 * 1024)));
+    let before = [std::fs::read(&small).unwrap(), std::fs::read(&big).unwrap()];
+    let mut cmd = site.pin_command(&[path(&small), path(&big)]);
+    limit_file_size(&mut cmd, 16 * 1024);
+    let out = output(cmd);
+    out.expect_code(1);
+    assert!(out.stderr.contains("b.html") && out.stderr.contains("no file was changed"), "{}", out.stderr);
+    let after = [std::fs::read(&small).unwrap(), std::fs::read(&big).unwrap()];
+    assert!(after == before, "a file was changed");
+    assert!(site.temps().is_empty(), "{:?}", site.temps());
+    site.pin(&[path(&small), path(&big)]).expect_code(0);
+    assert!(pinned(&small) && pinned(&big));
+}
+
+/// Probe finding 2, the outcome left: a rename fails after another
+/// succeeded (here its temp file vanishes at a pause point between the
+/// two). The error, also in --json, names the file already pinned.
+#[test]
+fn a_rename_failing_after_another_names_the_files_already_replaced() {
+    let site = Site::new();
+    let (a, b) = (site.page("a.html", TAG), site.page("b.html", TAG));
+    let pause = tempfile::tempdir().unwrap();
+    std::fs::write(pause.path().join("pin-renamed.wait"), b"").unwrap();
+    let mut cmd = site.pin_command(&["--json", path(&a), path(&b)]);
+    cmd.env("SDK_CDN_TEST_PAUSE_DIR", pause.path());
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !pause.path().join("pin-renamed.reached").exists() {
+        assert!(Instant::now() < deadline, "pin never reached the pause point");
+        assert!(child.try_wait().unwrap().is_none(), "pin ended before the pause point: {:?}", wait(child));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for temp in site.temps() {
+        std::fs::remove_file(site.cwd.path().join(temp)).unwrap();
+    }
+    std::fs::write(pause.path().join("pin-renamed.go"), b"").unwrap();
+    let out = wait(child);
+    out.expect_code(1);
+    let error = out.json()["error"].as_str().unwrap().to_string();
+    let already = format!("already pinned: {}; left as they were: {}", a.display(), b.display());
+    assert!(error.contains(&format!("cannot replace {}", b.display())) && error.contains(&already), "{error}");
+    assert!(pinned(&a) && !pinned(&b));
 }

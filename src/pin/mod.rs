@@ -4,13 +4,15 @@
 //! whose signature verifies.
 //!
 //! Fails closed: everything is fetched, verified and computed for every file
-//! first; files are written (each atomically: temp file + rename) only when
-//! all of them could be pinned. On any error no file is touched.
+//! first; files are written only when all of them could be pinned, and then
+//! all or none (`write`). On any error no file is touched, except a rename
+//! failing between others, which names the files already replaced.
 
 mod charref;
 mod rewrite;
 mod source;
 mod target;
+mod write;
 
 use std::path::{Path, PathBuf};
 
@@ -129,13 +131,32 @@ pub enum PinError {
     /// `--check` found tags that differ from the index or that browsers block.
     #[error("pinned tags differ from the index or would be blocked:\n  {}", .0.join("\n  "))]
     CheckFailed(Vec<String>),
-    /// Writing a rewritten file failed.
-    #[error("cannot write {path}: {source}")]
+    /// Writing a rewritten file failed before any file was replaced.
+    #[error(
+        "cannot write {path}: {source}; no file was changed (free space or fix the permissions, then run pin again)"
+    )]
     Write {
         /// The file.
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,
+    },
+    /// Every file was written, but replacing one failed after others were replaced.
+    #[error(
+        "cannot replace {path}: {source}; already pinned: {}; left as they were: {}; fix the cause and run \
+         pin again (files already pinned are not changed again)",
+        list(.replaced),
+        list(.untouched)
+    )]
+    PartlyWritten {
+        /// The file whose rename failed.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+        /// Files already replaced by their pinned version.
+        replaced: Vec<PathBuf>,
+        /// Files left as they were (the failed one included).
+        untouched: Vec<PathBuf>,
     },
 }
 
@@ -145,10 +166,20 @@ impl PinError {
     pub fn exit_code(&self) -> u8 {
         match self {
             PinError::Signing(e) => e.exit_code(),
-            PinError::IndexUnreachable { .. } | PinError::IndexInvalid { .. } | PinError::Write { .. } => 1,
+            PinError::IndexUnreachable { .. }
+            | PinError::IndexInvalid { .. }
+            | PinError::Write { .. }
+            | PinError::PartlyWritten { .. } => 1,
             PinError::SignatureMissing { .. } | PinError::CheckFailed(_) => 3,
             _ => 2,
         }
+    }
+}
+
+fn list(paths: &[PathBuf]) -> String {
+    match paths.is_empty() {
+        true => "none".into(),
+        false => paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
     }
 }
 
@@ -218,9 +249,8 @@ pub(crate) async fn run(args: &PinArgs) -> Result<Output, PinError> {
         }
         return Ok(report);
     }
-    for (path, rewritten) in &results {
-        write_atomically(path, rewritten.html.as_bytes())?;
-    }
+    let files: Vec<(&Path, &[u8])> = results.iter().map(|(p, r)| (p.as_path(), r.html.as_bytes())).collect();
+    write::write_all(&files)?;
     Ok(report)
 }
 
@@ -308,26 +338,4 @@ fn report(
     let signature = signed.map(|(c, k)| json!({ "key_id": k.key_id(), "time": c.time }));
     let json = json!({ "version": version, "check": check, "signature": signature, "files": files });
     Output::status(text, json)
-}
-
-/// Replaces `path` by `bytes` all at once (temp file in the same directory,
-/// then rename), keeping its permissions; an unchanged file is not touched.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), PinError> {
-    let write_error = |source| PinError::Write { path: path.to_path_buf(), source };
-    if std::fs::read(path).map_err(write_error)? == bytes {
-        return Ok(());
-    }
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.sdk-cdn-pin-{}", std::process::id()));
-    let result = (|| {
-        let permissions = std::fs::metadata(path)?.permissions();
-        std::fs::write(&tmp, bytes)?;
-        std::fs::set_permissions(&tmp, permissions)?;
-        std::fs::File::open(&tmp)?.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(write_error)
 }
