@@ -60,7 +60,7 @@ pub struct GlobalArgs {
     pub(crate) path_style: bool,
 
     /// Seconds any store request may take, retries included, before the command fails (exit 1). File
-    /// uploads get this plus the time to send their bytes at 1 MiB/s.
+    /// uploads get this plus the time to send their bytes at 1 MiB/s; `pin` gives each fetch of the index this long.
     #[arg(long, global = true, env = "SDK_CDN_TIMEOUT", value_name = "SECONDS", default_value = "60", value_parser = parse_timeout)]
     pub(crate) timeout: std::time::Duration,
 

@@ -1,8 +1,8 @@
 //! `sdk-cdn pin` against what a hostile probe found: URLs a browser
 //! resolves to the SDK in forms pin did not recognise, integrity a browser
-//! always blocks, `--version latest`, symbolic links, and a write failing
-//! halfway through several files. The real binary, an index published by
-//! it, and `sdk-cdn serve`.
+//! always blocks, `--version latest`, symbolic links, a write failing
+//! halfway through several files, and a server that never answers. The real
+//! binary, an index published by it, and `sdk-cdn serve`.
 
 /// The parts of `tests/support/` this suite uses (each suite compiles only those).
 mod support {
@@ -277,4 +277,24 @@ fn a_rename_failing_after_another_names_the_files_already_replaced() {
     let already = format!("already pinned: {}; left as they were: {}", a.display(), b.display());
     assert!(error.contains(&format!("cannot replace {}", b.display())) && error.contains(&already), "{error}");
     assert!(pinned(&a) && !pinned(&b));
+}
+
+/// Probe finding 6: `--timeout` was ignored; a server that never answers held pin for 30 s.
+#[test]
+fn an_index_server_that_never_answers_fails_after_the_timeout() {
+    let cwd = tempfile::tempdir().unwrap();
+    let page = cwd.path().join("index.html");
+    std::fs::write(&page, TAG).unwrap();
+    let before = std::fs::read(&page).unwrap();
+    // Accepts connections and never answers; holds them open.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let index = format!("http://{}/api/sdk/sri", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let held: Vec<_> = listener.incoming().map_while(Result::ok).collect();
+        drop(held);
+    });
+    let out = run_without_store(cwd.path(), &["--timeout", "1", "pin", path(&page), "--index", &index]);
+    out.expect_code(1);
+    assert!(out.stderr.contains("within 1s (--timeout)"), "{}", out.stderr);
+    assert_eq!(std::fs::read(&page).unwrap(), before);
 }

@@ -15,6 +15,7 @@ mod target;
 mod write;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Args;
 use serde_json::json;
@@ -183,8 +184,9 @@ fn list(paths: &[PathBuf]) -> String {
     }
 }
 
-/// Runs `pin`.
-pub(crate) async fn run(args: &PinArgs) -> Result<Output, PinError> {
+/// Runs `pin`; each fetch of the index or its signature gives up after
+/// `timeout` (`--timeout`), connecting after `connect` (`--connect-timeout`).
+pub(crate) async fn run(args: &PinArgs, timeout: Duration, connect: Duration) -> Result<Output, PinError> {
     // The key first: a bad key is a usage error before any network.
     let mut keys = Vec::new();
     for text in &args.pubkey {
@@ -202,7 +204,7 @@ pub(crate) async fn run(args: &PinArgs) -> Result<Output, PinError> {
     }
     let location = args.index.as_str();
     let unreachable = |detail: String| PinError::IndexUnreachable { location: location.into(), detail };
-    let source = Source::for_location(location).map_err(unreachable)?;
+    let source = Source::for_location(location, timeout, connect).map_err(unreachable)?;
     let bytes = match source.fetch(location).await.map_err(unreachable)? {
         Fetched::Found(bytes) => bytes,
         Fetched::Missing => return Err(unreachable("not found".into())),
