@@ -154,8 +154,13 @@ fn credentialed(crossorigin: Option<&str>) -> bool {
 /// Rewrites (or checks) the SDK tags of `html` against `index`.
 /// `Err` lists every tag that cannot be pinned; nothing is then usable.
 pub(crate) fn pin_html(html: &str, index: &SriIndex, rules: Rules<'_>) -> Result<Rewritten, Vec<String>> {
+    pin_document(html, index, rules, Base::default())
+}
+
+/// [`pin_html`] for a document whose base URL, before any `<base href>`, is `start`.
+fn pin_document(html: &str, index: &SriIndex, rules: Rules<'_>, start: Base) -> Result<Rewritten, Vec<String>> {
     let state = RefCell::new((Vec::new(), Vec::new(), Vec::new())); // tags, problems, mismatches
-    let base = RefCell::new((Base::default(), false)); // the document base, whether a <base href> was seen
+    let base = RefCell::new((start, false)); // the document base, whether a <base href> was seen
     let check = matches!(rules.mode, Mode::Check(_));
     // A tag that cannot be pinned: a problem for `pin` (nothing written), a mismatch for `--check`.
     let refuse = |el: &Element<'_, '_>, why: String| {
@@ -186,7 +191,16 @@ pub(crate) fn pin_html(html: &str, index: &SriIndex, rules: Rules<'_>) -> Result
             refuse(el, why);
             return Ok(());
         }
-        let crossorigin = attribute(el, CROSSORIGIN).unwrap_or_else(|_| Some(String::new()));
+        let crossorigin = match attribute(el, CROSSORIGIN) {
+            Ok(value) => value,
+            Err(reference) => {
+                refuse(
+                    el,
+                    format!("crossorigin contains {reference}, which sdk-cdn does not decode; write it plainly"),
+                );
+                return Ok(());
+            }
+        };
         // `latest/` pinned by the publisher's key (signature-based SRI) is
         // pinned already, on purpose: it follows releases and still refuses
         // bytes the key did not sign. Left as it is, and it passes --check.
@@ -225,7 +239,8 @@ pub(crate) fn pin_html(html: &str, index: &SriIndex, rules: Rules<'_>) -> Result
                     None => base.borrow().0.pinned(&sdk, version),
                 };
                 if pinned_url != url {
-                    el.set_attribute(attr, &pinned_url)?;
+                    // lol_html escapes `"` but not `&`, which would start a reference.
+                    el.set_attribute(attr, &pinned_url.replace('&', "&amp;"))?;
                 }
                 if el.get_attribute(INTEGRITY).as_deref() != Some(integrity.as_str()) {
                     el.set_attribute(INTEGRITY, &integrity)?;
@@ -298,6 +313,38 @@ pub(crate) fn pin_html(html: &str, index: &SriIndex, rules: Rules<'_>) -> Result
                     ),
                     Err(why) => refuse(el, format!("the URL {why}")),
                 }
+            }
+            Ok(())
+        }))
+        .append_element_content_handler(element!("iframe[srcdoc]", |el| {
+            // A document inside an attribute, with this document's base:
+            // checked as a page of its own, never rewritten.
+            let doc = match attribute(el, "srcdoc") {
+                Ok(doc) => doc.unwrap_or_default(),
+                Err(reference) => {
+                    refuse(el, format!("srcdoc contains {reference}, which sdk-cdn does not decode; write it plainly"));
+                    return Ok(());
+                }
+            };
+            let wanted = match rules.mode {
+                Mode::Pin(version) => Some(version),
+                Mode::Check(wanted) => wanted,
+            };
+            let nested = Rules { mode: Mode::Check(wanted), sri_keys: rules.sri_keys };
+            let start = base.borrow().0.clone();
+            let found = match pin_document(&doc, index, nested, start) {
+                Ok(r) => r.mismatches,
+                Err(problems) => problems,
+            };
+            if !found.is_empty() {
+                refuse(
+                    el,
+                    format!(
+                        "its srcdoc document loads the SDK unpinned, and pin does not rewrite inside an attribute \
+                         (pin those tags by hand, or move them out of srcdoc): {}",
+                        found.join("; ")
+                    ),
+                );
             }
             Ok(())
         }))
@@ -516,5 +563,33 @@ mod tests {
         let check = pin_html(&tag, &index(), rules(Mode::Check(None))).unwrap();
         assert!(check.mismatches[0].contains("--sri-pubkey"), "{:?}", check.mismatches);
         assert!(pin_html(&tag, &index(), with_keys(Mode::Check(None))).unwrap().mismatches.is_empty());
+    }
+
+    /// Probe follow-up: a document inside `srcdoc` loads with this page's base.
+    #[test]
+    fn an_unpinned_sdk_tag_inside_srcdoc_is_refused() {
+        let unpinned = "<iframe srcdoc=\"<script src=&quot;/sdk/latest/app.js&quot;></script>\"></iframe>";
+        let problems = pin_html(unpinned, &index(), rules(Mode::Pin("1.4.0"))).unwrap_err();
+        assert!(problems[0].contains("srcdoc"), "{problems:?}");
+        assert_eq!(pin_html(unpinned, &index(), rules(Mode::Check(None))).unwrap().mismatches.len(), 1);
+        let based = "<base href=\"https://cdn.example/sdk/latest/\"><iframe srcdoc=\"<script src=app.js></script>\">";
+        assert!(pin_html(based, &index(), rules(Mode::Pin("1.4.0"))).is_err(), "the srcdoc inherits the base");
+        let pinned = format!(
+            "<iframe srcdoc=\"<script src=/sdk/1.4.0/app.js integrity={} crossorigin></script>\"></iframe>",
+            sri("1.4.0/app.js")
+        );
+        let out = pin_html(&pinned, &index(), rules(Mode::Pin("1.4.0"))).unwrap();
+        assert_eq!(out.html, pinned, "a pinned srcdoc is left as it is");
+    }
+
+    #[test]
+    fn a_written_url_escapes_its_ampersands() {
+        let out = pin_html(
+            "<script src=\"/sdk/l&#97;test/app.js?a=1&amp;not/\"></script>",
+            &index(),
+            rules(Mode::Pin("1.4.0")),
+        )
+        .unwrap();
+        assert!(out.html.contains("src=\"/sdk/1.4.0/app.js?a=1&amp;not/\""), "{}", out.html);
     }
 }
