@@ -5,6 +5,9 @@
 //! CDN do. A URL is the SDK's when its path has a segment `sdk` followed by
 //! `latest` or a version and a file.
 //!
+//! A URL written plainly (`SdkUrl`) is pinned by editing its text, so
+//! that it keeps its form.
+//!
 //! The page's own address is unknown, so relative URLs are resolved against
 //! a stand-in deep enough that `..` never reaches its root; a pinned URL
 //! that stays relative is written relative again.
@@ -14,6 +17,9 @@ use url::Url;
 
 use super::charref;
 use crate::layout::LATEST;
+
+/// The path segment before the version.
+const SDK_SEGMENT: &str = "sdk/";
 
 /// The stand-in for the page's address.
 const DOCUMENT: &str = "https://document.invalid/d1/d2/d3/d4/d5/d6/d7/d8/d9/d10/d11/d12/d13/d14/d15/d16/page.html";
@@ -109,6 +115,51 @@ impl Base {
     }
 }
 
+/// A URL `…/sdk/<version|latest>/<file>[?…][#…]`, split.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct SdkUrl<'u> {
+    prefix: &'u str,
+    version: &'u str,
+    file: &'u str,
+    suffix: &'u str,
+}
+
+impl<'u> SdkUrl<'u> {
+    /// The first `sdk/` segment (at the start or after `/`) followed by a
+    /// version or `latest` and a file; `None` for any other URL.
+    fn parse(url: &'u str) -> Option<SdkUrl<'u>> {
+        let end = url.find(['?', '#']).unwrap_or(url.len());
+        let (path, suffix) = url.split_at(end);
+        let mut from = 0;
+        while let Some(at) = path[from..].find(SDK_SEGMENT).map(|i| i + from) {
+            from = at + SDK_SEGMENT.len();
+            if at > 0 && !path[..at].ends_with('/') {
+                continue;
+            }
+            let rest = &path[from..];
+            let Some((version, file)) = rest.split_once('/') else { continue };
+            let known = version == LATEST || crate::version::parse(version).is_ok();
+            if known && !file.is_empty() {
+                return Some(SdkUrl { prefix: &path[..from], version, file, suffix });
+            }
+        }
+        None
+    }
+
+    pub(crate) fn with_version(&self, version: &str) -> String {
+        format!("{}{version}/{}{}", self.prefix, self.file, self.suffix)
+    }
+}
+
+/// `raw` as a plain `…/sdk/<version>/<file>` URL whose text says what the
+/// browser reads (no references, whitespace or `\`), to pin by editing its
+/// version segment only.
+pub(crate) fn plain<'u>(raw: &'u str, version: &str, file: &str) -> Option<SdkUrl<'u>> {
+    let clean = !raw.contains(['&', '\t', '\n', '\r', '\\']) && raw.trim_matches(|c: char| c <= ' ') == raw;
+    let sdk = SdkUrl::parse(raw).filter(|_| clean)?;
+    (sdk.version == version && percent_decode_str(sdk.file).decode_utf8_lossy() == file).then_some(sdk)
+}
+
 fn ambiguous(reference: String) -> String {
     format!(
         "contains the character reference {reference}, which sdk-cdn does not decode, so where it loads from \
@@ -124,6 +175,21 @@ mod tests {
         match base.resolve(raw).unwrap() {
             Target::Sdk(t) => (t.version, t.file),
             Target::Other => panic!("{raw} is not seen as the SDK"),
+        }
+    }
+
+    #[test]
+    fn urls_are_split_at_the_sdk_segment() {
+        let url = SdkUrl::parse("https://cdn.example/sdk/latest/x/app.js?v=1#f").unwrap();
+        assert_eq!(
+            (url.prefix, url.version, url.file, url.suffix),
+            ("https://cdn.example/sdk/", "latest", "x/app.js", "?v=1#f")
+        );
+        assert_eq!(SdkUrl::parse("sdk/1.2.3/a.js").unwrap().version, "1.2.3");
+        for other in
+            ["https://cdn.example/mysdk/1.0.0/a.js", "/sdk/next/a.js", "/sdk/1.0.0/", "/api/sdk/sri", "/other.js"]
+        {
+            assert_eq!(SdkUrl::parse(other), None, "{other}");
         }
     }
 
