@@ -15,6 +15,8 @@ mod support {
     pub mod tools;
 }
 
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -28,8 +30,7 @@ const JS: &[u8] = b"window.HaloAgents = 1;\n";
 
 /// A store with 1.0.0 published (latest: 1.0.0), served, and a work dir.
 struct Site {
-    /// Kept for the store's directory.
-    _backend: Backend,
+    backend: Backend,
     cwd: tempfile::TempDir,
     served: Served,
 }
@@ -41,7 +42,7 @@ impl Site {
         let build = build_dir(&[("haloagents.umd.js", JS)]);
         run(&backend, cwd.path(), &["publish", build.path().to_str().unwrap(), "--version", "1.0.0"]).expect_code(0);
         let served = Served::start(&backend, cwd.path(), &[]);
-        Site { _backend: backend, cwd, served }
+        Site { backend, cwd, served }
     }
 
     fn base(&self) -> String {
@@ -106,6 +107,69 @@ fn urls_a_browser_resolves_to_latest_are_pinned_and_fail_check_until_pinned() {
         assert!(pinned.starts_with("<!doctype html>\n<title>t</title>\n"), "{pinned}");
         site.pin(&["--check", path(&page)]).expect_code(0);
     }
+}
+
+/// A static file server over `root` on 127.0.0.1 (another origin than the
+/// CDN, as a customer's site): GET /path → 200 + bytes, or 404.
+fn static_server(root: PathBuf) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().map_while(Result::ok) {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            while reader.read_line(&mut String::new()).is_ok_and(|n| n > 2) {}
+            let path = line.split(' ').nth(1).unwrap_or("/").trim_start_matches('/').to_string();
+            let _ = match std::fs::read(root.join(&path)) {
+                Ok(body) => {
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(&body))
+                }
+                Err(_) => stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+            };
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// Probe finding 1 in the browser: the spelled-otherwise tag loads latest/
+/// in Chromium (the probe's claim), runs pinned after `pin`, and a changed
+/// stored byte is then blocked.
+#[test]
+fn a_tag_spelled_otherwise_runs_pinned_in_chromium_after_pin() {
+    if !support::chromium::browser_present() {
+        return;
+    }
+    let site = Site::new();
+    let web = tempfile::tempdir().unwrap();
+    let page = web.path().join("index.html");
+    let html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><base href=\"{}/sdk/l&#97;test/\"></head><body>\n\
+         <script src=\"haloagents.umd.js\"></script>\n\
+         <script>var p = document.createElement('p'); p.id = 'result';\n\
+         p.textContent = 'RESULT=' + (typeof window.HaloAgents === 'undefined' ? 'blocked' : 'loaded');\n\
+         document.body.appendChild(p);</script></body></html>\n",
+        site.base()
+    );
+    std::fs::write(&page, html).unwrap();
+    let url = format!("{}/index.html", static_server(web.path().to_path_buf()));
+    let result = || {
+        let dom = support::chromium::dump_dom(&url);
+        ["RESULT=loaded", "RESULT=blocked"].into_iter().find(|r| dom.contains(r)).map(str::to_string)
+    };
+    assert_eq!(result().as_deref(), Some("RESULT=loaded"), "the probe's page does not load latest/");
+    site.pin(&[path(&page)]).expect_code(0);
+    assert!(std::fs::read_to_string(&page).unwrap().contains(&sri_of(JS)));
+    assert_eq!(result().as_deref(), Some("RESULT=loaded"), "the pinned page does not run");
+    let stored = PathBuf::from(&site.backend.args()[1]).join("sdk/1.0.0/haloagents.umd.js");
+    std::fs::write(&stored, b"window.HaloAgents = 'evil';\n").unwrap();
+    assert_eq!(result().as_deref(), Some("RESULT=blocked"), "a changed file ran");
 }
 
 /// Probe finding 1, the part no rewrite can fix: a URL that may load the
