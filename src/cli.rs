@@ -60,7 +60,7 @@ pub struct GlobalArgs {
     pub(crate) path_style: bool,
 
     /// Seconds any store request may take, retries included, before the command fails (exit 1). File
-    /// uploads get this plus the time to send their bytes at 1 MiB/s.
+    /// uploads get this plus the time to send their bytes at 1 MiB/s; `pin` gives each fetch of the index this long.
     #[arg(long, global = true, env = "SDK_CDN_TIMEOUT", value_name = "SECONDS", default_value = "60", value_parser = parse_timeout)]
     pub(crate) timeout: std::time::Duration,
 
@@ -196,12 +196,16 @@ Examples:
   sdk-cdn pin dist/*.html --index https://cdn.example.com/api/sdk/sri --pubkey-file sdk-cdn.pub --version 1.4.0
   sdk-cdn pin --check dist/*.html --index https://cdn.example.com/api/sdk/sri --pubkey RW…   # CI gate
   sdk-cdn pin index.html --index https://cdn.example.com/api/sdk/sri --pubkey RWold… --pubkey RWnew…   # key rotation
+  sdk-cdn pin --check dist/*.html --index https://cdn.example.com/api/sdk/sri --sri-pubkey ed25519-…   # pages pinning latest/ by key
 
 Rewrites every <script src> and <link rel=stylesheet href> that loads
 …/sdk/<version|latest>/<file>: the pinned version in the URL, integrity and
-crossorigin=\"anonymous\"; all other bytes stay as they are. With a key, the
-index's signature (<index>.minisig) must verify first. On any error no file
-is written. --check writes nothing and exits 3 on a stale or missing integrity.")]
+crossorigin=\"anonymous\"; all other bytes stay as they are. URLs are read as
+a browser reads them (character references, <base href>, percent-escapes);
+one that cannot be read for sure is refused. With a key, the index's
+signature (<index>.minisig) must verify first. On any error no file is
+written. --check writes nothing and exits 3 on a stale or missing integrity,
+on integrity a browser blocks, and on a tag pin would refuse.")]
     Pin(crate::pin::PinArgs),
 
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).

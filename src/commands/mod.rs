@@ -63,7 +63,7 @@ async fn dispatch(cli: &Cli) -> Result<Output, Error> {
         Command::Completions { shell } => Ok(reference::completions(*shell)),
         Command::Man(args) => reference::man(args),
         Command::Keygen(args) => Ok(crate::signing::run_keygen(args)?),
-        Command::Pin(args) => Ok(crate::pin::run(args).await?),
+        Command::Pin(args) => Ok(crate::pin::run(args, global.timeout, global.connect_timeout).await?),
     }
 }
 

@@ -4,20 +4,26 @@
 //! whose signature verifies.
 //!
 //! Fails closed: everything is fetched, verified and computed for every file
-//! first; files are written (each atomically: temp file + rename) only when
-//! all of them could be pinned. On any error no file is touched.
+//! first; files are written only when all of them could be pinned, and then
+//! all or none (`write`). On any error no file is touched, except a rename
+//! failing between others, which names the files already replaced.
 
+mod charref;
 mod rewrite;
 mod source;
+mod target;
+mod write;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Args;
 use serde_json::json;
 
-use self::rewrite::{Mode, Rewritten, pin_html};
+use self::rewrite::{Mode, Rewritten, Rules, pin_html};
 use self::source::{Fetched, Source};
 use crate::commands::Output;
+use crate::layout::LATEST;
 use crate::manifest::SriIndex;
 use crate::signing::{
     self, NO_VERSION, PublicKey, SIGNATURE_SUFFIX, SignedKind, SigningError, TrustedComment,
@@ -47,6 +53,11 @@ pub(crate) struct PinArgs {
     /// Pin this version (default: the one the index says latest/ serves).
     #[arg(long, value_name = "VERSION")]
     pub version: Option<String>,
+
+    /// The publisher's signature-based SRI key (ed25519-…, RW… or a .pub file), as the install guide
+    /// gives it; repeatable. Required when a tag's integrity names a key: each must be one of these.
+    #[arg(long, value_name = "KEY")]
+    pub sri_pubkey: Vec<String>,
 
     /// Rewrite nothing; exit 3 if a tag's integrity differs from the index.
     #[arg(long)]
@@ -100,6 +111,13 @@ pub enum PinError {
         /// URL or path.
         location: String,
     },
+    /// `--version latest`: a hash on a URL whose bytes change at every release.
+    #[error(
+        "--version latest would pin a sha384 hash on sdk/latest/, whose files change at every release, and \
+         browsers would then block them; pin a version (--version 1.4.0, or no --version for the one latest/ \
+         serves now), or pin latest/ by the publisher's key (`sdk-cdn snippet latest --signed`)"
+    )]
+    LatestByHash,
     /// An HTML file could not be read.
     #[error("cannot read {path}: {detail}")]
     FileRead {
@@ -111,16 +129,35 @@ pub enum PinError {
     /// Some tags cannot be pinned, or a file has none.
     #[error("nothing was written, because:\n  {}", .0.join("\n  "))]
     Unpinnable(Vec<String>),
-    /// `--check` found tags that differ from the index.
-    #[error("pinned tags differ from the index:\n  {}", .0.join("\n  "))]
+    /// `--check` found tags that differ from the index or that browsers block.
+    #[error("pinned tags differ from the index or would be blocked:\n  {}", .0.join("\n  "))]
     CheckFailed(Vec<String>),
-    /// Writing a rewritten file failed.
-    #[error("cannot write {path}: {source}")]
+    /// Writing a rewritten file failed before any file was replaced.
+    #[error(
+        "cannot write {path}: {source}; no file was changed (free space or fix the permissions, then run pin again)"
+    )]
     Write {
         /// The file.
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,
+    },
+    /// Every file was written, but replacing one failed after others were replaced.
+    #[error(
+        "cannot replace {path}: {source}; already pinned: {}; left as they were: {}; fix the cause and run \
+         pin again (files already pinned are not changed again)",
+        list(.replaced),
+        list(.untouched)
+    )]
+    PartlyWritten {
+        /// The file whose rename failed.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+        /// Files already replaced by their pinned version.
+        replaced: Vec<PathBuf>,
+        /// Files left as they were (the failed one included).
+        untouched: Vec<PathBuf>,
     },
 }
 
@@ -130,15 +167,26 @@ impl PinError {
     pub fn exit_code(&self) -> u8 {
         match self {
             PinError::Signing(e) => e.exit_code(),
-            PinError::IndexUnreachable { .. } | PinError::IndexInvalid { .. } | PinError::Write { .. } => 1,
+            PinError::IndexUnreachable { .. }
+            | PinError::IndexInvalid { .. }
+            | PinError::Write { .. }
+            | PinError::PartlyWritten { .. } => 1,
             PinError::SignatureMissing { .. } | PinError::CheckFailed(_) => 3,
             _ => 2,
         }
     }
 }
 
-/// Runs `pin`.
-pub(crate) async fn run(args: &PinArgs) -> Result<Output, PinError> {
+fn list(paths: &[PathBuf]) -> String {
+    match paths.is_empty() {
+        true => "none".into(),
+        false => paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+    }
+}
+
+/// Runs `pin`; each fetch of the index or its signature gives up after
+/// `timeout` (`--timeout`), connecting after `connect` (`--connect-timeout`).
+pub(crate) async fn run(args: &PinArgs, timeout: Duration, connect: Duration) -> Result<Output, PinError> {
     // The key first: a bad key is a usage error before any network.
     let mut keys = Vec::new();
     for text in &args.pubkey {
@@ -147,9 +195,16 @@ pub(crate) async fn run(args: &PinArgs) -> Result<Output, PinError> {
     for path in &args.pubkey_file {
         keys.push(PublicKey::load(path)?);
     }
+    let mut sri_keys = Vec::new();
+    for text in &args.sri_pubkey {
+        sri_keys.push(PublicKey::sri_from_arg(text)?);
+    }
+    if !args.check && args.version.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(LATEST)) {
+        return Err(PinError::LatestByHash);
+    }
     let location = args.index.as_str();
     let unreachable = |detail: String| PinError::IndexUnreachable { location: location.into(), detail };
-    let source = Source::for_location(location).map_err(unreachable)?;
+    let source = Source::for_location(location, timeout, connect).map_err(unreachable)?;
     let bytes = match source.fetch(location).await.map_err(unreachable)? {
         Fetched::Found(bytes) => bytes,
         Fetched::Missing => return Err(unreachable("not found".into())),
@@ -184,7 +239,7 @@ pub(crate) async fn run(args: &PinArgs) -> Result<Output, PinError> {
         true => Mode::Check(args.version.as_deref()),
         false => Mode::Pin(&version),
     };
-    let results = compute(&args.files, &index, mode)?;
+    let results = compute(&args.files, &index, Rules { mode, sri_keys: &sri_keys })?;
     let report = report(&results, signed.as_ref(), &version, args.check);
     if args.check {
         let mismatches: Vec<String> = results
@@ -196,9 +251,8 @@ pub(crate) async fn run(args: &PinArgs) -> Result<Output, PinError> {
         }
         return Ok(report);
     }
-    for (path, rewritten) in &results {
-        write_atomically(path, rewritten.html.as_bytes())?;
-    }
+    let files: Vec<(&Path, &[u8])> = results.iter().map(|(p, r)| (p.as_path(), r.html.as_bytes())).collect();
+    write::write_all(&files)?;
     Ok(report)
 }
 
@@ -243,7 +297,7 @@ async fn verified(
 }
 
 /// Reads and rewrites every file in memory; any problem anywhere refuses all.
-fn compute(files: &[PathBuf], index: &SriIndex, mode: Mode<'_>) -> Result<Vec<(PathBuf, Rewritten)>, PinError> {
+fn compute(files: &[PathBuf], index: &SriIndex, rules: Rules<'_>) -> Result<Vec<(PathBuf, Rewritten)>, PinError> {
     let mut results = Vec::new();
     let mut problems = Vec::new();
     for path in files {
@@ -251,8 +305,8 @@ fn compute(files: &[PathBuf], index: &SriIndex, mode: Mode<'_>) -> Result<Vec<(P
             std::fs::read(path).map_err(|e| PinError::FileRead { path: path.clone(), detail: e.to_string() })?;
         let html = String::from_utf8(bytes)
             .map_err(|_| PinError::FileRead { path: path.clone(), detail: "not UTF-8 text".into() })?;
-        match pin_html(&html, index, mode) {
-            Ok(r) if r.tags.is_empty() => problems.push(format!(
+        match pin_html(&html, index, rules) {
+            Ok(r) if r.tags.is_empty() && r.mismatches.is_empty() => problems.push(format!(
                 "{}: no <script src> or <link rel=stylesheet href> loads …/sdk/<version|latest>/<file>",
                 path.display()
             )),
@@ -286,26 +340,4 @@ fn report(
     let signature = signed.map(|(c, k)| json!({ "key_id": k.key_id(), "time": c.time }));
     let json = json!({ "version": version, "check": check, "signature": signature, "files": files });
     Output::status(text, json)
-}
-
-/// Replaces `path` by `bytes` all at once (temp file in the same directory,
-/// then rename), keeping its permissions; an unchanged file is not touched.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), PinError> {
-    let write_error = |source| PinError::Write { path: path.to_path_buf(), source };
-    if std::fs::read(path).map_err(write_error)? == bytes {
-        return Ok(());
-    }
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.sdk-cdn-pin-{}", std::process::id()));
-    let result = (|| {
-        let permissions = std::fs::metadata(path)?.permissions();
-        std::fs::write(&tmp, bytes)?;
-        std::fs::set_permissions(&tmp, permissions)?;
-        std::fs::File::open(&tmp)?.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(write_error)
 }

@@ -6,17 +6,21 @@
 
 use std::cell::RefCell;
 
-use lol_html::{RewriteStrSettings, element, rewrite_str};
-use percent_encoding::percent_decode_str;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use lol_html::html_content::Element;
+use lol_html::{HandlerResult, RewriteStrSettings, element, rewrite_str};
 
+use super::charref;
+use super::target::{Base, SdkTarget, Target, plain};
 use crate::layout::LATEST;
 use crate::manifest::SriIndex;
 
-/// The path segment before the version.
-const SDK_SEGMENT: &str = "sdk/";
 const INTEGRITY: &str = "integrity";
 const CROSSORIGIN: &str = "crossorigin";
 const ANONYMOUS: &str = "anonymous";
+const ED25519_PREFIX: &str = "ed25519-";
+const SVG_NAMESPACE: &str = "http://www.w3.org/2000/svg";
 
 /// One tag that loads a file of the SDK.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -50,129 +54,371 @@ pub(crate) struct Rewritten {
     pub(crate) mismatches: Vec<String>,
 }
 
-/// A URL `…/sdk/<version|latest>/<file>[?…][#…]`, split.
-#[derive(Debug, PartialEq, Eq)]
-struct SdkUrl<'u> {
-    prefix: &'u str,
-    version: &'u str,
-    file: &'u str,
-    suffix: &'u str,
-}
-
-impl<'u> SdkUrl<'u> {
-    /// The first `sdk/` segment (at the start or after `/`) followed by a
-    /// version or `latest` and a file; `None` for any other URL.
-    fn parse(url: &'u str) -> Option<SdkUrl<'u>> {
-        let end = url.find(['?', '#']).unwrap_or(url.len());
-        let (path, suffix) = url.split_at(end);
-        let mut from = 0;
-        while let Some(at) = path[from..].find(SDK_SEGMENT).map(|i| i + from) {
-            from = at + SDK_SEGMENT.len();
-            if at > 0 && !path[..at].ends_with('/') {
-                continue;
-            }
-            let rest = &path[from..];
-            let Some((version, file)) = rest.split_once('/') else { continue };
-            let known = version == LATEST || crate::version::parse(version).is_ok();
-            if known && !file.is_empty() {
-                return Some(SdkUrl { prefix: &path[..from], version, file, suffix });
-            }
-        }
-        None
-    }
-
-    fn with_version(&self, version: &str) -> String {
-        format!("{}{version}/{}{}", self.prefix, self.file, self.suffix)
-    }
-
-    /// The index key of this file under `version`: `<version>/<path>`, unescaped.
-    fn index_key(&self, version: &str) -> String {
-        format!("{version}/{}", percent_decode_str(self.file).decode_utf8_lossy())
-    }
+/// What `pin_html` checks tags against, beside the index.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rules<'a> {
+    /// Pin or check.
+    pub(crate) mode: Mode<'a>,
+    /// The publisher's signature-based SRI keys (`--sri-pubkey`): every
+    /// `ed25519-` token a tag names must be one of them.
+    pub(crate) sri_keys: &'a [[u8; 32]],
 }
 
 /// The hash tokens and the publisher-key (`ed25519-…`) tokens of an
 /// `integrity` value.
 fn split_integrity(value: &str) -> (Vec<&str>, Vec<&str>) {
-    value.split_ascii_whitespace().partition(|token| !token.starts_with("ed25519-"))
+    value.split_ascii_whitespace().partition(|token| !token.starts_with(ED25519_PREFIX))
+}
+
+/// Why a browser blocks whatever this `integrity` names, by its key tokens
+/// alone: a token that is no key, or a key that is not the publisher's.
+fn key_problem(keys: &[&str], sri_keys: &[[u8; 32]]) -> Option<String> {
+    if keys.is_empty() {
+        return None;
+    }
+    let wanted: Vec<String> = sri_keys.iter().map(|k| format!("{ED25519_PREFIX}{}", STANDARD.encode(k))).collect();
+    for token in keys {
+        let Ok(key) = crate::signing::PublicKey::sri_from_arg(token) else {
+            return Some(format!(
+                "integrity token {token:?} is not an Ed25519 public key, so browsers block the file; \
+                 use the publisher's key (`sdk-cdn snippet latest --signed` prints it) or remove the token"
+            ));
+        };
+        if wanted.is_empty() {
+            return Some(format!(
+                "integrity names the key {token}, which cannot be checked without the publisher's SRI key; \
+                 pass --sri-pubkey (the ed25519-… key from the install guide)"
+            ));
+        }
+        if !sri_keys.contains(&key) {
+            return Some(format!(
+                "integrity names the key {token}, which is not the publisher's SRI key (--sri-pubkey), so \
+                 browsers block the file; use {}",
+                wanted.join(" ")
+            ));
+        }
+    }
+    None
+}
+
+/// An attribute's value as the browser reads it (character references decoded).
+fn attribute(el: &Element<'_, '_>, name: &str) -> Result<Option<String>, String> {
+    el.get_attribute(name).map(|raw| charref::decode(&raw).map(|v| v.into_owned())).transpose()
+}
+
+/// Whether a `crossorigin` value makes the request carry credentials, which a
+/// CDN answering `Access-Control-Allow-Origin: *` refuses.
+fn credentialed(crossorigin: Option<&str>) -> bool {
+    crossorigin.is_some_and(|v| v.eq_ignore_ascii_case("use-credentials"))
 }
 
 /// Rewrites (or checks) the SDK tags of `html` against `index`.
 /// `Err` lists every tag that cannot be pinned; nothing is then usable.
-pub(crate) fn pin_html(html: &str, index: &SriIndex, mode: Mode<'_>) -> Result<Rewritten, Vec<String>> {
-    let state = RefCell::new((Vec::new(), Vec::new(), Vec::new())); // tags, problems, mismatches
-    let visit = |el: &mut lol_html::html_content::Element<'_, '_>, attr: &str| {
-        let Some(url) = el.get_attribute(attr) else { return Ok(()) };
-        let Some(sdk) = SdkUrl::parse(&url) else { return Ok(()) };
-        let current = el.get_attribute(INTEGRITY).unwrap_or_default();
-        let (tags, problems, mismatches) = &mut *state.borrow_mut();
-        let (hash, keys) = split_integrity(&current);
-        // `latest/` pinned by the publisher's key (signature-based SRI) is
-        // pinned already, on purpose: it follows releases and still refuses
-        // bytes the key did not sign. Left as it is, and it passes --check.
-        if sdk.version == LATEST && !keys.is_empty() {
-            tags.push(PinnedTag { url: url.clone(), pinned_url: url.clone(), integrity: current.clone() });
-            return Ok(());
-        }
-        match mode {
-            Mode::Pin(version) => {
-                let key = sdk.index_key(version);
-                let Some(hash) = index.files.get(&key).map(ToString::to_string).filter(|i| !i.is_empty()) else {
-                    problems.push(format!("{url}: the index has no {key}; check --version and the file name"));
-                    return Ok(());
-                };
-                // Publisher keys the tag names stay: the browser then checks
-                // the hash *and* the signature.
-                let integrity =
-                    std::iter::once(hash.as_str()).chain(keys.iter().copied()).collect::<Vec<_>>().join(" ");
-                let pinned_url = sdk.with_version(version);
-                if pinned_url != url {
-                    el.set_attribute(attr, &pinned_url)?;
-                }
-                if current != integrity {
-                    el.set_attribute(INTEGRITY, &integrity)?;
-                }
-                if el.get_attribute(CROSSORIGIN).as_deref() != Some(ANONYMOUS) {
-                    el.set_attribute(CROSSORIGIN, ANONYMOUS)?;
-                }
-                tags.push(PinnedTag { url: url.clone(), pinned_url, integrity });
-            }
-            Mode::Check(wanted) => {
-                let key = sdk.index_key(sdk.version);
-                match index.files.get(&key).map(ToString::to_string) {
-                    None => mismatches.push(format!("{url}: the index has no {key}")),
-                    Some(expected) if hash != [expected.as_str()] => mismatches.push(format!(
-                        "{url}: integrity {current:?}, the index says {expected:?}; run `sdk-cdn pin` to update it"
-                    )),
-                    Some(_) => {}
-                }
-                if let Some(wanted) = wanted.filter(|w| *w != sdk.version) {
-                    mismatches.push(format!("{url}: loads {}, not the pinned version {wanted}", sdk.version));
-                }
-                if el.get_attribute(CROSSORIGIN).is_none() {
-                    mismatches
-                        .push(format!("{url}: no crossorigin attribute; browsers refuse cross-origin SRI without it"));
-                }
-                tags.push(PinnedTag { url: url.clone(), pinned_url: url.clone(), integrity: current });
-            }
-        }
-        Ok(())
-    };
+pub(crate) fn pin_html(html: &str, index: &SriIndex, rules: Rules<'_>) -> Result<Rewritten, Vec<String>> {
+    pin_document(html, index, rules, Base::default())
+}
+
+/// [`pin_html`] for a document whose base URL, before any `<base href>`, is `start`.
+fn pin_document(html: &str, index: &SriIndex, rules: Rules<'_>, start: Base) -> Result<Rewritten, Vec<String>> {
+    let walk = Walk { html, index, rules, base: RefCell::new((start, false)), found: RefCell::default() };
     let settings = RewriteStrSettings::new()
-        .append_element_content_handler(element!("script[src]", |el| visit(el, "src")))
-        .append_element_content_handler(element!("link[href][rel]", |el| {
-            let stylesheet = el
-                .get_attribute("rel")
-                .is_some_and(|rel| rel.split_ascii_whitespace().any(|t| t.eq_ignore_ascii_case("stylesheet")));
-            if stylesheet { visit(el, "href") } else { Ok(()) }
-        }));
+        .append_element_content_handler(element!("base[href]", |el| {
+            walk.base_tag(el);
+            Ok(())
+        }))
+        .append_element_content_handler(element!("script", |el| walk.script(el)))
+        .append_element_content_handler(element!("iframe[srcdoc]", |el| {
+            walk.srcdoc(el);
+            Ok(())
+        }))
+        .append_element_content_handler(element!("link[href][rel]", |el| walk.link(el)));
     let output = rewrite_str(html, settings).map_err(|e| vec![format!("the HTML could not be rewritten: {e}")])?;
-    let (tags, problems, mismatches) = state.into_inner();
+    let check = walk.check();
+    let Found { tags, problems, mismatches } = walk.found.into_inner();
     if !problems.is_empty() {
         return Err(problems);
     }
-    let html = if matches!(mode, Mode::Check(_)) { html.to_string() } else { output };
+    let html = if check { html.to_string() } else { output };
     Ok(Rewritten { html, tags, mismatches })
+}
+
+/// What a walk over one document found.
+#[derive(Default)]
+struct Found {
+    tags: Vec<PinnedTag>,
+    /// Tags `pin` cannot pin (nothing is written).
+    problems: Vec<String>,
+    /// Under `--check`: tags that differ from the index or that browsers block.
+    mismatches: Vec<String>,
+}
+
+/// One pass of `lol_html` over a document: the handlers' shared state.
+struct Walk<'a> {
+    html: &'a str,
+    index: &'a SriIndex,
+    rules: Rules<'a>,
+    /// The document base, and whether a `<base href>` was seen.
+    base: RefCell<(Base, bool)>,
+    found: RefCell<Found>,
+}
+
+/// An SDK tag's attributes, as the browser reads them.
+struct SdkTag {
+    /// The URL attribute as written.
+    url: String,
+    sdk: SdkTarget,
+    integrity: String,
+    crossorigin: Option<String>,
+}
+
+impl Walk<'_> {
+    fn check(&self) -> bool {
+        matches!(self.rules.mode, Mode::Check(_))
+    }
+
+    fn base(&self) -> Base {
+        self.base.borrow().0.clone()
+    }
+
+    /// A tag that cannot be pinned: a problem for `pin` (nothing written), a mismatch for `--check`.
+    fn refuse(&self, el: &Element<'_, '_>, why: String) {
+        let found = &mut *self.found.borrow_mut();
+        let text = format!("{}: {why}", describe(self.html, el));
+        if self.check() { found.mismatches.push(text) } else { found.problems.push(text) }
+    }
+
+    fn push(&self, tag: PinnedTag) {
+        self.found.borrow_mut().tags.push(tag);
+    }
+
+    /// Only the first `<base href>` counts, as in browsers.
+    fn base_tag(&self, el: &Element<'_, '_>) {
+        let (current, seen) = &mut *self.base.borrow_mut();
+        if std::mem::replace(seen, true) {
+            return;
+        }
+        match current.with_href(&el.get_attribute("href").unwrap_or_default()) {
+            Ok(base) => *current = base,
+            Err(why) => self.refuse(el, format!("the base URL {why}; every relative URL after it is ambiguous")),
+        }
+    }
+
+    fn script(&self, el: &mut Element<'_, '_>) -> HandlerResult {
+        if el.namespace_uri() != SVG_NAMESPACE {
+            return self.visit(el, "src");
+        }
+        // An SVG <script> loads `href` (or `xlink:href`); Chromium runs it
+        // with no integrity and blocks it with one (measured).
+        for attr in ["href", "xlink:href"] {
+            let Some(url) = el.get_attribute(attr) else { continue };
+            match self.base().resolve(&url) {
+                Ok(Target::Other) => {}
+                Ok(Target::Sdk(_)) => self.refuse(
+                    el,
+                    "an SVG <script> loads the SDK, and cannot load it pinned (Chromium runs it without \
+                     integrity and blocks it with one); load the SDK with an HTML <script src> outside the <svg>"
+                        .into(),
+                ),
+                Err(why) => self.refuse(el, format!("the URL {why}")),
+            }
+        }
+        Ok(())
+    }
+
+    fn link(&self, el: &mut Element<'_, '_>) -> HandlerResult {
+        match attribute(el, "rel") {
+            Ok(rel)
+                if rel
+                    .as_deref()
+                    .is_some_and(|r| r.split_ascii_whitespace().any(|t| t.eq_ignore_ascii_case("stylesheet"))) =>
+            {
+                self.visit(el, "href")
+            }
+            Ok(_) => Ok(()),
+            Err(reference) => {
+                self.refuse(el, format!("rel contains {reference}, which sdk-cdn does not decode; write it plainly"));
+                Ok(())
+            }
+        }
+    }
+
+    /// A document inside an attribute, with this document's base: checked
+    /// as a page of its own, never rewritten.
+    fn srcdoc(&self, el: &Element<'_, '_>) {
+        let doc = match attribute(el, "srcdoc") {
+            Ok(doc) => doc.unwrap_or_default(),
+            Err(reference) => {
+                self.refuse(
+                    el,
+                    format!("srcdoc contains {reference}, which sdk-cdn does not decode; write it plainly"),
+                );
+                return;
+            }
+        };
+        let wanted = match self.rules.mode {
+            Mode::Pin(version) => Some(version),
+            Mode::Check(wanted) => wanted,
+        };
+        let nested = Rules { mode: Mode::Check(wanted), sri_keys: self.rules.sri_keys };
+        let found = match pin_document(&doc, self.index, nested, self.base()) {
+            Ok(r) => r.mismatches,
+            Err(problems) => problems,
+        };
+        if !found.is_empty() {
+            self.refuse(
+                el,
+                format!(
+                    "its srcdoc document loads the SDK unpinned, and pin does not rewrite inside an attribute \
+                     (pin those tags by hand, or move them out of srcdoc): {}",
+                    found.join("; ")
+                ),
+            );
+        }
+    }
+
+    /// The tag's `attr` loads a file: pin or check it if it is the SDK's.
+    fn visit(&self, el: &mut Element<'_, '_>, attr: &str) -> HandlerResult {
+        let Some(tag) = self.read(el, attr) else { return Ok(()) };
+        let (hash, keys) = split_integrity(&tag.integrity);
+        if let Some(why) = key_problem(&keys, self.rules.sri_keys) {
+            self.refuse(el, why);
+            return Ok(());
+        }
+        // `latest/` pinned by the publisher's key (signature-based SRI) is
+        // pinned already, on purpose: it follows releases and still refuses
+        // bytes the key did not sign. Left as it is, and it passes --check.
+        if tag.sdk.version == LATEST && !keys.is_empty() {
+            if !hash.is_empty() {
+                let hash = hash.join(" ");
+                self.refuse(
+                    el,
+                    format!(
+                        "integrity pins latest/ by key and by the hash {hash}, which breaks at the next release; \
+                         remove the hash, or pin a version"
+                    ),
+                );
+            } else if self.check() && (tag.crossorigin.is_none() || credentialed(tag.crossorigin.as_deref())) {
+                self.refuse(
+                    el,
+                    "needs crossorigin=\"anonymous\" for its signature to be checked; run `sdk-cdn pin`".into(),
+                );
+            }
+            self.push(PinnedTag {
+                url: tag.url.clone(),
+                pinned_url: tag.url.clone(),
+                integrity: tag.integrity.clone(),
+            });
+            return Ok(());
+        }
+        match self.rules.mode {
+            Mode::Pin(version) => self.pin_tag(el, attr, &tag, &keys, version),
+            Mode::Check(wanted) => {
+                self.check_tag(el, &tag, &hash, wanted);
+                Ok(())
+            }
+        }
+    }
+
+    /// The tag's URL, `integrity` and `crossorigin`, decoded; `None` if it is
+    /// not the SDK's, or when it cannot be read for sure (then refused).
+    fn read(&self, el: &Element<'_, '_>, attr: &str) -> Option<SdkTag> {
+        let url = el.get_attribute(attr)?;
+        let sdk = match self.base().resolve(&url) {
+            Ok(Target::Sdk(sdk)) => sdk,
+            Ok(Target::Other) => return None,
+            Err(why) => {
+                self.refuse(el, format!("the URL {why}"));
+                return None;
+            }
+        };
+        let read = |name: &str| {
+            attribute(el, name).map_err(|reference| {
+                self.refuse(
+                    el,
+                    format!("{name} contains {reference}, which sdk-cdn does not decode; write it plainly"),
+                );
+            })
+        };
+        let integrity = read(INTEGRITY).ok()?.unwrap_or_default();
+        let crossorigin = read(CROSSORIGIN).ok()?;
+        Some(SdkTag { url, sdk, integrity, crossorigin })
+    }
+
+    fn pin_tag(
+        &self,
+        el: &mut Element<'_, '_>,
+        attr: &str,
+        tag: &SdkTag,
+        keys: &[&str],
+        version: &str,
+    ) -> HandlerResult {
+        let key = format!("{version}/{}", tag.sdk.file);
+        let Some(hash) = self.index.files.get(&key).map(ToString::to_string).filter(|i| !i.is_empty()) else {
+            self.refuse(el, format!("the index has no {key}; check --version and the file name"));
+            return Ok(());
+        };
+        // Publisher keys the tag names stay: the browser then checks the
+        // hash *and* the signature.
+        let integrity = std::iter::once(hash.as_str()).chain(keys.iter().copied()).collect::<Vec<_>>().join(" ");
+        // A URL written plainly keeps its form; any other is written out as
+        // the browser resolves it.
+        let pinned_url = match plain(&tag.url, &tag.sdk.version, &tag.sdk.file) {
+            Some(plain) => plain.with_version(version),
+            None => self.base().pinned(&tag.sdk, version),
+        };
+        if pinned_url != tag.url {
+            // lol_html escapes `"` but not `&`, which would start a reference.
+            el.set_attribute(attr, &pinned_url.replace('&', "&amp;"))?;
+        }
+        if el.get_attribute(INTEGRITY).as_deref() != Some(integrity.as_str()) {
+            el.set_attribute(INTEGRITY, &integrity)?;
+        }
+        if el.get_attribute(CROSSORIGIN).as_deref() != Some(ANONYMOUS) {
+            el.set_attribute(CROSSORIGIN, ANONYMOUS)?;
+        }
+        self.push(PinnedTag { url: tag.url.clone(), pinned_url, integrity });
+        Ok(())
+    }
+
+    fn check_tag(&self, el: &Element<'_, '_>, tag: &SdkTag, hash: &[&str], wanted: Option<&str>) {
+        let key = format!("{}/{}", tag.sdk.version, tag.sdk.file);
+        let current = &tag.integrity;
+        match self.index.files.get(&key).map(ToString::to_string) {
+            None => self.refuse(el, format!("the index has no {key}")),
+            Some(expected) if hash != [expected.as_str()] => self.refuse(
+                el,
+                format!("integrity {current:?}, the index says {expected:?}; run `sdk-cdn pin` to update it"),
+            ),
+            Some(_) => {}
+        }
+        if let Some(wanted) = wanted.filter(|w| *w != tag.sdk.version) {
+            self.refuse(el, format!("loads {}, not the pinned version {wanted}", tag.sdk.version));
+        }
+        match tag.crossorigin.as_deref() {
+            None => self.refuse(el, "no crossorigin attribute; browsers refuse cross-origin SRI without it".into()),
+            Some(v) if credentialed(Some(v)) => self.refuse(
+                el,
+                format!(
+                    "crossorigin={v:?} sends credentials, which the CDN's `Access-Control-Allow-Origin: *` \
+                     refuses, so browsers block the file; use crossorigin=\"anonymous\" (`sdk-cdn pin` writes it)"
+                ),
+            ),
+            Some(_) => {}
+        }
+        self.push(PinnedTag { url: tag.url.clone(), pinned_url: tag.url.clone(), integrity: current.clone() });
+    }
+}
+
+/// Where a tag is, for messages: its line and its start tag.
+fn describe(html: &str, el: &Element<'_, '_>) -> String {
+    let range = el.source_location().bytes();
+    let line = html.get(..range.start).map_or(0, |before| before.matches('\n').count() + 1);
+    let tag = html.get(range).unwrap_or_default();
+    let tag = match tag.char_indices().nth(160) {
+        Some((at, _)) => format!("{}…", &tag[..at]),
+        None => tag.to_string(),
+    };
+    format!("line {line}: {tag}")
 }
 
 #[cfg(test)]
@@ -188,23 +434,12 @@ mod tests {
         index
     }
 
-    fn sri(key: &str) -> String {
-        Integrity::of_bytes(key.as_bytes()).to_string()
+    fn rules(mode: Mode<'_>) -> Rules<'_> {
+        Rules { mode, sri_keys: &[] }
     }
 
-    #[test]
-    fn urls_are_split_at_the_sdk_segment() {
-        let url = SdkUrl::parse("https://cdn.example/sdk/latest/x/app.js?v=1#f").unwrap();
-        assert_eq!(
-            (url.prefix, url.version, url.file, url.suffix),
-            ("https://cdn.example/sdk/", "latest", "x/app.js", "?v=1#f")
-        );
-        assert_eq!(SdkUrl::parse("sdk/1.2.3/a.js").unwrap().version, "1.2.3");
-        for other in
-            ["https://cdn.example/mysdk/1.0.0/a.js", "/sdk/next/a.js", "/sdk/1.0.0/", "/api/sdk/sri", "/other.js"]
-        {
-            assert_eq!(SdkUrl::parse(other), None, "{other}");
-        }
+    fn sri(key: &str) -> String {
+        Integrity::of_bytes(key.as_bytes()).to_string()
     }
 
     #[test]
@@ -212,7 +447,7 @@ mod tests {
         let html = "<!doctype html>\n<!-- <script src=\"/sdk/latest/app.js\"> -->\n<p class=x>  odd   spacing</p >\n\
                     <script src='/sdk/latest/app.js' integrity=\"sha384-stale\" defer></script>\n\
                     <link rel=\"preload stylesheet\" href=\"/sdk/1.3.0/app.css\">\n<script src=/other.js></script>\n";
-        let out = pin_html(html, &index(), Mode::Pin("1.4.0")).unwrap();
+        let out = pin_html(html, &index(), rules(Mode::Pin("1.4.0"))).unwrap();
         let js = sri("1.4.0/app.js");
         let css = sri("1.4.0/app.css");
         let expected = format!(
@@ -224,7 +459,7 @@ mod tests {
         assert_eq!(out.html, expected);
         assert_eq!(out.tags.len(), 2);
         // Pinning again changes nothing.
-        assert_eq!(pin_html(&out.html, &index(), Mode::Pin("1.4.0")).unwrap().html, out.html);
+        assert_eq!(pin_html(&out.html, &index(), rules(Mode::Pin("1.4.0"))).unwrap().html, out.html);
     }
 
     /// Probe finding: `pin` dropped the publisher key of `snippet --signed`
@@ -232,32 +467,35 @@ mod tests {
     #[test]
     fn publisher_keys_are_kept_and_latest_pinned_by_key_is_left_alone() {
         let key = "ed25519-m0OZMnsek5mb/bhK71w1gjwm7NLuSzCcLkiviNMlmmo=";
+        let keys = [crate::signing::PublicKey::sri_from_arg(key).unwrap()];
+        let rules = |mode| Rules { mode, sri_keys: &keys };
         let by_key =
             format!("<script src=\"/sdk/latest/app.js\" integrity=\"{key}\" crossorigin=\"anonymous\"></script>");
-        let out = pin_html(&by_key, &index(), Mode::Pin("1.4.0")).unwrap();
+        let out = pin_html(&by_key, &index(), rules(Mode::Pin("1.4.0"))).unwrap();
         assert_eq!(out.html, by_key, "latest/ pinned by key is pinned already");
-        assert!(pin_html(&by_key, &index(), Mode::Check(None)).unwrap().mismatches.is_empty());
+        assert!(pin_html(&by_key, &index(), rules(Mode::Check(None))).unwrap().mismatches.is_empty());
 
         let mixed =
             format!("<script src=/sdk/1.3.0/app.js integrity=\"{} {key}\" crossorigin></script>", sri("1.3.0/app.js"));
-        let check = pin_html(&mixed, &index(), Mode::Check(None)).unwrap();
+        let check = pin_html(&mixed, &index(), rules(Mode::Check(None))).unwrap();
         assert!(check.mismatches.is_empty(), "the hash matches; the key is the publisher's: {:?}", check.mismatches);
-        let out = pin_html(&mixed, &index(), Mode::Pin("1.4.0")).unwrap();
+        let out = pin_html(&mixed, &index(), rules(Mode::Pin("1.4.0"))).unwrap();
         assert!(out.html.contains(&format!("integrity=\"{} {key}\"", sri("1.4.0/app.js"))), "{}", out.html);
         let stale = mixed.replace(&sri("1.3.0/app.js"), &sri("1.4.0/app.js"));
-        let check = pin_html(&stale, &index(), Mode::Check(None)).unwrap();
+        let check = pin_html(&stale, &index(), rules(Mode::Check(None))).unwrap();
         assert_eq!(check.mismatches.len(), 1, "a wrong hash beside a key still fails");
     }
 
     #[test]
     fn a_file_missing_from_the_index_is_refused() {
-        let problems = pin_html("<script src=/sdk/latest/gone.js></script>", &index(), Mode::Pin("1.4.0")).unwrap_err();
+        let problems =
+            pin_html("<script src=/sdk/latest/gone.js></script>", &index(), rules(Mode::Pin("1.4.0"))).unwrap_err();
         assert!(problems[0].contains("1.4.0/gone.js"), "{problems:?}");
     }
 
     #[test]
     fn escaped_file_names_are_looked_up_unescaped() {
-        let out = pin_html("<script src=/sdk/latest/a%20b.js></script>", &index(), Mode::Pin("1.4.0")).unwrap();
+        let out = pin_html("<script src=/sdk/latest/a%20b.js></script>", &index(), rules(Mode::Pin("1.4.0"))).unwrap();
         assert_eq!(out.tags[0].integrity, sri("1.4.0/a b.js"));
         assert!(out.html.contains("/sdk/1.4.0/a%20b.js"), "{}", out.html);
     }
@@ -265,12 +503,109 @@ mod tests {
     #[test]
     fn check_reports_stale_missing_and_unpinned_tags_and_changes_nothing() {
         let good = format!("<script src=/sdk/1.3.0/app.js integrity=\"{}\" crossorigin></script>", sri("1.3.0/app.js"));
-        let out = pin_html(&good, &index(), Mode::Check(None)).unwrap();
+        let out = pin_html(&good, &index(), rules(Mode::Check(None))).unwrap();
         assert_eq!((out.html.as_str(), out.mismatches.len()), (good.as_str(), 0));
-        assert_eq!(pin_html(&good, &index(), Mode::Check(Some("1.4.0"))).unwrap().mismatches.len(), 1);
+        assert_eq!(pin_html(&good, &index(), rules(Mode::Check(Some("1.4.0")))).unwrap().mismatches.len(), 1);
         let stale = good.replace(&sri("1.3.0/app.js"), &sri("1.4.0/app.js"));
-        assert_eq!(pin_html(&stale, &index(), Mode::Check(None)).unwrap().mismatches.len(), 1);
+        assert_eq!(pin_html(&stale, &index(), rules(Mode::Check(None))).unwrap().mismatches.len(), 1);
         let bare = "<script src=/sdk/1.3.0/app.js></script>";
-        assert_eq!(pin_html(bare, &index(), Mode::Check(None)).unwrap().mismatches.len(), 2);
+        assert_eq!(pin_html(bare, &index(), rules(Mode::Check(None))).unwrap().mismatches.len(), 2);
+    }
+
+    /// Probe finding: tags the browser resolves to the SDK were not seen.
+    #[test]
+    fn urls_the_browser_resolves_to_the_sdk_are_pinned_or_refused() {
+        for (tag, pinned) in [
+            ("<script src=\"http://cdn.example/sdk/l&#97;test/app.js\">", "http://cdn.example/sdk/1.4.0/app.js"),
+            ("<script src=\"http://cdn.example/sdk/lat&#9;est/app.js\">", "http://cdn.example/sdk/1.4.0/app.js"),
+            ("<script src=\"http://cdn.example/sdk/%6catest/app.js\">", "http://cdn.example/sdk/1.4.0/app.js"),
+            ("<script src=\"http:\\\\cdn.example\\sdk\\latest\\app.js\">", "http://cdn.example/sdk/1.4.0/app.js"),
+            (
+                "<base href=\"http://cdn.example/sdk/latest/\"><script src=\"app.js\">",
+                "http://cdn.example/sdk/1.4.0/app.js",
+            ),
+            ("<link rel=\"style&#115;heet\" href=\"/sdk/l&#97;test/app.css\">", "/sdk/1.4.0/app.css"),
+        ] {
+            let out = pin_html(tag, &index(), rules(Mode::Pin("1.4.0"))).unwrap();
+            assert_eq!(out.tags.len(), 1, "{tag}");
+            assert_eq!(out.tags[0].pinned_url, pinned, "{tag}");
+            assert!(out.html.contains("integrity=\"sha384-"), "{}", out.html);
+            let check = pin_html(tag, &index(), rules(Mode::Check(None))).unwrap();
+            assert!(!check.mismatches.is_empty(), "{tag} passed --check unpinned");
+        }
+        // Could be the SDK, cannot be told: refused, naming the line and the tag.
+        for tag in [
+            "\n<script src=\"/sdk/&lscr;atest/app.js\"></script>",
+            "\n<svg><script href=\"/sdk/latest/app.js\"></script></svg>",
+            "\n<svg><script xlink:href=\"/sdk/1.4.0/app.js\"></script></svg>",
+        ] {
+            let problems = pin_html(tag, &index(), rules(Mode::Pin("1.4.0"))).unwrap_err();
+            assert!(problems[0].starts_with("line 2: <"), "{problems:?}");
+            assert_eq!(pin_html(tag, &index(), rules(Mode::Check(None))).unwrap().mismatches.len(), 1, "{tag}");
+        }
+    }
+
+    /// Probe finding: --check passed tags that Chromium always blocks.
+    #[test]
+    fn integrity_a_browser_blocks_fails_check() {
+        let good_key = "ed25519-m0OZMnsek5mb/bhK71w1gjwm7NLuSzCcLkiviNMlmmo=";
+        let keys = [crate::signing::PublicKey::sri_from_arg(good_key).unwrap()];
+        let with_keys = |mode| Rules { mode, sri_keys: &keys };
+        let other = "ed25519-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+        let hash = sri("1.3.0/app.js");
+        for (integrity, crossorigin, why) in [
+            ("ed25519-garbage".to_string(), "anonymous", "not an Ed25519 public key"),
+            (other.to_string(), "anonymous", "not the publisher's SRI key"),
+            (format!("ed25519-garbage {hash}"), "anonymous", "not an Ed25519 public key"),
+            (hash.clone(), "use-credentials", "sends credentials"),
+            (hash.clone(), "USE-CREDENTIALS", "sends credentials"),
+        ] {
+            for src in ["/sdk/latest/app.js", "/sdk/1.3.0/app.js"] {
+                if integrity == hash && src.contains("latest") {
+                    continue;
+                }
+                let tag =
+                    format!("<script src={src} integrity=\"{integrity}\" crossorigin=\"{crossorigin}\"></script>");
+                let check = pin_html(&tag, &index(), with_keys(Mode::Check(None))).unwrap();
+                assert!(check.mismatches.iter().any(|m| m.contains(why)), "{tag}: {:?}", check.mismatches);
+                if !why.contains("credentials") {
+                    let problems = pin_html(&tag, &index(), with_keys(Mode::Pin("1.4.0"))).unwrap_err();
+                    assert!(problems[0].contains(why), "{problems:?}");
+                }
+            }
+        }
+        // A key pin cannot be proven without the publisher's key.
+        let tag = format!("<script src=/sdk/latest/app.js integrity=\"{good_key}\" crossorigin></script>");
+        let check = pin_html(&tag, &index(), rules(Mode::Check(None))).unwrap();
+        assert!(check.mismatches[0].contains("--sri-pubkey"), "{:?}", check.mismatches);
+        assert!(pin_html(&tag, &index(), with_keys(Mode::Check(None))).unwrap().mismatches.is_empty());
+    }
+
+    /// Probe follow-up: a document inside `srcdoc` loads with this page's base.
+    #[test]
+    fn an_unpinned_sdk_tag_inside_srcdoc_is_refused() {
+        let unpinned = "<iframe srcdoc=\"<script src=&quot;/sdk/latest/app.js&quot;></script>\"></iframe>";
+        let problems = pin_html(unpinned, &index(), rules(Mode::Pin("1.4.0"))).unwrap_err();
+        assert!(problems[0].contains("srcdoc"), "{problems:?}");
+        assert_eq!(pin_html(unpinned, &index(), rules(Mode::Check(None))).unwrap().mismatches.len(), 1);
+        let based = "<base href=\"https://cdn.example/sdk/latest/\"><iframe srcdoc=\"<script src=app.js></script>\">";
+        assert!(pin_html(based, &index(), rules(Mode::Pin("1.4.0"))).is_err(), "the srcdoc inherits the base");
+        let pinned = format!(
+            "<iframe srcdoc=\"<script src=/sdk/1.4.0/app.js integrity={} crossorigin></script>\"></iframe>",
+            sri("1.4.0/app.js")
+        );
+        let out = pin_html(&pinned, &index(), rules(Mode::Pin("1.4.0"))).unwrap();
+        assert_eq!(out.html, pinned, "a pinned srcdoc is left as it is");
+    }
+
+    #[test]
+    fn a_written_url_escapes_its_ampersands() {
+        let out = pin_html(
+            "<script src=\"/sdk/l&#97;test/app.js?a=1&amp;not/\"></script>",
+            &index(),
+            rules(Mode::Pin("1.4.0")),
+        )
+        .unwrap();
+        assert!(out.html.contains("src=\"/sdk/1.4.0/app.js?a=1&amp;not/\""), "{}", out.html);
     }
 }

@@ -1,7 +1,7 @@
 //! Where `pin` gets the index and its signature: an `http(s)://` URL or a
 //! local path, each with `.minisig` appended for the signature. Every fetch
-//! has a deadline and a size bound; anything but a 200 with a body is a
-//! failure, never an empty index.
+//! has a deadline (`--timeout`, connecting `--connect-timeout`) and a size
+//! bound; anything but a 200 with a body is a failure, never an empty index.
 
 use std::path::Path;
 use std::time::Duration;
@@ -9,8 +9,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
 
-/// Give up on one fetch (connect, headers and body) after this long.
-pub(crate) const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Larger than any index or signature we write; bounds memory on a hostile server.
 const MAX_BODY: usize = 64 * 1024 * 1024;
 
@@ -18,7 +16,11 @@ type HttpsClient = crate::https::HttpsClient<Empty<Bytes>>;
 
 /// An index location: a URL or a file.
 pub(crate) enum Source {
-    Http(Box<HttpsClient>),
+    Http {
+        client: Box<HttpsClient>,
+        /// Give up on one fetch (connect, headers and body) after this long.
+        timeout: Duration,
+    },
     File,
 }
 
@@ -31,13 +33,15 @@ pub(crate) enum Fetched {
 }
 
 impl Source {
-    /// Picks the transport for `location`; builds the HTTPS client (system roots) if needed.
-    pub(crate) fn for_location(location: &str) -> Result<Source, String> {
+    /// Picks the transport for `location`; builds the HTTPS client (system
+    /// roots) if needed, with the deadlines of `--timeout` and `--connect-timeout`.
+    pub(crate) fn for_location(location: &str, timeout: Duration, connect: Duration) -> Result<Source, String> {
         if !is_url(location) {
             return Ok(Source::File);
         }
-        let client = crate::https::client(None).map_err(|e| format!("no TLS trust roots on this machine: {e}"))?;
-        Ok(Source::Http(Box::new(client)))
+        let client =
+            crate::https::client(Some(connect)).map_err(|e| format!("no TLS trust roots on this machine: {e}"))?;
+        Ok(Source::Http { client: Box::new(client), timeout })
     }
 
     /// Fetches `location`; `Err` for anything that is neither the bytes nor a clean miss.
@@ -48,9 +52,12 @@ impl Source {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Fetched::Missing),
                 Err(e) => Err(e.to_string()),
             },
-            Source::Http(client) => match tokio::time::timeout(FETCH_TIMEOUT, get(client, location)).await {
+            Source::Http { client, timeout } => match tokio::time::timeout(*timeout, get(client, location)).await {
                 Ok(result) => result,
-                Err(_) => Err(format!("no complete response within {}s", FETCH_TIMEOUT.as_secs())),
+                Err(_) => Err(format!(
+                    "no complete response within {}s (--timeout); check that the server answers, or raise --timeout",
+                    timeout.as_secs_f64()
+                )),
             },
         }
     }
