@@ -179,6 +179,36 @@ backend_test!(verify_reports_a_damaged_index_seal_or_pointer_as_findings_not_as_
     run(&backend, cwd.path(), &["verify"]).expect_code(0);
 });
 
+backend_test!(verify_reports_public_objects_that_no_release_owns, |backend| {
+    let name = backend.name();
+    let cwd = tempfile::tempdir().unwrap();
+    publish(&backend, cwd.path(), build_dir(&[("sdk.js", b"a")]).path(), "1.0.0", &[]).expect_code(0);
+    let strays = ["sdk/top.js", "sdk/v2.0.0/y.js", "sdk/foo/x.js"];
+    for key in strays {
+        backend.put_raw(key, b"stray");
+    }
+    // A partial upload of a version is the version's (list shows it), not a stray.
+    backend.put_raw("sdk/3.0.0/sdk.js", b"partial");
+    let out = run(&backend, cwd.path(), &["verify", "--json"]);
+    assert_eq!(out.code, 3, "{name}: {}", out.stdout);
+    let report = out.json()["report"].clone();
+    let mut extra: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["problem"] == "extra")
+        .map(|f| f["key"].as_str().unwrap())
+        .collect();
+    extra.sort();
+    assert_eq!(extra, ["sdk/foo/x.js", "sdk/top.js", "sdk/v2.0.0/y.js"], "{name}: {report}");
+    // Verifying named versions checks those versions only.
+    run(&backend, cwd.path(), &["verify", "1.0.0"]).expect_code(0);
+    for key in strays {
+        backend.delete(key);
+    }
+    run(&backend, cwd.path(), &["verify"]).expect_code(0);
+});
+
 backend_test!(reindex_rebuilds_a_lost_or_damaged_index_exactly, |backend| {
     let name = backend.name();
     let cwd = tempfile::tempdir().unwrap();

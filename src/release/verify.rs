@@ -160,6 +160,9 @@ pub(crate) async fn verify(
         manifests.push(manifest);
     }
 
+    if matches!(selection, Selection::All) {
+        check_strays(store, &mut report).await?;
+    }
     let pointer = read_pointer(store).await?.map(|stored| stored.pointer);
     let mut latest_manifest = None;
     let promoted = match &pointer {
@@ -323,6 +326,28 @@ struct Files<'a> {
     prefix: &'a str,
     manifest: &'a VersionManifest,
     cache: CacheRule,
+}
+
+/// Objects under `sdk/` that no release can own (`sdk/top.js`,
+/// `sdk/v2.0.0/…`, `sdk/foo/…`): the CDN serves them at public URLs beside
+/// the releases. Directories named by a version are the versions' own
+/// (checked file by file, or a partial upload that `list` shows).
+async fn check_strays(store: &dyn Store, report: &mut VerifyReport) -> Result<(), ReleaseError> {
+    for object in store.list(layout::SDK_PREFIX).await? {
+        let rest = object.key.as_str().strip_prefix(layout::SDK_PREFIX).unwrap_or_default();
+        let owned = match rest.split_once('/') {
+            Some((dir, _)) => dir == layout::LATEST || Version::parse(dir).is_ok(),
+            None => false,
+        };
+        if !owned {
+            report.findings.push(Finding {
+                key: object.key.to_string(),
+                problem: Problem::Extra,
+                detail: "not under a version or latest/: no release owns it, yet the CDN serves it; delete it".into(),
+            });
+        }
+    }
+    Ok(())
 }
 
 async fn check_files(
