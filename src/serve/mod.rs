@@ -27,6 +27,7 @@
 //! outside `sdk/` and `api/sdk/sri` (request_path.rs); memory does not grow
 //! with file size (files are streamed in 64 KiB chunks).
 
+mod checked;
 mod error;
 mod files;
 mod health;
