@@ -284,3 +284,69 @@ fn serve_that_cannot_start_its_threads_exits_1_and_says_what_to_free() {
     assert!(stderr.contains("cannot start serving: Too many open files"), "{stderr}");
     assert!(stderr.contains("ulimit -n"), "the fix is named: {stderr}");
 }
+
+backend_test!(head_answers_every_route_with_get_s_status_and_headers, |backend| {
+    let name = backend.name();
+    let keys = tempfile::tempdir().unwrap();
+    let dir = keys.path().to_str().unwrap();
+    run_without_store(keys.path(), &["keygen", "--no-password", "--dir", dir, "--name", "release"]).expect_code(0);
+    let key = keys.path().join("release.key").display().to_string();
+    let cwd = tempfile::tempdir().unwrap();
+    support::fixtures::publish_files(&backend, cwd.path(), V1, "0.1.0", &["--sign-key", &key]).expect_code(0);
+    let index = backend.read("api/sdk/sri").unwrap();
+    let copy = {
+        use sha2::Digest;
+        let hex: String = sha2::Sha384::digest(&index).iter().map(|b| format!("{b:02x}")).collect();
+        format!("/api/sdk/sigs/sri-{hex}.minisig")
+    };
+    let store = backend.store();
+    backends::runtime().block_on(async {
+        let (_, app) = loaded(&store, &ServeOptions::default()).await;
+        let targets = [
+            "/",
+            "/sdk/",
+            "/versions.js",
+            "/versions.css",
+            "/api/sdk/sri",
+            "/api/sdk/sri/0.1.0",
+            "/api/sdk/sri/latest",
+            "/api/sdk/sri/9.9.9",
+            "/api/sdk/sri/v0.1.0",
+            "/sdk/0.1.0/haloagents.umd.js",
+            "/sdk/latest/haloagents.css",
+            "/sdk/0.1.0/missing.js",
+            "/sdk/v0.1.0/haloagents.umd.js",
+            "/api/sdk/sri.minisig",
+            copy.as_str(),
+            "/api/sdk/sigs/sri-00.minisig",
+            "/api/sdk/manifests/0.1.0.json",
+            "/api/sdk/manifests/0.1.0.json.minisig",
+            "/api/sdk/manifests/9.9.9.json",
+            "/healthz",
+            "/readyz",
+            "/metrics",
+            "/no/such/route",
+        ];
+        let same_id = [("x-request-id", "parity")];
+        for target in targets {
+            let what = format!("{name}: {target}");
+            let got = send(&app, Method::GET, target, &same_id).await;
+            let head = send(&app, Method::HEAD, target, &same_id).await;
+            assert_eq!(head.status, got.status, "{what}");
+            assert!(head.body.is_empty(), "{what}: HEAD has no body");
+            // Reports and counters may change between the two requests; their length with them.
+            let varies = ["/healthz", "/readyz", "/metrics"].contains(&target);
+            let names: std::collections::BTreeSet<&str> =
+                got.headers.keys().chain(head.headers.keys()).map(|h| h.as_str()).collect();
+            for header in names {
+                if varies && header == "content-length" {
+                    continue;
+                }
+                assert_eq!(head.headers.get(header), got.headers.get(header), "{what}: {header}");
+            }
+            if !varies && got.status == 200 {
+                assert_eq!(got.header("content-length"), got.body.len().to_string(), "{what}");
+            }
+        }
+    });
+});

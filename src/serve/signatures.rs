@@ -76,10 +76,13 @@ async fn object(state: &ServeState, key: Key, method: &Method, headers: &HeaderM
         state.store.get(&key).await?.ok_or_else(|| ApiError::not_found(format!("{key} is not in the store")))?;
     let mut response = if not_modified(headers, &meta.etag) {
         not_modified_response()
-    } else if *method == Method::HEAD {
-        Response::new(Body::empty())
     } else {
-        Response::new(Body::from(bytes))
+        // HEAD: GET's headers, Content-Length included, without the body.
+        let length = HeaderValue::from(bytes.len());
+        let body = if *method == Method::HEAD { Body::empty() } else { Body::from(bytes) };
+        let mut response = Response::new(body);
+        response.headers_mut().insert(header::CONTENT_LENGTH, length);
+        response
     };
     let stored = meta.headers.unwrap_or_default();
     let out = response.headers_mut();
