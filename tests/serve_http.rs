@@ -350,3 +350,53 @@ backend_test!(head_answers_every_route_with_get_s_status_and_headers, |backend| 
         }
     });
 });
+
+backend_test!(if_match_naming_no_current_etag_is_412_on_every_tagged_route, |backend| {
+    let name = backend.name();
+    publish(&backend, V1, "0.1.0");
+    let store = backend.store();
+    backends::runtime().block_on(async {
+        let (_, app) = loaded(&store, &ServeOptions::default()).await;
+        for target in ["/sdk/0.1.0/haloagents.umd.js", "/sdk/latest/haloagents.css", "/api/sdk/sri/0.1.0"] {
+            let what = format!("{name}: {target}");
+            let reply = get(&app, target).await;
+            let etag = reply.header("etag").to_string();
+            for method in [Method::GET, Method::HEAD] {
+                let failed = send(&app, method.clone(), target, &[("if-match", "\"nope\"")]).await;
+                assert_eq!(failed.status, 412, "{what}: {method}");
+                assert_eq!(failed.header("cache-control"), "no-store", "{what}: {method}");
+                let weak = format!("W/{etag}");
+                assert_eq!(send(&app, method.clone(), target, &[("if-match", &weak)]).await.status, 412, "{what}");
+            }
+            for holds in [etag.as_str(), "*", &format!("\"nope\", {etag}")] {
+                let reply = send(&app, Method::GET, target, &[("if-match", holds)]).await;
+                assert_eq!((reply.status, reply.header("etag")), (StatusCode::OK, etag.as_str()), "{what}: {holds}");
+            }
+            // If-Match is evaluated before If-None-Match (RFC 9110 §13.2.2).
+            let both = [("if-match", "\"nope\""), ("if-none-match", etag.as_str())];
+            assert_eq!(send(&app, Method::GET, target, &both).await.status, 412, "{what}");
+        }
+    });
+});
+
+#[test]
+fn http_1_1_without_host_is_refused_with_400_on_the_socket() {
+    let backend = backends::local();
+    publish(&backend, V1, "0.1.0");
+    let cwd = tempfile::tempdir().unwrap();
+    let served = Served::start(&backend, cwd.path(), &[]);
+    for target in ["/api/sdk/sri", "/sdk/0.1.0/haloagents.umd.js", "/healthz"] {
+        let without = support::serve::exchange(
+            served.addr,
+            format!("GET {target} HTTP/1.1\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
+        assert_eq!(without.status, 400, "{target}");
+        assert!(without.json()["error"].as_str().unwrap().contains("Host"), "{target}");
+        assert_eq!(without.header("cache-control"), Some("no-store"), "{target}");
+        let with = http_get(served.addr, target, &[]);
+        assert_eq!(with.status, 200, "{target}");
+        // HTTP/1.0 has no Host requirement.
+        let old = support::serve::exchange(served.addr, format!("GET {target} HTTP/1.0\r\n\r\n").as_bytes());
+        assert_eq!(old.status, 200, "{target}: HTTP/1.0");
+    }
+}

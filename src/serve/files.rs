@@ -36,7 +36,7 @@ use axum::response::Response;
 use super::checked::{self, Expected};
 use super::error::ApiError;
 use super::metrics;
-use super::negotiate::{not_modified, not_modified_response, store_etag};
+use super::negotiate::{if_match_fails, not_modified, not_modified_response, precondition_failed, store_etag};
 use super::request_path::{Dir, FileTarget, file_target};
 use super::state::{Loaded, ServeState};
 use crate::integrity::Integrity;
@@ -56,10 +56,12 @@ pub(super) async fn file(
     };
     let gone = || ApiError::not_found(format!("{} is not in the store", target.entry()));
     // HEAD and revalidations need only the metadata: no body is opened.
-    if method == Method::HEAD || headers.contains_key(header::IF_NONE_MATCH) {
+    let conditional = headers.contains_key(header::IF_NONE_MATCH) || headers.contains_key(header::IF_MATCH);
+    if method == Method::HEAD || conditional {
         let meta = state.store.head(&target.key).await?.ok_or_else(gone)?;
         let stored = vouched(&target, &published, &meta)?;
         stored.prove_unrecorded(&state, &target).await?;
+        check_if_match(&headers, &target, &meta)?;
         if not_modified(&headers, &meta.etag) {
             return Ok(with_file_headers(not_modified_response(), &target, &meta, stored));
         }
@@ -70,9 +72,21 @@ pub(super) async fn file(
     let (reader, meta) = state.store.reader(&target.key).await?.ok_or_else(gone)?;
     let stored = vouched(&target, &published, &meta)?;
     stored.prove_unrecorded(&state, &target).await?;
+    check_if_match(&headers, &target, &meta)?;
     let expected = Expected { key: target.key.to_string(), integrity: stored.integrity, size: meta.size };
     let body = checked::body(reader, expected, state.body_idle_timeout);
     Ok(with_file_headers(Response::new(body), &target, &meta, stored))
+}
+
+/// `If-Match` is evaluated first (RFC 9110 §13.2.2): 412 when it names no
+/// current tag of the file.
+fn check_if_match(headers: &HeaderMap, target: &FileTarget, meta: &ObjectMeta) -> Result<(), ApiError> {
+    let etag = store_etag(&meta.etag);
+    let etag = etag.as_ref().and_then(|e| e.to_str().ok()).unwrap_or(&meta.etag);
+    if if_match_fails(headers, etag) {
+        return Err(precondition_failed(&target.entry(), etag));
+    }
+    Ok(())
 }
 
 /// What publishing says a file is: the sealed manifest's entry for a

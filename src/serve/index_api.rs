@@ -17,7 +17,9 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 
 use super::error::ApiError;
-use super::negotiate::{choose_coding, entity_tag, header_value, not_modified, not_modified_response};
+use super::negotiate::{
+    choose_coding, entity_tag, header_value, if_match_fails, not_modified, not_modified_response, precondition_failed,
+};
 use super::request_path::{Dir, parse_dir};
 use super::snapshot::IndexSnapshot;
 use super::state::{Loaded, ServeState};
@@ -90,6 +92,9 @@ pub(super) async fn version(
     };
     let bytes = bytes::Bytes::from(manifest::to_bytes(&entries));
     let etag = entity_tag(&bytes);
+    if if_match_fails(&headers, &etag) {
+        return Err(precondition_failed(&format!("the entries of {}", dir.name()), &etag));
+    }
     let mut response = if not_modified(&headers, &etag) {
         not_modified_response()
     } else {
