@@ -216,3 +216,181 @@ fn raw_request_targets_over_tcp_cannot_escape_the_sdk_tree() {
         assert!(!reply.body.windows(manifest.len()).any(|w| w == manifest.as_slice()), "{target} leaked the manifest");
     }
 }
+
+// --- Bytes that are not what was published ----------------------------------------------------
+
+/// A response whose body is read until it ends or fails.
+struct Streamed {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    /// The bytes that arrived before the body ended or failed.
+    received: Vec<u8>,
+    /// Whether the body failed instead of ending.
+    aborted: bool,
+}
+
+async fn stream(app: &sdk_cdn::serve::App, target: &str, headers: &[(&str, &str)]) -> Streamed {
+    let mut request = Request::get(target);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = app.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let mut chunks = body.into_data_stream();
+    let (mut received, mut aborted) = (Vec::new(), false);
+    while let Some(chunk) = chunks.next().await {
+        match chunk {
+            Ok(chunk) => received.extend_from_slice(&chunk),
+            Err(_) => {
+                aborted = true;
+                break;
+            }
+        }
+    }
+    Streamed { status: parts.status, headers: parts.headers, received, aborted }
+}
+
+/// `sdk_cdn_integrity_failures_total` as `/metrics` renders it.
+async fn integrity_failures(app: &sdk_cdn::serve::App) -> f64 {
+    let text = String::from_utf8(get(app, "/metrics").await.body).unwrap();
+    // Absent (a build without the counter) reads as 0, so the behaviour is what fails first.
+    let line = text.lines().find(|l| l.starts_with("sdk_cdn_integrity_failures_total"));
+    line.map_or(0.0, |l| l.rsplit(' ').next().unwrap().parse().unwrap())
+}
+
+backend_test!(bytes_changed_behind_the_store_are_never_served_whole, |backend| {
+    let name = backend.name();
+    publish(&backend, V1, "0.1.0");
+    // Same length, other bytes, written past the tool (an operator's hand in
+    // the bucket): what the store records about them names no integrity.
+    let (path, bytes) = V1[0];
+    let mut changed = bytes.to_vec();
+    changed[7] ^= 1;
+    for dir in ["0.1.0", "latest"] {
+        backend.put_raw(&format!("sdk/{dir}/{path}"), &changed);
+    }
+    let store = backend.store();
+    backends::runtime().block_on(async {
+        let (_, app) = loaded(&store, &ServeOptions::default()).await;
+        let before = integrity_failures(&app).await;
+        for dir in ["0.1.0", "latest"] {
+            let what = format!("{name}: {dir}");
+            let reply = stream(&app, &format!("/sdk/{dir}/{path}"), &[]).await;
+            assert_eq!(reply.status, 200, "{what}: the head is sent before the bytes are read");
+            assert_eq!(reply.headers["content-length"], bytes.len().to_string().as_str(), "{what}");
+            assert!(reply.aborted, "{what}: the body must fail, not end");
+            assert!(reply.received.len() < bytes.len(), "{what}: {} bytes arrived whole", reply.received.len());
+        }
+        assert!(integrity_failures(&app).await >= before + 2.0, "{name}: each abort is counted");
+        // The untouched files are still served whole.
+        let (path, bytes) = V1[1];
+        let reply = stream(&app, &format!("/sdk/0.1.0/{path}"), &[]).await;
+        assert_eq!((reply.status, reply.aborted, reply.received.as_slice()), (StatusCode::OK, false, bytes), "{name}");
+    });
+});
+
+/// The local store's data file of `key`.
+fn data_file(backend: &backends::Backend, key: &str) -> std::path::PathBuf {
+    match backend {
+        backends::Backend::Local(dir) => dir.path().join(key),
+        _ => unreachable!("a local store"),
+    }
+}
+
+#[test]
+fn a_file_replaced_on_disk_is_refused_with_a_502_that_is_not_cached() {
+    let backend = backends::local();
+    publish(&backend, V1, "0.1.0");
+    let store = backend.store();
+    backends::runtime().block_on(async {
+        let (_, app) = loaded(&store, &ServeOptions::default()).await;
+        let target = "/sdk/0.1.0/haloagents.css";
+        let etag = get(&app, target).await.header("etag").to_string();
+        // The prober's `cp f x; echo … >> x; mv x f`: a new inode with other bytes.
+        let file = data_file(&backend, &target[1..]);
+        let tampered = file.with_extension("tampered");
+        std::fs::copy(&file, &tampered).unwrap();
+        let mut bytes = std::fs::read(&tampered).unwrap();
+        bytes.extend_from_slice(b"body{background:red}\n");
+        std::fs::write(&tampered, &bytes).unwrap();
+        std::fs::rename(&tampered, &file).unwrap();
+
+        let before = integrity_failures(&app).await;
+        for (method, headers) in
+            [(Method::GET, &[][..]), (Method::HEAD, &[][..]), (Method::GET, &[("if-none-match", etag.as_str())][..])]
+        {
+            let what = format!("{method} {headers:?}");
+            let reply = send(&app, method.clone(), target, headers).await;
+            assert_eq!(reply.status, 502, "{what}");
+            assert_eq!(reply.header("cache-control"), "no-store", "{what}");
+            assert_eq!(reply.header("etag"), "", "{what}: no ETag for bytes nobody vouches for");
+            if method == Method::GET {
+                reply.assert_json_error(502);
+                let message = reply.json()["error"].as_str().unwrap().to_string();
+                assert!(message.contains("0.1.0/haloagents.css") && message.contains("sdk-cdn verify"), "{message}");
+            }
+        }
+        assert!(integrity_failures(&app).await >= before + 3.0, "each refusal is counted");
+    });
+}
+
+#[test]
+fn a_file_changed_in_place_is_aborted_before_its_last_chunk() {
+    const SIZE: usize = 200 * 1024;
+    let big = noise(SIZE);
+    let backend = backends::local();
+    let (build, cwd) = (build_dir(&[("big.bin", &big)]), tempfile::tempdir().unwrap());
+    run(&backend, cwd.path(), &["publish", build.path().to_str().unwrap(), "--version", "3.0.0"]).expect_code(0);
+    // One byte flipped in the same inode: size and inode unchanged, so the
+    // store's record still claims the published bytes.
+    let file = data_file(&backend, "sdk/3.0.0/big.bin");
+    let mut changed = big.clone();
+    changed[SIZE - 1] ^= 1;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, &changed))
+        .unwrap();
+    let store = backend.store();
+    backends::runtime().block_on(async {
+        let (_, app) = loaded(&store, &ServeOptions::default()).await;
+        for target in ["/sdk/3.0.0/big.bin", "/sdk/latest/big.bin"] {
+            let reply = stream(&app, target, &[]).await;
+            assert_eq!(reply.status, 200, "{target}");
+            assert!(reply.aborted, "{target}: the body must fail, not end");
+            assert!(reply.received.len() < SIZE, "{target}: the changed bytes arrived whole");
+            assert!(reply.received.len() >= SIZE - 64 * 1024, "{target}: only the last chunk is held back");
+        }
+    });
+    // Over TCP, the client sees the connection end short of Content-Length.
+    let served = Served::start(&backend, cwd.path(), &[]);
+    let raw = raw_exchange(served.addr, "GET /sdk/3.0.0/big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head") + 4;
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200") && head.contains(&format!("content-length: {SIZE}")), "{head}");
+    assert!(raw.len() - split < SIZE, "the whole changed body arrived over TCP");
+    // The operator is told: an error line naming the key (polled: the log
+    // line may land just after the connection closes).
+    let until = std::time::Instant::now() + support::app::DEADLINE;
+    while !served.stderr().contains("sdk/3.0.0/big.bin was not served whole") {
+        assert!(std::time::Instant::now() < until, "no error logged:\n{}", served.stderr());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Sends `request` and reads until the server closes or resets the connection.
+fn raw_exchange(addr: std::net::SocketAddr, request: &str) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let (mut raw, mut buf) = (Vec::new(), [0u8; 64 * 1024]);
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return raw,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return raw,
+            Err(e) => panic!("reading the response: {e}"),
+        }
+    }
+}

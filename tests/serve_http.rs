@@ -284,3 +284,119 @@ fn serve_that_cannot_start_its_threads_exits_1_and_says_what_to_free() {
     assert!(stderr.contains("cannot start serving: Too many open files"), "{stderr}");
     assert!(stderr.contains("ulimit -n"), "the fix is named: {stderr}");
 }
+
+backend_test!(head_answers_every_route_with_get_s_status_and_headers, |backend| {
+    let name = backend.name();
+    let keys = tempfile::tempdir().unwrap();
+    let dir = keys.path().to_str().unwrap();
+    run_without_store(keys.path(), &["keygen", "--no-password", "--dir", dir, "--name", "release"]).expect_code(0);
+    let key = keys.path().join("release.key").display().to_string();
+    let cwd = tempfile::tempdir().unwrap();
+    support::fixtures::publish_files(&backend, cwd.path(), V1, "0.1.0", &["--sign-key", &key]).expect_code(0);
+    let index = backend.read("api/sdk/sri").unwrap();
+    let copy = {
+        use sha2::Digest;
+        let hex: String = sha2::Sha384::digest(&index).iter().map(|b| format!("{b:02x}")).collect();
+        format!("/api/sdk/sigs/sri-{hex}.minisig")
+    };
+    let store = backend.store();
+    backends::runtime().block_on(async {
+        let (_, app) = loaded(&store, &ServeOptions::default()).await;
+        let targets = [
+            "/",
+            "/sdk/",
+            "/versions.js",
+            "/versions.css",
+            "/api/sdk/sri",
+            "/api/sdk/sri/0.1.0",
+            "/api/sdk/sri/latest",
+            "/api/sdk/sri/9.9.9",
+            "/api/sdk/sri/v0.1.0",
+            "/sdk/0.1.0/haloagents.umd.js",
+            "/sdk/latest/haloagents.css",
+            "/sdk/0.1.0/missing.js",
+            "/sdk/v0.1.0/haloagents.umd.js",
+            "/api/sdk/sri.minisig",
+            copy.as_str(),
+            "/api/sdk/sigs/sri-00.minisig",
+            "/api/sdk/manifests/0.1.0.json",
+            "/api/sdk/manifests/0.1.0.json.minisig",
+            "/api/sdk/manifests/9.9.9.json",
+            "/healthz",
+            "/readyz",
+            "/metrics",
+            "/no/such/route",
+        ];
+        let same_id = [("x-request-id", "parity")];
+        for target in targets {
+            let what = format!("{name}: {target}");
+            let got = send(&app, Method::GET, target, &same_id).await;
+            let head = send(&app, Method::HEAD, target, &same_id).await;
+            assert_eq!(head.status, got.status, "{what}");
+            assert!(head.body.is_empty(), "{what}: HEAD has no body");
+            // Reports and counters may change between the two requests; their length with them.
+            let varies = ["/healthz", "/readyz", "/metrics"].contains(&target);
+            let names: std::collections::BTreeSet<&str> =
+                got.headers.keys().chain(head.headers.keys()).map(|h| h.as_str()).collect();
+            for header in names {
+                if varies && header == "content-length" {
+                    continue;
+                }
+                assert_eq!(head.headers.get(header), got.headers.get(header), "{what}: {header}");
+            }
+            if !varies && got.status == 200 {
+                assert_eq!(got.header("content-length"), got.body.len().to_string(), "{what}");
+            }
+        }
+    });
+});
+
+backend_test!(if_match_naming_no_current_etag_is_412_on_every_tagged_route, |backend| {
+    let name = backend.name();
+    publish(&backend, V1, "0.1.0");
+    let store = backend.store();
+    backends::runtime().block_on(async {
+        let (_, app) = loaded(&store, &ServeOptions::default()).await;
+        for target in ["/sdk/0.1.0/haloagents.umd.js", "/sdk/latest/haloagents.css", "/api/sdk/sri/0.1.0"] {
+            let what = format!("{name}: {target}");
+            let reply = get(&app, target).await;
+            let etag = reply.header("etag").to_string();
+            for method in [Method::GET, Method::HEAD] {
+                let failed = send(&app, method.clone(), target, &[("if-match", "\"nope\"")]).await;
+                assert_eq!(failed.status, 412, "{what}: {method}");
+                assert_eq!(failed.header("cache-control"), "no-store", "{what}: {method}");
+                let weak = format!("W/{etag}");
+                assert_eq!(send(&app, method.clone(), target, &[("if-match", &weak)]).await.status, 412, "{what}");
+            }
+            for holds in [etag.as_str(), "*", &format!("\"nope\", {etag}")] {
+                let reply = send(&app, Method::GET, target, &[("if-match", holds)]).await;
+                assert_eq!((reply.status, reply.header("etag")), (StatusCode::OK, etag.as_str()), "{what}: {holds}");
+            }
+            // If-Match is evaluated before If-None-Match (RFC 9110 §13.2.2).
+            let both = [("if-match", "\"nope\""), ("if-none-match", etag.as_str())];
+            assert_eq!(send(&app, Method::GET, target, &both).await.status, 412, "{what}");
+        }
+    });
+});
+
+#[test]
+fn http_1_1_without_host_is_refused_with_400_on_the_socket() {
+    let backend = backends::local();
+    publish(&backend, V1, "0.1.0");
+    let cwd = tempfile::tempdir().unwrap();
+    let served = Served::start(&backend, cwd.path(), &[]);
+    for target in ["/api/sdk/sri", "/sdk/0.1.0/haloagents.umd.js", "/healthz"] {
+        let without = support::serve::exchange(
+            served.addr,
+            format!("GET {target} HTTP/1.1\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
+        assert_eq!(without.status, 400, "{target}");
+        assert!(without.json()["error"].as_str().unwrap().contains("Host"), "{target}");
+        assert_eq!(without.header("cache-control"), Some("no-store"), "{target}");
+        let with = http_get(served.addr, target, &[]);
+        assert_eq!(with.status, 200, "{target}");
+        // HTTP/1.0 has no Host requirement.
+        let old = support::serve::exchange(served.addr, format!("GET {target} HTTP/1.0\r\n\r\n").as_bytes());
+        assert_eq!(old.status, 200, "{target}: HTTP/1.0");
+    }
+}

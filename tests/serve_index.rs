@@ -227,3 +227,29 @@ backend_test!(an_unparseable_index_is_refused_and_the_last_good_one_kept, |backe
         assert_eq!(health(&app).await.1["status"], "ok", "{name}");
     });
 });
+
+backend_test!(a_version_s_entries_come_from_its_sealed_manifest_not_the_mutable_index, |backend| {
+    let name = backend.name();
+    publish(&backend, V1, "0.1.0");
+    let store = backend.store();
+    backends::runtime().block_on(async {
+        let (state, app) = loaded(&store, &ServeOptions::default()).await;
+        // A bad write to the index (it is mutable; the sealed, signed
+        // manifest is not): one entry of 0.1.0 names other bytes.
+        let bogus = format!("sha384-{}", "A".repeat(64));
+        let mut index: serde_json::Value = serde_json::from_slice(&stored(&store, "api/sdk/sri").await).unwrap();
+        index["files"]["0.1.0/haloagents.umd.js"] = json!(bogus);
+        let headers = Headers { content_type: "application/json".into(), ..Default::default() };
+        let body = StoreBody::Bytes(serde_json::to_vec(&index).unwrap().into());
+        store.put(&Key::new("api/sdk/sri").unwrap(), body, &headers, PutMode::Overwrite).await.unwrap();
+        state.refresh().await.unwrap();
+        assert!(String::from_utf8(get(&app, "/api/sdk/sri").await.body).unwrap().contains(&bogus), "{name}");
+
+        // Cached for a year, so it must be the sealed truth.
+        let reply = get(&app, "/api/sdk/sri/0.1.0").await;
+        assert_eq!(reply.header("cache-control"), IMMUTABLE, "{name}");
+        assert_eq!(reply.json(), json!({ "version": "0.1.0", "files": entries("0.1.0", V1) }), "{name}");
+        // The file itself is checked against the manifest too, and served whole.
+        assert_eq!(get(&app, "/sdk/0.1.0/haloagents.umd.js").await.body, V1[0].1, "{name}");
+    });
+});

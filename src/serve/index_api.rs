@@ -3,11 +3,12 @@
 //!
 //! The index is sent byte for byte as the store holds it, or its gzip/br
 //! form when the client asks (`Vary: Accept-Encoding`, one strong ETag per
-//! representation, see snapshot.rs). A version's entries are immutable once
-//! it is sealed, so they are cached for a year; `latest` moves, so it gets
-//! the index's short `Cache-Control`.
+//! representation, see snapshot.rs). A version's entries come from its
+//! sealed manifest (read once, then cached), never from the index: they
+//! are cached for a year, and the index is mutable derived data that a
+//! bad write could change. `latest` moves, so it comes from the index and
+//! gets the index's short `Cache-Control`.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -16,7 +17,9 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 
 use super::error::ApiError;
-use super::negotiate::{choose_coding, entity_tag, header_value, not_modified, not_modified_response};
+use super::negotiate::{
+    choose_coding, entity_tag, header_value, if_match_fails, not_modified, not_modified_response, precondition_failed,
+};
 use super::request_path::{Dir, parse_dir};
 use super::snapshot::IndexSnapshot;
 use super::state::{Loaded, ServeState};
@@ -76,25 +79,22 @@ pub(super) async fn version(
                 _ => return Err(ApiError::not_found("no version is promoted to latest yet")),
             }
         }
+        // The sealed, signed manifest, never the index: the index is mutable
+        // derived data, and this answer is cached for a year.
         Dir::Version(v) => {
             let name = v.to_string();
-            let from_index = match state.loaded() {
-                Loaded::Index(snapshot) => snapshot.index.for_version(&name),
-                Loaded::NoIndex | Loaded::Missing { .. } | Loaded::Nothing => BTreeMap::new(),
+            let Some(sealed) = state.sealed_manifest(v).await? else {
+                return Err(ApiError::not_found(format!("version {name} is not published")));
             };
-            let files = if from_index.is_empty() {
-                let Some(sealed) = state.sealed_manifest(v).await? else {
-                    return Err(ApiError::not_found(format!("version {name} is not published")));
-                };
-                sealed.files.iter().map(|(path, f)| (layout::index_entry(&name, path), f.integrity)).collect()
-            } else {
-                from_index
-            };
+            let files = sealed.files.iter().map(|(path, f)| (layout::index_entry(&name, path), f.integrity)).collect();
             VersionEntries { version: name, files }
         }
     };
     let bytes = bytes::Bytes::from(manifest::to_bytes(&entries));
     let etag = entity_tag(&bytes);
+    if if_match_fails(&headers, &etag) {
+        return Err(precondition_failed(&format!("the entries of {}", dir.name()), &etag));
+    }
     let mut response = if not_modified(&headers, &etag) {
         not_modified_response()
     } else {

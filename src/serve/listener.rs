@@ -88,7 +88,7 @@ impl Server {
         let _ = state.refresh().await;
         let (stop, stopping) = watch::channel(false);
         let (done, finished) = watch::channel(false);
-        let app = app(Arc::clone(&state));
+        let app = app(Arc::clone(&state)).requiring_host();
         let permits = Arc::new(Semaphore::new(limits.max_connections as usize));
         let listener = listener.into_std().map_err(ServeError::Start)?;
         let mut workers = Vec::new();

@@ -39,6 +39,15 @@ pub(super) fn store_error() {
     STORE_ERRORS.inc();
 }
 
+/// Files refused or aborted because their bytes, or what the store records
+/// about them, do not match their published integrity (files.rs), process-wide.
+static INTEGRITY_FAILURES: LazyLock<Counter> = LazyLock::new(Counter::default);
+
+/// Counts one file refused or aborted for not matching its integrity.
+pub(super) fn integrity_failure() {
+    INTEGRITY_FAILURES.inc();
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     route: &'static str,
@@ -206,6 +215,11 @@ impl Metrics {
             metrics.latest.clone(),
         );
         registry.register("store_errors", "Store calls that failed (requests and revalidations)", STORE_ERRORS.clone());
+        registry.register(
+            "integrity_failures",
+            "Files refused (502) or aborted mid-body because their bytes do not match their published integrity",
+            INTEGRITY_FAILURES.clone(),
+        );
         Metrics { registry, ..metrics }
     }
 

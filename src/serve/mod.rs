@@ -22,11 +22,14 @@
 //! - [`Server`] (listener.rs) owns the socket: hyper's HTTP/1 connections
 //!   with bounded headers, a connection limit, and graceful shutdown.
 //!
-//! Invariants: only what the index (or a sealed manifest) lists is served,
-//! so a partial upload is never visible; no request path can name a key
+//! Invariants: only what a sealed manifest (or, for `latest/`, the index)
+//! lists is served, so a partial upload is never visible; a file's bytes
+//! are served whole only if they hash to their published SRI (files.rs,
+//! checked.rs), and `/api/sdk/sri/<version>` is its sealed manifest's; no request path can name a key
 //! outside `sdk/` and `api/sdk/sri` (request_path.rs); memory does not grow
 //! with file size (files are streamed in 64 KiB chunks).
 
+mod checked;
 mod error;
 mod files;
 mod health;

@@ -68,6 +68,30 @@ pub(super) fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
     )
 }
 
+/// Whether an `If-Match` in `headers` fails for the representation tagged
+/// `etag` (RFC 9110 §13.1.1: strong comparison, so a weak tag never
+/// matches; `*` holds for any current representation). No `If-Match`: no
+/// condition, it does not fail. The answer to a failed one is 412.
+pub(super) fn if_match_fails(headers: &HeaderMap, etag: &str) -> bool {
+    let mut values = headers.get_all(header::IF_MATCH).iter().peekable();
+    if values.peek().is_none() {
+        return false;
+    }
+    let strong = !etag.starts_with("W/");
+    !values.filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|tag| {
+        let tag = tag.trim();
+        tag == "*" || (strong && tag == etag)
+    })
+}
+
+/// 412 for a failed `If-Match` on `what`, naming the current tag.
+pub(super) fn precondition_failed(what: &str, etag: &str) -> super::error::ApiError {
+    super::error::ApiError::new(
+        StatusCode::PRECONDITION_FAILED,
+        format!("If-Match names no current ETag of {what} (it is {etag}); fetch it again without If-Match"),
+    )
+}
+
 /// The best coding among those `available` (in our order of preference)
 /// that the client's `Accept-Encoding` allows; identity when none is.
 pub(super) fn choose_coding(headers: &HeaderMap, available: &[Coding]) -> Coding {
@@ -145,6 +169,18 @@ mod tests {
         assert!(check(&["*"]));
         assert!(!check(&["\"abc-gzip\""]));
         assert!(!check(&[]));
+    }
+
+    #[test]
+    fn if_match_uses_strong_comparison_lists_and_star() {
+        let fails = |v: &[&str]| if_match_fails(&headers(header::IF_MATCH, v), "\"abc\"");
+        assert!(!fails(&[]), "no condition");
+        assert!(!fails(&["\"abc\""]));
+        assert!(!fails(&["\"x\", \"abc\""]));
+        assert!(!fails(&["*"]));
+        assert!(fails(&["\"nope\""]));
+        assert!(fails(&["W/\"abc\""]), "weak tags never match strongly");
+        assert!(if_match_fails(&headers(header::IF_MATCH, &["W/\"abc\""]), "W/\"abc\""));
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! 1. observe: a request id (the client's `X-Request-Id` if sane, else a
 //!    new one; echoed in the response), the metrics of every request by
 //!    route *template*, and one access line at `info` (`-v`).
-//! 2. guard: no request body; no raw path that smuggles separators.
+//! 2. guard: no request body; no raw path that smuggles separators; on a
+//!    socket, no HTTP/1.1 request without `Host`.
 //! 3. preflight: `OPTIONS` on any route is a CORS preflight, answered 204
 //!    here (browsers send one before a cross-origin `fetch` with custom
 //!    headers; without it they never make the real request).
@@ -133,7 +134,7 @@ pub fn app(state: Arc<ServeState>) -> App {
     }
     let router =
         router.fallback(not_found).layer(from_fn_with_state(Arc::clone(&state), front)).with_state(Arc::clone(&state));
-    App { state, router }
+    App { state, router, host_required: false }
 }
 
 /// The service [`app`] builds: axum's router behind [`front`], and
@@ -148,12 +149,26 @@ pub fn app(state: Arc<ServeState>) -> App {
 pub struct App {
     state: Arc<ServeState>,
     router: Router,
+    /// Refuse HTTP/1.1 requests without `Host` (on a socket; see [`App::requiring_host`]).
+    host_required: bool,
 }
+
+/// Marks a request that [`guard`] refuses for lacking `Host`.
+#[derive(Clone, Copy)]
+struct MissingHost;
 
 impl App {
     /// The state it serves.
     pub(super) fn state(&self) -> &Arc<ServeState> {
         &self.state
+    }
+
+    /// The same service, refusing (400) HTTP/1.1 requests without `Host`
+    /// (RFC 9112 §3.2). For the listener: hyper does not check it, and
+    /// requests built in process (`oneshot`) carry no `Host`.
+    pub(super) fn requiring_host(mut self) -> Self {
+        self.host_required = true;
+        self
     }
 }
 
@@ -170,7 +185,13 @@ where
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        if self.host_required
+            && request.version() == http::Version::HTTP_11
+            && !request.headers().contains_key(header::HOST)
+        {
+            request.extensions_mut().insert(MissingHost);
+        }
         let method = request.method();
         if request.uri().path() == INDEX_PATH && (method == Method::GET || method == Method::HEAD) {
             Either::Left(ready(Ok(front_index(&self.state, &request))))
@@ -376,8 +397,12 @@ async fn deadline(State(limit): State<Duration>, request: Request, next: Next) -
     }
 }
 
-/// Refuses requests with a body or a raw path that smuggles separators.
+/// Refuses requests with a body, a raw path that smuggles separators, or
+/// (on a socket) HTTP/1.1 without `Host`.
 fn guard<B>(request: &http::Request<B>) -> Result<(), ApiError> {
+    if request.extensions().get::<MissingHost>().is_some() {
+        return Err(ApiError::bad_request("an HTTP/1.1 request must carry a Host header (RFC 9112 §3.2)"));
+    }
     request_path::check_raw(request.uri().path())?;
     let headers = request.headers();
     let declared = headers.get(header::CONTENT_LENGTH).map(|v| v.as_bytes() != b"0");

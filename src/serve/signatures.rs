@@ -13,8 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::Response;
 
 use super::error::ApiError;
-use super::negotiate::not_modified_response;
-use super::negotiate::{not_modified, store_etag};
+use super::negotiate::{if_match_fails, not_modified, not_modified_response, precondition_failed, store_etag};
 use super::state::ServeState;
 use crate::layout;
 use crate::signing::SIGNATURE_SUFFIX;
@@ -74,12 +73,20 @@ pub(super) async fn manifest(
 async fn object(state: &ServeState, key: Key, method: &Method, headers: &HeaderMap) -> Result<Response, ApiError> {
     let (bytes, meta) =
         state.store.get(&key).await?.ok_or_else(|| ApiError::not_found(format!("{key} is not in the store")))?;
+    let tag = store_etag(&meta.etag);
+    let tag_text = tag.as_ref().and_then(|t| t.to_str().ok()).unwrap_or(&meta.etag);
+    if if_match_fails(headers, tag_text) {
+        return Err(precondition_failed(key.as_str(), tag_text));
+    }
     let mut response = if not_modified(headers, &meta.etag) {
         not_modified_response()
-    } else if *method == Method::HEAD {
-        Response::new(Body::empty())
     } else {
-        Response::new(Body::from(bytes))
+        // HEAD: GET's headers, Content-Length included, without the body.
+        let length = HeaderValue::from(bytes.len());
+        let body = if *method == Method::HEAD { Body::empty() } else { Body::from(bytes) };
+        let mut response = Response::new(body);
+        response.headers_mut().insert(header::CONTENT_LENGTH, length);
+        response
     };
     let stored = meta.headers.unwrap_or_default();
     let out = response.headers_mut();
@@ -90,7 +97,7 @@ async fn object(state: &ServeState, key: Key, method: &Method, headers: &HeaderM
             out.insert(name, value);
         }
     }
-    if let Some(etag) = store_etag(&meta.etag) {
+    if let Some(etag) = tag {
         out.insert(header::ETAG, etag);
     }
     Ok(response)

@@ -50,6 +50,8 @@ use crate::store::Store;
 
 /// How long one revalidation may take before it counts as failed.
 const REFRESH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Sealed manifests read at once after a new index is loaded.
+const MANIFEST_READS: usize = 8;
 /// How long a "not sealed" answer for a version is trusted.
 pub(super) const MISS_TTL: Duration = Duration::from_secs(1);
 /// Distinct unsealed versions remembered at once; beyond that, unknown
@@ -201,6 +203,9 @@ impl ServeState {
     /// Revalidates the in-memory index against the store once.
     pub async fn refresh(&self) -> Result<Refreshed, RefreshError> {
         let result = tokio::time::timeout(REFRESH_TIMEOUT, self.check()).await.unwrap_or(Err(RefreshError::TimedOut));
+        if let Ok(Refreshed::Updated(_)) = result {
+            self.read_sealed_manifests().await;
+        }
         self.metrics.refreshed(result.is_ok());
         let mut health = self.health.lock().unwrap_or_else(PoisonError::into_inner);
         match &result {
@@ -295,6 +300,28 @@ impl ServeState {
         self.set_loaded(Loaded::Index(Arc::new(snapshot)));
         self.misses.lock().unwrap_or_else(PoisonError::into_inner).clear();
         Ok(Refreshed::Updated(latest))
+    }
+
+    /// Reads the sealed manifests of the versions a new index lists that are
+    /// not cached yet (a few at a time, within [`REFRESH_TIMEOUT`]): a
+    /// version's files and `/api/sdk/sri/<version>` are checked against its
+    /// manifest, and must still be answered from memory while the store is
+    /// down. Best effort: a manifest not read now is read on first use.
+    async fn read_sealed_manifests(&self) {
+        let Loaded::Index(snapshot) = self.loaded() else { return };
+        let missing: Vec<Version> = super::versions::versions(&snapshot.index)
+            .into_iter()
+            .filter(|v| !self.sealed.lock().unwrap_or_else(PoisonError::into_inner).contains_key(v))
+            .collect();
+        let all = async {
+            for batch in missing.chunks(MANIFEST_READS) {
+                let reads: Vec<_> = batch.iter().map(|v| self.sealed_manifest(v)).collect();
+                futures::future::join_all(reads).await;
+            }
+        };
+        if tokio::time::timeout(REFRESH_TIMEOUT, all).await.is_err() {
+            tracing::warn!("reading the sealed manifests of a new index timed out; the rest are read on first use");
+        }
     }
 
     /// The store has no index: empty, or the index was lost while versions are sealed.

@@ -91,7 +91,7 @@ pub(super) async fn page(State(state): State<Arc<ServeState>>, headers: HeaderMa
 }
 
 /// The versions in the index, newest first.
-fn versions(index: &SriIndex) -> Vec<Version> {
+pub(super) fn versions(index: &SriIndex) -> Vec<Version> {
     let mut versions: Vec<Version> = index
         .files
         .keys()

@@ -234,6 +234,29 @@ impl LocalStore {
         Ok(self.open_sync(key)?.map(|(_, meta)| meta))
     }
 
+    /// [`LocalStore::open_sync`] for a reader outside any write. A writer
+    /// replaces an object's sidecar, then its data, both under the key's
+    /// lock, so a reader in between finds a sidecar that does not describe
+    /// the data it opened (`headers: None`). Such a reader looks again
+    /// holding the lock shared (briefly: a writer holds it for the sidecar
+    /// and a rename or link, never while copying bytes), so that `None`
+    /// from here means the data changed behind the store's back, not a
+    /// write in flight (`serve` refuses such bytes). Writers, which hold
+    /// the lock already, call `open_sync`.
+    fn read_sync(&self, key: &Key) -> Result<Option<(File, ObjectMeta)>, StoreError> {
+        let opened = self.open_sync(key)?;
+        if opened.as_ref().is_none_or(|(_, meta)| meta.headers.is_some()) {
+            return Ok(opened);
+        }
+        // No lock file (a store never written by this release) or a lock
+        // that cannot be taken: the first look is the answer.
+        let Ok(lock) = File::open(names::lock(&self.root, key)) else { return Ok(opened) };
+        if lock.lock_shared().is_err() {
+            return Ok(opened);
+        }
+        self.open_sync(key)
+    }
+
     fn open_sync(&self, key: &Key) -> Result<Option<(File, ObjectMeta)>, StoreError> {
         let path = self.data_path(key);
         let file = match File::open(&path) {
@@ -592,13 +615,13 @@ impl Store for LocalStore {
 
     async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>, StoreError> {
         let (this, key) = (self.clone(), key.clone());
-        blocking(move || this.head_sync(&key)).await
+        blocking(move || Ok(this.read_sync(&key)?.map(|(_, meta)| meta))).await
     }
 
     async fn get(&self, key: &Key) -> Result<Option<(Bytes, ObjectMeta)>, StoreError> {
         let (this, key) = (self.clone(), key.clone());
         blocking(move || {
-            let Some((mut file, meta)) = this.open_sync(&key)? else { return Ok(None) };
+            let Some((mut file, meta)) = this.read_sync(&key)? else { return Ok(None) };
             let mut buf = Vec::with_capacity(usize::try_from(meta.size).unwrap_or(0));
             file.read_to_end(&mut buf).map_err(|e| StoreError::io("read", &this.data_path(&key), e))?;
             Ok(Some((Bytes::from(buf), meta)))
@@ -608,7 +631,7 @@ impl Store for LocalStore {
 
     async fn reader(&self, key: &Key) -> Result<Option<(ObjectReader, ObjectMeta)>, StoreError> {
         let (this, key) = (self.clone(), key.clone());
-        let opened = blocking(move || this.open_sync(&key)).await?;
+        let opened = blocking(move || this.read_sync(&key)).await?;
         Ok(opened.map(|(file, meta)| (Box::pin(tokio::fs::File::from_std(file)) as ObjectReader, meta)))
     }
 

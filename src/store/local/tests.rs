@@ -331,3 +331,43 @@ fn a_staged_copy_across_several_write_behind_windows_is_the_exact_input() {
     store.put_sync(&k, body, &headers(sri(&input)), PutMode::Create).unwrap();
     assert_eq!(std::fs::read(store.data_path(&k)).unwrap(), input);
 }
+
+/// Whether a process waits in `flock` for the file with inode `ino`
+/// (`/proc/locks` lists a blocked request as `N: -> FLOCK …`).
+fn someone_waits_for_lock(ino: u64) -> bool {
+    let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
+    locks.lines().any(|l| l.contains("-> FLOCK") && l.split_whitespace().any(|f| f.ends_with(&format!(":{ino}"))))
+}
+
+#[test]
+fn a_reader_between_a_writers_sidecar_and_data_waits_for_the_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path().to_path_buf());
+    let k = key("sdk/latest/a.js");
+    store.put_sync(&k, Body::Bytes("old".into()), &headers(sri(b"old")), PutMode::Overwrite).unwrap();
+    // A writer of `new!`, stopped where `commit` is between the two steps:
+    // lock held, the new sidecar in place, the old data still there.
+    let tmp = names::tmp(&store.root);
+    std::fs::write(&tmp, b"new!").unwrap();
+    let m = std::fs::metadata(&tmp).unwrap();
+    let staged = Staged { etag: content_etag(b"new!"), size: 4, ino: m.ino(), dev: m.dev() };
+    let lock = store.lock(&k).unwrap();
+    sidecar::write(&store.root, &k, &Sidecar::new(&k, &headers(sri(b"new!")), &staged), true).unwrap();
+
+    let reader = {
+        let (store, k) = (store.clone(), k.clone());
+        std::thread::spawn(move || store.read_sync(&k).unwrap().unwrap().1)
+    };
+    // Until the reader waits for the lock (with the fix) or has answered (without it).
+    let lock_ino = std::fs::metadata(names::lock(&store.root, &k)).unwrap().ino();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !reader.is_finished() && !someone_waits_for_lock(lock_ino) {
+        assert!(std::time::Instant::now() < until, "the reader neither answered nor waited");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::fs::rename(&tmp, store.data_path(&k)).unwrap();
+    drop(lock);
+    let meta = reader.join().unwrap();
+    assert_eq!(meta.etag, content_etag(b"new!"), "the reader looked again once the write was whole");
+    assert_eq!(meta.headers, Some(headers(sri(b"new!"))), "a write in flight is not a changed object");
+}
