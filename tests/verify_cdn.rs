@@ -172,6 +172,19 @@ fn verify_checks_the_index_the_cdn_serves_against_the_seals_and_its_signature() 
     out.expect_code(3);
     assert!(findings(&out).iter().any(|(_, d)| d.contains("version 9.9.9 is not published")), "{:?}", findings(&out));
 
+    // The version field changed: latest/ entries must then be that version's files.
+    assert!(index.contains("\"version\": \"1.1.0\""), "{index}");
+    for (what, version, hint) in [
+        ("an older promotion whose latest/ entries are 1.1.0's", "1.0.0", "latest/a.js is sha384-"),
+        ("a promotion of a version never published", "9.9.9", "latest is 9.9.9, which is not published"),
+    ] {
+        let changed = index.replace("\"version\": \"1.1.0\"", &format!("\"version\": \"{version}\""));
+        let (_copy, url) = cdn_with_index(root.path(), Some(changed.as_bytes()));
+        let out = verify(&url);
+        out.expect_code(3);
+        assert!(findings(&out).iter().any(|(p, d)| p == "http" && d.contains(hint)), "{what}: {:?}", findings(&out));
+    }
+
     // No index at the CDN.
     let (_copy, url) = cdn_with_index(root.path(), None);
     let out = verify(&url);

@@ -241,7 +241,7 @@ pub(crate) async fn verify(
         check_index(stored.as_ref(), &expected, &selection, &unreadable, &mut report);
     }
     if let Some(cdn) = &cdn {
-        cdn.check_index(&sealed, &expected, options.pubkey, &mut report.findings).await;
+        cdn.check_index(store, &sealed, &expected, options.pubkey, &mut report.findings).await;
     }
     Ok(report)
 }

@@ -16,13 +16,14 @@ use http_body_util::{BodyExt, Empty};
 use semver::Version;
 use sha2::{Digest, Sha384, Sha512};
 
-use super::ReleaseError;
 use super::cdn_url::BaseUrl;
 use super::verify::{CacheRule, Finding, Problem};
+use super::{ReleaseError, read_manifest};
 use crate::integrity::Integrity;
 use crate::layout;
 use crate::manifest::{FileEntry, SriIndex, VersionManifest};
 use crate::signing::{PublicKey, SignedHeaders, SignedKind};
+use crate::store::Store;
 
 /// The origin a customer page would send.
 const ORIGIN: &str = "https://sdk-cdn-verify.example";
@@ -116,6 +117,7 @@ impl CdnCheck {
     /// content-addressed copy a cached index still matches) that does not prove it.
     pub(super) async fn check_index(
         &self,
+        store: &dyn Store,
         sealed: &[Version],
         expected: &SriIndex,
         pubkey: Option<&PublicKey>,
@@ -134,6 +136,16 @@ impl CdnCheck {
             }
         };
         let mut lies = Vec::new();
+        // An index of another promotion (cached from before, or a lie): its
+        // latest/ entries must be the files of the version it names.
+        let other_latest = match &served.version {
+            Some(v) if served.version != expected.version && !sealed.contains(v) => {
+                lies.push(format!("latest is {v}, which is not published"));
+                None
+            }
+            Some(v) if served.version != expected.version => read_manifest(store, v).await.ok().flatten(),
+            _ => None,
+        };
         for (name, integrity) in &served.files {
             let (dir, _) = name.split_once('/').unwrap_or((name, ""));
             let is_latest = dir == layout::LATEST;
@@ -141,7 +153,23 @@ impl CdnCheck {
                 lies.push(format!("{name} (version {dir} is not published)"));
                 continue;
             }
-            // latest/ entries are judged only when the CDN's index is of the same promotion.
+            if is_latest && served.version.is_none() {
+                lies.push(format!("{name} (the index says nothing is promoted)"));
+                continue;
+            }
+            if let (true, Some(serving)) = (is_latest, &other_latest) {
+                let path = &name[dir.len() + 1..];
+                match serving.files.get(path) {
+                    Some(entry) if entry.integrity != *integrity => lies.push(format!(
+                        "{name} is {integrity}; {} (which the index says latest/ serves) seals {}",
+                        serving.version, entry.integrity
+                    )),
+                    None => lies.push(format!("{name} (not a file of {})", serving.version)),
+                    Some(_) => {}
+                }
+                continue;
+            }
+            // Otherwise latest/ entries are judged when the CDN's index is of the store's promotion.
             let judged = !is_latest || served.version == expected.version;
             match expected.files.get(name) {
                 Some(sealed) if judged && sealed != integrity => {
@@ -260,9 +288,10 @@ mod tests {
 
     #[test]
     fn base_urls_must_be_http() {
-        assert!(CdnCheck::new("https://cdn.example.com/").is_ok());
+        let timeouts = (Duration::from_secs(60), Duration::from_secs(5));
+        assert!(CdnCheck::new("https://cdn.example.com/", timeouts).is_ok());
         for bad in ["cdn.example.com", "ftp://x", "https://", "http://x/?a=1"] {
-            assert!(CdnCheck::new(bad).is_err(), "{bad}");
+            assert!(CdnCheck::new(bad, timeouts).is_err(), "{bad}");
         }
     }
 }
