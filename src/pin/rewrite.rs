@@ -4,7 +4,7 @@
 //!
 //! Pure: HTML and index in, new HTML or a list of problems out, no I/O.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -21,6 +21,16 @@ const CROSSORIGIN: &str = "crossorigin";
 const ANONYMOUS: &str = "anonymous";
 const ED25519_PREFIX: &str = "ed25519-";
 const SVG_NAMESPACE: &str = "http://www.w3.org/2000/svg";
+const HTML_NAMESPACE: &str = "http://www.w3.org/1999/xhtml";
+/// `rel` values whose `<link>` fetches its `href` for the page to use, so
+/// an unchecked fetch is as bad as an unchecked tag: a `modulepreload`
+/// fills the module map, and a later `<script type=module integrity>` of
+/// the same URL then runs the preloaded module without its check.
+const FETCHING_RELS: [&str; 3] = ["stylesheet", "modulepreload", "preload"];
+/// The encoding labels of UTF-8 (the WHATWG Encoding standard), the one
+/// encoding `pin` reads a page in.
+const UTF8_LABELS: [&str; 6] =
+    ["unicode-1-1-utf-8", "unicode11utf8", "unicode20utf8", "utf-8", "utf8", "x-unicode20utf8"];
 
 /// One tag that loads a file of the SDK.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -120,8 +130,23 @@ pub(crate) fn pin_html(html: &str, index: &SriIndex, rules: Rules<'_>) -> Result
 
 /// [`pin_html`] for a document whose base URL, before any `<base href>`, is `start`.
 fn pin_document(html: &str, index: &SriIndex, rules: Rules<'_>, start: Base) -> Result<Rewritten, Vec<String>> {
-    let walk = Walk { html, index, rules, base: RefCell::new((start, false)), found: RefCell::default() };
+    let walk = Walk {
+        html,
+        index,
+        rules,
+        base: RefCell::new((start, false)),
+        template_seen: Cell::new(false),
+        found: RefCell::default(),
+    };
     let settings = RewriteStrSettings::new()
+        .append_element_content_handler(element!("template", |_| {
+            walk.template_seen.set(true);
+            Ok(())
+        }))
+        .append_element_content_handler(element!("meta", |el| {
+            walk.meta(el);
+            Ok(())
+        }))
         .append_element_content_handler(element!("base[href]", |el| {
             walk.base_tag(el);
             Ok(())
@@ -159,6 +184,8 @@ struct Walk<'a> {
     rules: Rules<'a>,
     /// The document base, and whether a `<base href>` was seen.
     base: RefCell<(Base, bool)>,
+    /// Whether a `<template>` started: a `<base>` after one may be inside it.
+    template_seen: Cell<bool>,
     found: RefCell<Found>,
 }
 
@@ -191,8 +218,20 @@ impl Walk<'_> {
         self.found.borrow_mut().tags.push(tag);
     }
 
-    /// Only the first `<base href>` counts, as in browsers.
+    /// Only the first `<base href>` counts, as in browsers. Browsers ignore
+    /// one inside `<template>` content or in SVG or MathML, which this walk
+    /// cannot always tell from one that counts: such a `<base>` is refused.
     fn base_tag(&self, el: &Element<'_, '_>) {
+        if el.namespace_uri() != HTML_NAMESPACE || self.template_seen.get() {
+            self.refuse(
+                el,
+                "browsers ignore a <base> inside <template>, <svg> or <math>, and sdk-cdn cannot tell whether this \
+                 one is: which base URL the page's other URLs use is ambiguous; put the page's one <base> in \
+                 <head>, before any <template>"
+                    .into(),
+            );
+            return;
+        }
         let (current, seen) = &mut *self.base.borrow_mut();
         if std::mem::replace(seen, true) {
             return;
@@ -225,12 +264,37 @@ impl Walk<'_> {
         Ok(())
     }
 
+    /// A page declaring another encoding than UTF-8 is read by the browser
+    /// as that encoding, where bytes `pin` reads as markup may be text (or
+    /// the reverse): refused.
+    fn meta(&self, el: &Element<'_, '_>) {
+        let declared = match (attribute(el, "charset"), attribute(el, "http-equiv"), attribute(el, "content")) {
+            (Ok(Some(charset)), _, _) => Some(charset),
+            (_, Ok(Some(equiv)), Ok(Some(content))) if equiv.trim().eq_ignore_ascii_case("content-type") => {
+                let lower = content.to_ascii_lowercase();
+                lower.split_once("charset=").map(|(_, rest)| rest.trim_matches(['"', '\'', ' ']).to_string())
+            }
+            _ => None,
+        };
+        if let Some(label) = declared
+            && !UTF8_LABELS.contains(&label.trim().to_ascii_lowercase().as_str())
+        {
+            self.refuse(
+                el,
+                format!(
+                    "the page declares the encoding {label:?}; browsers then read its bytes as that encoding, \
+                     and sdk-cdn reads pages as UTF-8 only: convert the page to UTF-8 (and declare utf-8)"
+                ),
+            );
+        }
+    }
+
     fn link(&self, el: &mut Element<'_, '_>) -> HandlerResult {
         match attribute(el, "rel") {
             Ok(rel)
-                if rel
-                    .as_deref()
-                    .is_some_and(|r| r.split_ascii_whitespace().any(|t| t.eq_ignore_ascii_case("stylesheet"))) =>
+                if rel.as_deref().is_some_and(|r| {
+                    r.split_ascii_whitespace().any(|t| FETCHING_RELS.iter().any(|f| t.eq_ignore_ascii_case(f)))
+                }) =>
             {
                 self.visit(el, "href")
             }
@@ -542,6 +606,54 @@ mod tests {
             let problems = pin_html(tag, &index(), rules(Mode::Pin("1.4.0"))).unwrap_err();
             assert!(problems[0].starts_with("line 2: <"), "{problems:?}");
             assert_eq!(pin_html(tag, &index(), rules(Mode::Check(None))).unwrap().mismatches.len(), 1, "{tag}");
+        }
+    }
+
+    /// Re-probe findings: a `<base>` the browser ignores was followed, an
+    /// unchecked `modulepreload` let a pinned module script run unchecked
+    /// bytes, and a page in another encoding was read as UTF-8.
+    #[test]
+    fn ignored_bases_preloads_and_other_encodings_fail_closed() {
+        let script = "<script src=\"latest/app.js\"></script>";
+        for ignored in [
+            "<template><base href=\"http://cdn.example/other/\"></template>",
+            "<div><template shadowrootmode=open><base href=\"http://cdn.example/other/\"></template></div>",
+            "<svg><base href=\"http://cdn.example/other/\"></base></svg>",
+            "<math><base href=\"http://cdn.example/other/\"></base></math>",
+        ] {
+            let page = format!("{ignored}<base href=\"http://cdn.example/sdk/\">{script}");
+            assert!(pin_html(&page, &index(), rules(Mode::Pin("1.4.0"))).is_err(), "{page}");
+            assert!(!pin_html(&page, &index(), rules(Mode::Check(None))).unwrap().mismatches.is_empty(), "{page}");
+        }
+        let js = sri("1.4.0/app.js");
+        for preload in ["modulepreload", "preload"] {
+            let page = format!(
+                "<link rel={preload} as=script href=/sdk/1.4.0/app.js>\
+                 <script type=module src=/sdk/1.4.0/app.js integrity=\"{js}\" crossorigin=anonymous></script>"
+            );
+            let check = pin_html(&page, &index(), rules(Mode::Check(None))).unwrap();
+            // No integrity, no crossorigin: both reported, for the preload only.
+            assert_eq!(check.mismatches.len(), 2, "{page}: {:?}", check.mismatches);
+            assert!(check.mismatches.iter().all(|m| m.contains(&format!("<link rel={preload}"))), "{check:?}");
+            let pinned = pin_html(&page, &index(), rules(Mode::Pin("1.4.0"))).unwrap();
+            assert_eq!(pinned.tags.len(), 2, "{}", pinned.html);
+            assert!(pin_html(&pinned.html, &index(), rules(Mode::Check(None))).unwrap().mismatches.is_empty());
+        }
+        for declared in [
+            "<meta charset=\"iso-2022-jp\">",
+            "<meta http-equiv=Content-Type content=\"text/html; charset=shift_jis\">",
+        ] {
+            let page = format!("{declared}<script src=/sdk/1.4.0/app.js></script>");
+            assert!(pin_html(&page, &index(), rules(Mode::Pin("1.4.0"))).is_err(), "{page}");
+            assert!(!pin_html(&page, &index(), rules(Mode::Check(None))).unwrap().mismatches.is_empty(), "{page}");
+        }
+        for utf8 in [
+            "<meta charset=UTF-8>",
+            "<meta charset=\"utf8\">",
+            "<meta http-equiv=content-type content=\"text/html; charset=utf-8\">",
+        ] {
+            let page = format!("{utf8}<script src=/sdk/1.4.0/app.js></script>");
+            assert!(pin_html(&page, &index(), rules(Mode::Pin("1.4.0"))).is_ok(), "{page}");
         }
     }
 
