@@ -543,13 +543,16 @@ fn a_manifest_path_too_long_for_latest_is_a_damaged_store_not_bad_input() {
     let entry = manifest["files"]["a.js"].clone();
     let damaged = serde_json::json!({"version": "2.0.0", "files": {long.clone(): entry}});
     backend.put_raw("manifests/2.0.0.json", damaged.to_string().as_bytes());
+    let before = backend.snapshot();
     let out = run(&backend, cwd.path(), &["promote", "2.0.0"]);
-    out.expect_code(1);
+    // Its files are not in the store (they never could be): refused before anything changes.
+    out.expect_code(3);
     assert!(
-        out.stderr.contains("manifests/2.0.0.json") && out.stderr.contains("sdk-cdn verify 2.0.0"),
+        out.stderr.contains("2.0.0 cannot be promoted") && out.stderr.contains("sdk-cdn verify 2.0.0"),
         "{}",
         out.stderr
     );
+    assert_eq!(backend.snapshot(), before, "the promotion changed the store");
 }
 
 backend_test!(a_path_too_long_only_under_latest_is_refused_before_anything_is_written, [local, s3], |backend| {
