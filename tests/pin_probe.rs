@@ -276,24 +276,6 @@ fn a_symbolic_link_is_written_through_and_stays_a_link() {
     assert!(site.temps().is_empty(), "{:?}", site.temps());
 }
 
-/// Runs `cmd` with no file written past `bytes` (`RLIMIT_FSIZE`): such a
-/// write fails with EFBIG, as a write to a full disk fails with ENOSPC.
-fn limit_file_size(cmd: &mut Command, bytes: u64) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            let limit = libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
-            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The write then fails instead of the signal killing the process.
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            Ok(())
-        });
-    }
-}
-
 /// Probe finding 2: `pin A B` rewrote A when writing B failed, and said nothing of it.
 #[test]
 fn a_file_that_cannot_be_written_leaves_every_file_as_it_was() {
@@ -302,7 +284,7 @@ fn a_file_that_cannot_be_written_leaves_every_file_as_it_was() {
     let big = site.page("b.html", &format!("{TAG}\n<!-- {} -->", "x".repeat(64 * 1024)));
     let before = [std::fs::read(&small).unwrap(), std::fs::read(&big).unwrap()];
     let mut cmd = site.pin_command(&[path(&small), path(&big)]);
-    limit_file_size(&mut cmd, 16 * 1024);
+    support::cli::limit_file_size(&mut cmd, 16 * 1024);
     let out = output(cmd);
     out.expect_code(1);
     assert!(out.stderr.contains("b.html") && out.stderr.contains("no file was changed"), "{}", out.stderr);

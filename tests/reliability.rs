@@ -516,24 +516,6 @@ backend_test!(upload_copies_of_killed_runs_are_removed_by_doctor_and_by_the_next
     run(&backend, cwd.path(), &["verify"]).expect_code(0);
 });
 
-/// Runs `cmd` with no file written past `bytes` (`RLIMIT_FSIZE`): such a
-/// write fails with EFBIG, as a write to a full disk fails with ENOSPC.
-fn limit_file_size(cmd: &mut std::process::Command, bytes: u64) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            let limit = libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
-            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The write then fails instead of the signal killing the process.
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            Ok(())
-        });
-    }
-}
-
 // A destination that cannot take a copy (a full disk; here a file-size
 // limit, which fails the same write) names where the copy was going and
 // what to do: the store's temp directory, or TMPDIR for S3. Nothing is
@@ -547,7 +529,7 @@ backend_test!(a_copy_that_cannot_be_written_names_its_destination_and_seals_noth
     let dir = build.path().to_str().unwrap();
     let mut cmd = support::cli::command(&backend, cwd.path(), &["publish", dir, "--version", "1.0.0"]);
     cmd.env("TMPDIR", tmp.path());
-    limit_file_size(&mut cmd, 1 << 20);
+    support::cli::limit_file_size(&mut cmd, 1 << 20);
     let out = output(cmd);
     out.expect_code(1);
     let destination = match &backend {
@@ -589,7 +571,7 @@ backend_test!(tmpdir_that_cannot_take_copies_refuses_first_and_an_empty_one_is_n
     }
     // A TMPDIR with no room at all (here: a file-size limit of 0 bytes) is refused alike.
     let mut cmd = support::cli::command(&backend, cwd.path(), &["publish", dir, "--version", "1.0.0"]);
-    limit_file_size(&mut cmd, 0);
+    support::cli::limit_file_size(&mut cmd, 0);
     let out = output(cmd);
     out.expect_code(1);
     assert!(out.stderr.contains("write an upload copy in TMPDIR"), "{name}: {}", out.stderr);
@@ -633,7 +615,7 @@ backend_test!(local_copies_that_cannot_be_written_say_the_release_is_live, [s3, 
     let b = build.path().to_str().unwrap();
     let mut cmd = support::cli::command(&backend, cwd.path(), &["publish", b, "--version", "1.0.0"]);
     // The uploads' copies are 1 byte; the manifests are larger.
-    limit_file_size(&mut cmd, 64);
+    support::cli::limit_file_size(&mut cmd, 64);
     let out = output(cmd);
     assert_eq!(out.code, 1, "{name}: {}{}", out.stdout, out.stderr);
     assert!(

@@ -217,15 +217,7 @@ impl CdnCheck {
     /// GETs `url` whole (up to [`MAX_INDEX_BYTES`]); anything but a 200 is an error.
     async fn fetch_bytes(&self, url: &str) -> Result<Bytes, String> {
         let get = async {
-            let request = hyper::Request::get(url)
-                .header(hyper::header::ORIGIN, ORIGIN)
-                .body(Empty::new())
-                .map_err(|e| format!("bad request URL: {e}"))?;
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| format!("request failed: {}", crate::https::error_chain(&e)))?;
+            let response = self.get(url).await?;
             let status = response.status().as_u16();
             if status != 200 {
                 return Err(format!("HTTP {status} (expected 200)"));
@@ -237,22 +229,22 @@ impl CdnCheck {
         tokio::time::timeout(self.timeout, get).await.unwrap_or_else(|_| Err(self.too_slow()))
     }
 
+    /// Sends a GET of `url` with the page's `Origin`, as a browser would.
+    async fn get(&self, url: &str) -> Result<hyper::Response<hyper::body::Incoming>, String> {
+        let request = hyper::Request::get(url)
+            .header(hyper::header::ORIGIN, ORIGIN)
+            .body(Empty::new())
+            .map_err(|e| format!("bad request URL: {e}"))?;
+        self.client.request(request).await.map_err(|e| format!("request failed: {}", crate::https::error_chain(&e)))
+    }
+
     /// GETs `url`, hashing the body as it streams in.
     async fn fetch(
         &self,
         url: &str,
         sha512: bool,
     ) -> Result<(u16, hyper::HeaderMap, Integrity, Option<[u8; 64]>), String> {
-        let request = hyper::Request::get(url)
-            .header(hyper::header::ORIGIN, ORIGIN)
-            .body(Empty::new())
-            .map_err(|e| format!("bad request URL: {e}"))?;
-        let response = self
-            .client
-            .request(request)
-            .await
-            .map_err(|e| format!("request failed: {}", crate::https::error_chain(&e)))?;
-        let (parts, mut body) = response.into_parts();
+        let (parts, mut body) = self.get(url).await?.into_parts();
         let mut hasher = Sha384::new();
         let mut second = sha512.then(Sha512::new);
         while let Some(frame) = body.frame().await {
