@@ -289,6 +289,71 @@ backend_test!(bytes_changed_behind_the_store_are_never_served_whole, |backend| {
     });
 });
 
+// Probe finding: a `latest/` file was checked against the integrity
+// recorded beside it, so a writer of the store who recorded one to match
+// other bytes (or an older version's) had them served whole. Only the
+// sealed bytes of the version the index names, or during a promotion the
+// version the pointer names, are served.
+backend_test!(latest_serves_only_the_sealed_bytes_of_the_version_it_may_hold, |backend| {
+    let name = backend.name();
+    publish(&backend, V1, "0.1.0");
+    let older_index = backend.read("api/sdk/sri").unwrap();
+    publish(&backend, V2, "0.2.0");
+    let (path, v2) = V2[0];
+    let v1 = V1.iter().find(|(p, _)| *p == path).unwrap().1;
+    let store = backend.store();
+    let rt = backends::runtime();
+    let key = Key::new(format!("sdk/latest/{path}")).unwrap();
+    let recorded = rt.block_on(store.head(&key)).unwrap().unwrap().headers.unwrap();
+
+    // A promotion in flight: the pointer names 0.2.0 and latest/ holds its
+    // bytes, the index still names 0.1.0. Served whole, no false 502.
+    backend.put_raw("api/sdk/sri", &older_index);
+    rt.block_on(async {
+        let (_, app) = loaded(&store, &ServeOptions::default()).await;
+        let reply = stream(&app, &format!("/sdk/latest/{path}"), &[]).await;
+        assert_eq!((reply.status, reply.aborted, reply.received.as_slice()), (StatusCode::OK, false, v2), "{name}");
+    });
+
+    // Other bytes with an integrity recorded to match them.
+    for (what, bytes) in [("arbitrary bytes", &b"/* not published */"[..]), ("0.1.0's bytes, a rollback", v1)] {
+        let headers = Headers { sri: Some(support::fixtures::sri_of(bytes)), signed: None, ..recorded.clone() };
+        let body = StoreBody::Bytes(bytes.to_vec().into());
+        rt.block_on(store.put(&key, body, &headers, PutMode::Overwrite)).unwrap();
+        // Whichever index is in service (0.1.0's, then 0.2.0's), only the pointer's
+        // version (0.2.0) or the index's may be served: 0.1.0's bytes pass only
+        // while the index names 0.1.0, so that case uses the current index.
+        if what.starts_with("0.1.0") {
+            backend.put_raw("api/sdk/sri", &serde_json::to_vec(&index_naming(&backend, "0.2.0")).unwrap());
+        }
+        rt.block_on(async {
+            let (_, app) = loaded(&store, &ServeOptions::default()).await;
+            let reply = stream(&app, &format!("/sdk/latest/{path}"), &[]).await;
+            assert!(
+                reply.status == StatusCode::BAD_GATEWAY || (reply.aborted && reply.received.len() < bytes.len()),
+                "{name}: {what}: {} with {} bytes",
+                reply.status,
+                reply.received.len()
+            );
+        });
+    }
+});
+
+/// The index as `sdk-cdn reindex` would write it with latest/ at `version`
+/// (the store's pointer already names it).
+fn index_naming(backend: &backends::Backend, version: &str) -> serde_json::Value {
+    let index: serde_json::Value = serde_json::from_slice(&backend.read("api/sdk/sri").unwrap()).unwrap();
+    assert_ne!(index["version"], version, "the test expects an older index in service");
+    let mut files = index["files"].as_object().unwrap().clone();
+    files.retain(|k, _| !k.starts_with("latest/"));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&backend.read(&format!("manifests/{version}.json")).unwrap()).unwrap();
+    for (path, entry) in manifest["files"].as_object().unwrap() {
+        files.insert(format!("latest/{path}"), entry["integrity"].clone());
+    }
+    json!({"version": version, "files": files})
+}
+
 /// The local store's data file of `key`.
 fn data_file(backend: &backends::Backend, key: &str) -> std::path::PathBuf {
     match backend {

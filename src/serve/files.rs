@@ -51,7 +51,7 @@ pub(super) async fn file(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let target = file_target(uri.path())?;
-    let Some(published) = published(&state, &target).await? else {
+    let Some(mut published) = published(&state, &target).await? else {
         return Err(ApiError::not_found(format!("{} is not a published file", target.entry())));
     };
     let gone = || ApiError::not_found(format!("{} is not in the store", target.entry()));
@@ -59,6 +59,7 @@ pub(super) async fn file(
     let conditional = headers.contains_key(header::IF_NONE_MATCH) || headers.contains_key(header::IF_MATCH);
     if method == Method::HEAD || conditional {
         let meta = state.store.head(&target.key).await?.ok_or_else(gone)?;
+        published.widen_for_promotion(&state, &target, &meta).await?;
         let stored = vouched(&target, &published, &meta)?;
         stored.prove_unrecorded(&state, &target).await?;
         check_if_match(&headers, &target, &meta)?;
@@ -70,6 +71,7 @@ pub(super) async fn file(
         }
     }
     let (reader, meta) = state.store.reader(&target.key).await?.ok_or_else(gone)?;
+    published.widen_for_promotion(&state, &target, &meta).await?;
     let stored = vouched(&target, &published, &meta)?;
     stored.prove_unrecorded(&state, &target).await?;
     check_if_match(&headers, &target, &meta)?;
@@ -90,11 +92,23 @@ fn check_if_match(headers: &HeaderMap, target: &FileTarget, meta: &ObjectMeta) -
 }
 
 /// What publishing says a file is: the sealed manifest's entry for a
-/// version's file; for `latest/`, the index's entry (`latest/` moves, see
-/// [`vouched`]).
+/// version's file; for `latest/`, the entries the sealed manifests give the
+/// path in the versions `latest/` may hold now (see [`Published::Latest`]).
 enum Published {
-    Sealed { integrity: Integrity, size: u64 },
-    Latest(Integrity),
+    Sealed {
+        integrity: Integrity,
+        size: u64,
+    },
+    /// The sealed integrity of the path in the version the index in service
+    /// names (first), and, during a promotion, in the version the pointer
+    /// names: the promotion copies the new files into `latest/` after the
+    /// pointer moves and before the index names them. Never what the index
+    /// or a record beside the bytes says on their own: both are writable.
+    Latest {
+        path: String,
+        accepted: Vec<Integrity>,
+        pointer_read: bool,
+    },
 }
 
 /// `Some` only for a file of a sealed version, or of `latest/` as the index
@@ -103,11 +117,49 @@ async fn published(state: &ServeState, target: &FileTarget) -> Result<Option<Pub
     match &target.dir {
         Dir::Latest => {
             let Loaded::Index(snapshot) = state.loaded() else { return Ok(None) };
-            Ok(snapshot.index.files.get(&target.entry()).map(|integrity| Published::Latest(*integrity)))
+            let (Some(_), Some(version)) = (snapshot.index.files.get(&target.entry()), &snapshot.index.version) else {
+                return Ok(None);
+            };
+            let mut accepted = Vec::new();
+            if let Some(entry) = state.sealed_manifest(version).await?.and_then(|m| m.files.get(&target.path).cloned())
+            {
+                accepted.push(entry.integrity);
+            }
+            Ok(Some(Published::Latest { path: target.path.clone(), accepted, pointer_read: false }))
         }
         Dir::Version(v) => Ok(state.sealed_manifest(v).await?.and_then(|m| {
             m.files.get(&target.path).map(|f| Published::Sealed { integrity: f.integrity, size: f.size })
         })),
+    }
+}
+
+impl Published {
+    /// A `latest/` file whose recorded integrity is not the index version's
+    /// may be a promotion's copy landing before the index names it: then the
+    /// version the pointer names (read now, sealed) is accepted too. Anything
+    /// else is refused by [`vouched`].
+    async fn widen_for_promotion(
+        &mut self,
+        state: &ServeState,
+        target: &FileTarget,
+        meta: &ObjectMeta,
+    ) -> Result<(), ApiError> {
+        let Published::Latest { path, accepted, pointer_read } = self else { return Ok(()) };
+        let recorded = meta.headers.as_ref().and_then(|h| h.sri.as_deref()).and_then(|s| s.parse::<Integrity>().ok());
+        if *pointer_read || recorded.is_some_and(|r| accepted.contains(&r)) {
+            return Ok(());
+        }
+        *pointer_read = true;
+        let pointer = crate::release::read_pointer(state.store.as_ref()).await.map_err(|e| ApiError::store(&e))?;
+        if let Some(stored) = pointer
+            && let Some(manifest) = state.sealed_manifest(&stored.pointer.version).await?
+            && let Some(entry) = manifest.files.get(path.as_str())
+            && !accepted.contains(&entry.integrity)
+        {
+            tracing::debug!(key = %target.key, version = %stored.pointer.version, "latest/ is being promoted");
+            accepted.push(entry.integrity);
+        }
+        Ok(())
     }
 }
 
@@ -147,8 +199,12 @@ fn vouched<'a>(target: &FileTarget, published: &Published, meta: &'a ObjectMeta)
         return Err(not_vouched(target, &format!("{key} is {} bytes, the sealed manifest says {size}", meta.size)));
     }
     let Some(headers) = &meta.headers else {
-        let integrity = match *published {
-            Published::Sealed { integrity, .. } | Published::Latest(integrity) => integrity,
+        let integrity = match published {
+            Published::Sealed { integrity, .. } => *integrity,
+            // No record: its bytes must be the index version's (hashed before the head).
+            Published::Latest { accepted, .. } => *accepted
+                .first()
+                .ok_or_else(|| not_vouched(target, "no sealed version that latest/ serves lists it"))?,
         };
         return Ok(Vouched { headers: Cow::Owned(Headers::default()), integrity, size: meta.size, recorded: false });
     };
@@ -157,12 +213,23 @@ fn vouched<'a>(target: &FileTarget, published: &Published, meta: &'a ObjectMeta)
         Some(Ok(recorded)) => Some(recorded),
         Some(Err(_)) => return Err(not_vouched(target, "the integrity recorded with it does not parse")),
     };
-    let integrity = match *published {
-        Published::Sealed { integrity, .. } if recorded.is_some_and(|r| r != integrity) => {
+    let integrity = match published {
+        Published::Sealed { integrity, .. } if recorded.is_some_and(|r| r != *integrity) => {
             return Err(not_vouched(target, "the integrity recorded with it is not the sealed manifest's"));
         }
-        Published::Sealed { integrity, .. } => integrity,
-        Published::Latest(listed) => recorded.unwrap_or(listed),
+        Published::Sealed { integrity, .. } => *integrity,
+        Published::Latest { accepted, .. } => match recorded {
+            Some(r) if accepted.contains(&r) => r,
+            Some(_) => {
+                return Err(not_vouched(
+                    target,
+                    "the integrity recorded with it is not the sealed manifest's of the version latest/ serves",
+                ));
+            }
+            None => *accepted
+                .first()
+                .ok_or_else(|| not_vouched(target, "no sealed version that latest/ serves lists it"))?,
+        },
     };
     Ok(Vouched { headers: Cow::Borrowed(headers), integrity, size: meta.size, recorded: true })
 }
