@@ -16,7 +16,7 @@
 //! - with `O_NONBLOCK`, so a pipe opens at once instead of blocking, and then
 //!   the opened file must be a regular file (`fstat`).
 
-use std::fs::File;
+use std::fs::{File, Metadata};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
@@ -56,8 +56,9 @@ impl BuildDir {
     }
 
     /// Opens the build file `rel` (relative, `/`-separated; `source` is the
-    /// same file by path) for reading, as a regular file inside the build.
-    pub(super) fn open_file(&self, rel: &str, source: &Path) -> Result<File, OpenError> {
+    /// same file by path) for reading, as a regular file inside the build,
+    /// with its metadata (the one `fstat` the check needs serves the caller too).
+    pub(super) fn open_file(&self, rel: &str, source: &Path) -> Result<(File, Metadata), OpenError> {
         let file = match self.beneath(rel) {
             Some(opened) => opened,
             None => std::fs::OpenOptions::new()
@@ -74,7 +75,7 @@ impl BuildDir {
         if !meta.is_file() {
             return Err(OpenError::NotRegular);
         }
-        Ok(file)
+        Ok((file, meta))
     }
 
     /// `openat2` beneath the build directory; `None` when it cannot be used.
@@ -126,7 +127,7 @@ mod tests {
     }
 
     fn open(dir: &Path, rel: &str) -> Result<File, OpenError> {
-        BuildDir::open(dir).open_file(rel, &dir.join(rel))
+        BuildDir::open(dir).open_file(rel, &dir.join(rel)).map(|(file, _)| file)
     }
 
     #[test]

@@ -46,3 +46,13 @@ pub(crate) use verify::{Selection, VerifyOptions, verify};
 pub(crate) use query::VersionSummary;
 #[cfg(test)]
 pub(crate) use verify::{Finding, Problem};
+
+/// The first `most` of `items`, comma-separated, then "and N more": how a
+/// refusal names many paths without growing with them.
+fn listed<T: AsRef<str>>(items: &[T], most: usize) -> String {
+    let mut text = items.iter().take(most).map(AsRef::as_ref).collect::<Vec<_>>().join(", ");
+    if items.len() > most {
+        text.push_str(&format!(" and {} more", items.len() - most));
+    }
+    text
+}

@@ -312,10 +312,7 @@ fn refuse_hidden(dir: &Path, left_out: &[LeftOutPath]) -> Result<(), ReleaseErro
     if hidden.is_empty() {
         return Ok(());
     }
-    let mut listed = hidden.iter().take(HIDDEN_LISTED).copied().collect::<Vec<_>>().join(", ");
-    if hidden.len() > HIDDEN_LISTED {
-        listed.push_str(&format!(" and {} more", hidden.len() - HIDDEN_LISTED));
-    }
+    let listed = super::listed(&hidden, HIDDEN_LISTED);
     Err(refuse(
         dir,
         format!(
@@ -465,7 +462,7 @@ fn hash_one(
     buf: &mut [u8],
 ) -> Result<PlannedFile, ReleaseError> {
     crate::pause::point_blocking("hash");
-    let file = build.open_file(&found.path, &found.source).map_err(|e| match e {
+    let (file, meta) = build.open_file(&found.path, &found.source).map_err(|e| match e {
         OpenError::Link => refuse(
             &found.source,
             format!("{SYMLINK} (it became one, or a directory on its path did, while the build was being read)"),
@@ -475,7 +472,6 @@ fn hash_one(
         }
         OpenError::Io(e) => unreadable(&found.source, &e),
     })?;
-    let meta = file.metadata().map_err(|e| unreadable(&found.source, &e))?;
     // Reading exactly the size `fstat` reported saves the read that would
     // find the end of a small file. A file that changes later is caught
     // where it is stored: the store hashes the bytes it writes and refuses

@@ -102,10 +102,7 @@ async fn check_files_present(store: &dyn Store, manifest: &VersionManifest) -> R
     if damaged.is_empty() {
         return Ok(());
     }
-    let mut listed = damaged.iter().take(DAMAGED_LISTED).cloned().collect::<Vec<_>>().join(", ");
-    if damaged.len() > DAMAGED_LISTED {
-        listed.push_str(&format!(" and {} more", damaged.len() - DAMAGED_LISTED));
-    }
+    let listed = super::listed(&damaged, DAMAGED_LISTED);
     Err(ReleaseError::Refused(format!(
         "{version} cannot be promoted: the store does not hold its sealed files ({listed} under {prefix}); nothing \
          was changed. Publish the same build again to restore them (`sdk-cdn publish DIR --version {version}`), \

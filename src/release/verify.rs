@@ -165,9 +165,9 @@ pub(crate) async fn verify(
     }
     let pointer = read_pointer(store).await?.map(|stored| stored.pointer);
     let mut latest_manifest = None;
+    report.latest = pointer.as_ref().map(|p| p.version.clone());
     let promoted = match &pointer {
         Some(pointer) if !sealed.contains(&pointer.version) => {
-            report.latest = Some(pointer.version.clone());
             report.findings.push(Finding {
                 key: layout::LATEST_POINTER_KEY.into(),
                 problem: Problem::Channel,
@@ -180,14 +180,10 @@ pub(crate) async fn verify(
             None
         }
         // Its seal is unreadable, and reported with the versions.
-        Some(pointer) if unreadable.contains(&pointer.version) => {
-            report.latest = Some(pointer.version.clone());
-            None
-        }
+        Some(pointer) if unreadable.contains(&pointer.version) => None,
         other => other.as_ref(),
     };
     if let Some(pointer) = promoted {
-        report.latest = Some(pointer.version.clone());
         if !pointer.synced {
             report.findings.push(Finding {
                 key: layout::LATEST_POINTER_KEY.into(),

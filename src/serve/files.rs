@@ -105,7 +105,6 @@ enum Published {
     /// pointer moves and before the index names them. Never what the index
     /// or a record beside the bytes says on their own: both are writable.
     Latest {
-        path: String,
         accepted: Vec<Integrity>,
         pointer_read: bool,
     },
@@ -125,7 +124,7 @@ async fn published(state: &ServeState, target: &FileTarget) -> Result<Option<Pub
             {
                 accepted.push(entry.integrity);
             }
-            Ok(Some(Published::Latest { path: target.path.clone(), accepted, pointer_read: false }))
+            Ok(Some(Published::Latest { accepted, pointer_read: false }))
         }
         Dir::Version(v) => Ok(state.sealed_manifest(v).await?.and_then(|m| {
             m.files.get(&target.path).map(|f| Published::Sealed { integrity: f.integrity, size: f.size })
@@ -144,7 +143,7 @@ impl Published {
         target: &FileTarget,
         meta: &ObjectMeta,
     ) -> Result<(), ApiError> {
-        let Published::Latest { path, accepted, pointer_read } = self else { return Ok(()) };
+        let Published::Latest { accepted, pointer_read } = self else { return Ok(()) };
         let recorded = meta.headers.as_ref().and_then(|h| h.sri.as_deref()).and_then(|s| s.parse::<Integrity>().ok());
         if *pointer_read || recorded.is_some_and(|r| accepted.contains(&r)) {
             return Ok(());
@@ -153,13 +152,25 @@ impl Published {
         let pointer = crate::release::read_pointer(state.store.as_ref()).await.map_err(|e| ApiError::store(&e))?;
         if let Some(stored) = pointer
             && let Some(manifest) = state.sealed_manifest(&stored.pointer.version).await?
-            && let Some(entry) = manifest.files.get(path.as_str())
+            && let Some(entry) = manifest.files.get(&target.path)
             && !accepted.contains(&entry.integrity)
         {
             tracing::debug!(key = %target.key, version = %stored.pointer.version, "latest/ is being promoted");
             accepted.push(entry.integrity);
         }
         Ok(())
+    }
+
+    /// The integrity bytes without a record of the store must hash to: the
+    /// sealed manifest's, for `latest/` the index version's (hashed before the head).
+    fn unrecorded(&self, target: &FileTarget) -> Result<Integrity, ApiError> {
+        match self {
+            Published::Sealed { integrity, .. } => Ok(*integrity),
+            Published::Latest { accepted, .. } => accepted
+                .first()
+                .copied()
+                .ok_or_else(|| not_vouched(target, "no sealed version that latest/ serves lists it")),
+        }
     }
 }
 
@@ -181,11 +192,10 @@ struct Vouched<'a> {
 /// sent for bytes nobody vouches for.
 ///
 /// A version's file must have the sealed manifest's size and (when the
-/// store records one) its integrity. A `latest/` file must carry the
-/// integrity it was copied with from its sealed manifest (or, without one,
-/// the index's): `latest/` is copied before the index names it, so between
-/// a promotion and the next refresh its recorded integrity may be the new
-/// version's, not that of the index in memory.
+/// store records one) its integrity. A `latest/` file must carry one of the
+/// integrities [`Published::Latest`] accepts (or, without a record, be the
+/// index version's bytes): the sealed entry of the version the index names,
+/// or of the version the pointer names while a promotion copies.
 ///
 /// A store that keeps no record it can vouch for (the local store's
 /// sidecar describes other bytes: changed behind its back, or replaced a
@@ -199,13 +209,7 @@ fn vouched<'a>(target: &FileTarget, published: &Published, meta: &'a ObjectMeta)
         return Err(not_vouched(target, &format!("{key} is {} bytes, the sealed manifest says {size}", meta.size)));
     }
     let Some(headers) = &meta.headers else {
-        let integrity = match published {
-            Published::Sealed { integrity, .. } => *integrity,
-            // No record: its bytes must be the index version's (hashed before the head).
-            Published::Latest { accepted, .. } => *accepted
-                .first()
-                .ok_or_else(|| not_vouched(target, "no sealed version that latest/ serves lists it"))?,
-        };
+        let integrity = published.unrecorded(target)?;
         return Ok(Vouched { headers: Cow::Owned(Headers::default()), integrity, size: meta.size, recorded: false });
     };
     let recorded = match headers.sri.as_deref().map(str::parse::<Integrity>) {
@@ -226,9 +230,7 @@ fn vouched<'a>(target: &FileTarget, published: &Published, meta: &'a ObjectMeta)
                     "the integrity recorded with it is not the sealed manifest's of the version latest/ serves",
                 ));
             }
-            None => *accepted
-                .first()
-                .ok_or_else(|| not_vouched(target, "no sealed version that latest/ serves lists it"))?,
+            None => published.unrecorded(target)?,
         },
     };
     Ok(Vouched { headers: Cow::Borrowed(headers), integrity, size: meta.size, recorded: true })
